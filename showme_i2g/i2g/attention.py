@@ -1,0 +1,161 @@
+"""Pairwise neighbour attention: how step i's image sees steps i-1 and i+1 (I2G, section 4.2).
+
+The n images of one recipe are consecutive items of the UNet batch. In every self-attention (``attn1``) each image
+attends to its own tokens and to the tokens of its previous and next step; the keys and values of the neighbours
+are concatenated to its own along the token axis. Memory and time therefore grow linearly in n (3 slices per
+image, whatever n is), unlike full joint attention over all steps (quadratic, and capped at 6 steps in
+StackedDiffusion).
+
+The paper's soft mask that favours the own slice is the ``neighbour_weight`` w: the unnormalised attention mass
+of every neighbour token is multiplied by w, i.e. ``log(w)`` is added to its logits before the softmax.
+w = 1 is plain attention over the three slices, w -> 0 approaches independent steps and w = 0 *is* independent
+steps (the neighbour keys are skipped altogether). Classifier-free guidance doubles the batch as
+[unconditional x n, conditional x n]; images are grouped in blocks of n consecutive items, so the halves never mix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention
+
+
+def _neighbour_slices(x: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """(B, H, L, D) -> (B, H, 3L, D): for each image, [previous step, itself, next step] along the token axis.
+
+    Edge images get zeros where they have no neighbour; the bias below masks those out.
+    """
+    b, h, length, d = x.shape
+    grouped = x.view(b // num_steps, num_steps, h, length, d)
+    zeros = torch.zeros_like(grouped[:, :1])
+    previous = torch.cat([zeros, grouped[:, :-1]], dim=1)
+    following = torch.cat([grouped[:, 1:], zeros], dim=1)
+    return torch.cat([previous, grouped, following], dim=3).view(b, h, 3 * length, d)
+
+
+def _neighbour_bias(num_steps: int, groups: int, length: int, weight: float, like: torch.Tensor) -> torch.Tensor:
+    """Additive logit bias of shape (B, 1, 1, 3L): 0 on the own slice, log(w) on neighbours, -inf where none."""
+    log_w = math.log(weight)
+    step = torch.arange(num_steps, device=like.device)
+    per_slice = torch.stack(
+        [
+            torch.where(step > 0, log_w, -math.inf),  # previous step exists
+            torch.zeros(num_steps, device=like.device),
+            torch.where(step < num_steps - 1, log_w, -math.inf),  # next step exists
+        ],
+        dim=1,
+    )  # (n, 3)
+    bias = per_slice.repeat_interleave(length, dim=1).to(like.dtype)  # (n, 3L)
+    return bias.repeat(groups, 1).view(groups * num_steps, 1, 1, 3 * length)
+
+
+def neighbour_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, num_steps: int, neighbour_weight: float = 1.0
+) -> torch.Tensor:
+    """Scaled dot-product attention where each image of a group of ``num_steps`` also sees its two neighbours.
+
+    Tensors are (B, heads, tokens, head_dim) with B a multiple of ``num_steps``; returns the same shape as
+    ``query``. With ``num_steps == 1`` or ``neighbour_weight == 0`` this is exactly ordinary attention.
+    """
+    batch = query.shape[0]
+    if num_steps < 1 or batch % num_steps:
+        raise ValueError(f"num_steps must be a positive divisor of the batch size {batch}, got {num_steps}.")
+    if not math.isfinite(neighbour_weight) or neighbour_weight < 0:
+        raise ValueError(f"neighbour_weight must be a finite number >= 0, got {neighbour_weight}.")
+    if num_steps == 1 or neighbour_weight == 0:
+        return F.scaled_dot_product_attention(query, key, value)
+    keys = _neighbour_slices(key, num_steps)
+    values = _neighbour_slices(value, num_steps)
+    bias = _neighbour_bias(num_steps, batch // num_steps, key.shape[2], neighbour_weight, query)
+    return F.scaled_dot_product_attention(query, keys, values, attn_mask=bias)
+
+
+class NeighbourAttnProcessor:
+    """A diffusers attention processor for self-attention layers (``attn1``) that applies :func:`neighbour_attention`.
+
+    It mirrors diffusers' ``AttnProcessor2_0`` (so LoRA layers on ``to_q``/``to_k``/``to_v``/``to_out`` work
+    unchanged) and differs only in which keys each image sees. It is stateless apart from its two settings, so one
+    instance can serve every layer.
+    """
+
+    def __init__(self, num_steps: int, neighbour_weight: float = 1.0) -> None:
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
+        if not math.isfinite(neighbour_weight) or neighbour_weight < 0:
+            raise ValueError(f"neighbour_weight must be a finite number >= 0, got {neighbour_weight}.")
+        self.num_steps = num_steps
+        self.neighbour_weight = float(neighbour_weight)
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args,
+        **kwargs,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is not None:
+            raise ValueError("NeighbourAttnProcessor is for self-attention (attn1); it was given encoder states.")
+        if attention_mask is not None:
+            raise ValueError("NeighbourAttnProcessor does not take an attention_mask for self-attention.")
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch, channel, height * width).transpose(1, 2)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        batch = hidden_states.shape[0]
+        query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+        head_dim = key.shape[-1] // attn.heads
+        query, key, value = (t.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        hidden_states = neighbour_attention(query, key, value, self.num_steps, self.neighbour_weight)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def is_self_attention(processor_name: str) -> bool:
+    """diffusers names every transformer block's self-attention ``...attn1.processor``."""
+    return processor_name.endswith("attn1.processor")
+
+
+def apply_neighbour_attention(unet: torch.nn.Module, num_steps: int, neighbour_weight: float = 1.0) -> dict:
+    """Install neighbour attention in every ``attn1`` of ``unet``; returns the processors it replaced."""
+    previous = dict(unet.attn_processors)
+    processor = NeighbourAttnProcessor(num_steps, neighbour_weight)
+    unet.set_attn_processor(
+        {name: processor if is_self_attention(name) else proc for name, proc in previous.items()}
+    )
+    return previous
+
+
+@contextmanager
+def neighbour_attention_enabled(
+    unet: torch.nn.Module, num_steps: int, neighbour_weight: float = 1.0
+) -> Iterator[NeighbourAttnProcessor]:
+    """Neighbour attention for the duration of a ``with`` block; the UNet's own processors come back afterwards."""
+    previous = apply_neighbour_attention(unet, num_steps, neighbour_weight)
+    try:
+        yield next(p for n, p in unet.attn_processors.items() if is_self_attention(n))
+    finally:
+        unet.set_attn_processor(dict(previous))

@@ -1,0 +1,306 @@
+"""``IllustrationPipeline``: a goal and its steps in, one coherent illustration per step out (I2G on SDXL).
+
+It is diffusers' ``StableDiffusionXLPipeline`` (same components, same ``from_pretrained``, LoRA loading and
+offloading) with its own ``__call__``: the goal and each step's clauses are encoded as I2G assigns them
+(:mod:`.encoding`), and the n step images are denoised as one batch with pairwise neighbour attention
+(:mod:`.attention`). With one step of one clause and no negative prompt it reproduces ``StableDiffusionXLPipeline``
+called with ``prompt=goal, prompt_2=step`` exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import StableDiffusionXLPipeline
+from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import retrieve_timesteps
+from diffusers.utils import BaseOutput
+
+from .. import __version__
+from ..errors import InvalidInputError, WeightsNotFoundError
+from ..presets import IllustrationPreset, get_illustration_preset
+from ..text.clauses import ClauseSplitter
+from ..text.tokenizers import check_tokenizer
+from . import inputs
+from .attention import neighbour_attention_enabled
+from .encoding import encode_instruction
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class IllustrationOutput(BaseOutput):
+    """What :meth:`IllustrationPipeline.__call__` returns.
+
+    ``images`` holds one image per step (PIL images, or an (n, H, W, 3) float array for ``output_type="np"``,
+    or latents); ``clauses[i]`` are the clauses step i was encoded as; ``metadata`` records everything needed to
+    reproduce the run (preset, seed, settings, versions).
+    """
+
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+    goal: str
+    steps: list[str]
+    clauses: list[list[str]]
+    metadata: dict = field(default_factory=dict)
+
+
+def default_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class IllustrationPipeline(StableDiffusionXLPipeline):
+    """SDXL with I2G's clause-level text encoding and pairwise neighbour attention across the steps of a recipe.
+
+    Build it from a preset (``IllustrationPipeline.from_preset("sdxl")``), from a diffusers SDXL folder or hub id
+    (``from_pretrained``), or from components (``IllustrationPipeline(vae=..., unet=..., ...)``).
+    """
+
+    preset: IllustrationPreset | None = None
+    planner = None  # a StepPlanner used when __call__ gets no steps; loaded on first need
+    clause_splitter: ClauseSplitter | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_preset(
+        cls,
+        name: str = "tiny",
+        *,
+        device: str | torch.device | None = None,
+        torch_dtype: torch.dtype | None = None,
+        weights: str | PathLike | None = None,
+    ) -> IllustrationPipeline:
+        """Load a named preset (see :mod:`showme_i2g.presets`); ``weights`` points at a local copy of its base."""
+        preset = get_illustration_preset(name)
+        device = torch.device(device or default_device())
+        if preset.base is None:
+            from .tiny import build_tiny_sdxl_components
+
+            pipe = cls(**build_tiny_sdxl_components())
+        else:
+            pipe = cls._load_real_preset(preset, device, torch_dtype, weights)
+        pipe.preset = preset
+        return pipe.to(device)
+
+    @classmethod
+    def _load_real_preset(
+        cls, preset: IllustrationPreset, device: torch.device, torch_dtype: torch.dtype | None, weights
+    ) -> IllustrationPipeline:
+        source = str(weights) if weights else preset.base
+        on_gpu = device.type == "cuda"
+        dtype = torch_dtype or (torch.float16 if on_gpu else torch.float32)
+        variants = ["fp16", None] if on_gpu and preset.fp16_variant_on_gpu else [None]
+        where = f"the folder {source}" if weights else "the Hugging Face cache (and the hub could not be reached)"
+        pipe, error = None, None
+        for variant in variants:
+            try:
+                pipe = cls.from_pretrained(source, torch_dtype=dtype, variant=variant, use_safetensors=True)
+                break
+            except (OSError, ValueError) as exc:  # hub/offline/missing-file errors are OSError subclasses
+                error = exc
+        if pipe is None:
+            raise WeightsNotFoundError(preset.missing_weights_message(where)) from error
+        check_tokenizer(pipe.tokenizer, source)
+        check_tokenizer(pipe.tokenizer_2, source)
+        if preset.scheduler_overrides:
+            pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config, **preset.scheduler_overrides)
+        if preset.lora:
+            from huggingface_hub import hf_hub_download
+
+            try:
+                lora_path = hf_hub_download(*preset.lora)
+            except (OSError, ValueError) as exc:
+                raise WeightsNotFoundError(preset.missing_weights_message(where)) from exc
+            pipe.load_lora_weights(lora_path, adapter_name="distilled")
+            pipe.fuse_lora(adapter_names=["distilled"])
+            pipe.unload_lora_weights()
+        return pipe
+
+    # ------------------------------------------------------------------ defaults
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: the VAE's and the UNet's downsampling together."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    def _defaults(self) -> tuple[int, float, int]:
+        if self.preset is not None:
+            return self.preset.num_inference_steps, self.preset.guidance_scale, self.preset.size
+        return 30, 5.0, self.unet.config.sample_size * self.vae_scale_factor
+
+    def _splitter(self) -> ClauseSplitter:
+        if self.clause_splitter is None:
+            self.clause_splitter = ClauseSplitter()
+        return self.clause_splitter
+
+    def _plan_steps(self, goal: str, max_steps: int, seed: int) -> list[str]:
+        if self.planner is None:
+            from ..text.planner import StepPlanner
+
+            self.planner = StepPlanner.default(device=str(self._execution_device))
+        return self.planner.plan(goal, max_steps=max_steps, seed=seed)
+
+    # ------------------------------------------------------------------ the call
+    def check_illustration_inputs(
+        self, num_inference_steps: int, guidance_scale: float, height: int, width: int, neighbour_weight: float
+    ) -> None:
+        inputs.check_number(num_inference_steps, "num_inference_steps", 1, inputs.MAX_INFERENCE_STEPS, integer=True)
+        inputs.check_number(guidance_scale, "guidance_scale", 0, inputs.MAX_GUIDANCE)
+        inputs.check_number(neighbour_weight, "neighbour_weight", 0, inputs.MAX_NEIGHBOUR_WEIGHT)
+        inputs.check_size(height, width, self.size_multiple)
+
+    def split_steps(self, steps: Sequence[str]) -> list[list[str]]:
+        """Each step's clauses; a step that parses to nothing stays one clause."""
+        splitter = self._splitter()
+        return [splitter(step) or [step] for step in steps]
+
+    def prepare_step_latents(self, num_steps, height, width, dtype, generator, latents) -> torch.Tensor:
+        if latents is not None and latents.shape[0] != num_steps:
+            raise InvalidInputError(f"latents must hold one latent per step ({num_steps}), got {latents.shape[0]}.")
+        channels = self.unet.config.in_channels
+        return self.prepare_latents(num_steps, channels, height, width, dtype, self._execution_device, generator, latents)
+
+    def decode(self, latents: torch.Tensor, output_type: str):
+        """Latents -> images; an fp16 SDXL VAE overflows, so it decodes in float32 as diffusers does."""
+        if output_type == "latent":
+            return latents
+        vae = self.vae
+        if vae.dtype == torch.float16 and vae.config.force_upcast:
+            vae.to(torch.float32)
+        latents = latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor
+        images = vae.decode(latents, return_dict=False)[0]
+        return self.image_processor.postprocess(images, output_type=output_type)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        goal: str,
+        steps: Sequence[str] | None = None,
+        *,
+        negative_prompt: str | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        neighbour_weight: float = 1.0,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        progress_callback: ProgressCallback | None = None,
+        max_planned_steps: int = 8,
+    ) -> IllustrationOutput:
+        """Illustrate ``steps`` of ``goal``; with ``steps=None`` the planner writes them first.
+
+        Args:
+            goal: what the whole recipe achieves, e.g. "Make classic chocolate chip cookies".
+            steps: one text per step; ``None`` asks :attr:`planner` (default: the offline planner if installed).
+            negative_prompt: what to steer away from; ``None`` uses SDXL's zero unconditional embedding.
+            num_inference_steps, guidance_scale, height, width: default to the preset's settings.
+            neighbour_weight: how strongly each step sees its neighbours (0 = independent steps, 1 = plain
+                attention over the three images' tokens).
+            generator, seed: the noise source; with neither, a random seed is drawn and recorded.
+            progress_callback: called as ``progress_callback(done, total)`` after every denoising step.
+        """
+        started = time.perf_counter()
+        default_steps, default_guidance, default_size = self._defaults()
+        num_inference_steps = default_steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = default_guidance if guidance_scale is None else guidance_scale
+        height, width = height or default_size, width or default_size
+        goal = inputs.clean_goal(goal)
+        self.check_illustration_inputs(num_inference_steps, guidance_scale, height, width, neighbour_weight)
+        if negative_prompt is not None:
+            negative_prompt = inputs.clean_text(negative_prompt, "negative prompt", inputs.MAX_STEP_CHARS)
+        if generator is None:
+            seed = random.randrange(2**31) if seed is None else seed
+            generator = torch.Generator("cpu").manual_seed(seed)
+
+        planner_name = None
+        if steps is None:
+            inputs.check_number(max_planned_steps, "max_planned_steps", 1, inputs.MAX_STEPS, integer=True)
+            steps = self._plan_steps(goal, max_planned_steps, seed if seed is not None else 0)
+            planner_name = getattr(self.planner, "name", type(self.planner).__name__)
+        steps = inputs.clean_steps(steps)
+        clauses = self.split_steps(steps)
+        n = len(steps)
+
+        guidance = guidance_scale > 1.0
+        embeddings = encode_instruction(
+            goal,
+            clauses,
+            tokenizer=self.tokenizer,
+            tokenizer_2=self.tokenizer_2,
+            text_encoder=self.text_encoder,
+            text_encoder_2=self.text_encoder_2,
+            guidance=guidance,
+            negative_prompt=negative_prompt,
+            force_zeros_for_empty_prompt=self.config.force_zeros_for_empty_prompt,
+            dtype=self.unet.dtype,
+        )
+        device = self._execution_device
+        encoder_states, pooled, encoder_mask = (
+            t if t is None else t.to(device) for t in embeddings.unet_inputs(guidance)
+        )
+        time_ids = self._get_add_time_ids(
+            (height, width), (0, 0), (height, width), dtype=encoder_states.dtype,
+            text_encoder_projection_dim=self.text_encoder_2.config.projection_dim,
+        ).to(device).repeat(encoder_states.shape[0], 1)
+
+        timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps, device)
+        latents = self.prepare_step_latents(n, height, width, encoder_states.dtype, generator, latents)
+        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, 0.0)
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(0)
+
+        with neighbour_attention_enabled(self.unet, num_steps=n, neighbour_weight=neighbour_weight):
+            with self.progress_bar(total=len(timesteps)) as bar:
+                for i, t in enumerate(timesteps):
+                    model_input = torch.cat([latents] * 2) if guidance else latents
+                    model_input = self.scheduler.scale_model_input(model_input, t)
+                    noise = self.unet(
+                        model_input,
+                        t,
+                        encoder_hidden_states=encoder_states,
+                        encoder_attention_mask=encoder_mask,
+                        added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids},
+                        return_dict=False,
+                    )[0]
+                    if guidance:
+                        uncond, cond = noise.chunk(2)
+                        noise = uncond + guidance_scale * (cond - uncond)
+                    latents = self.scheduler.step(noise, t, latents, **extra_step_kwargs, return_dict=False)[0]
+                    bar.update()
+                    if progress_callback is not None:
+                        progress_callback(i + 1, len(timesteps))
+
+        images = self.decode(latents, output_type)
+        self.maybe_free_model_hooks()
+        metadata = {
+            "preset": self.preset.name if self.preset else None,
+            "seed": seed,
+            "num_inference_steps": num_inference_steps,
+            "guidance_scale": guidance_scale,
+            "height": height,
+            "width": width,
+            "neighbour_weight": neighbour_weight,
+            "negative_prompt": negative_prompt,
+            "scheduler": type(self.scheduler).__name__,
+            "clause_backend": self._splitter().backend,
+            "planner": planner_name,
+            "device": str(device),
+            "dtype": str(self.unet.dtype).replace("torch.", ""),
+            "seconds": round(time.perf_counter() - started, 3),
+            "showme_i2g": __version__,
+        }
+        return IllustrationOutput(images=images, goal=goal, steps=steps, clauses=clauses, metadata=metadata)
