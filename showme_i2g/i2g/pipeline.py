@@ -106,7 +106,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         pipe, error = None, None
         for variant in variants:
             try:
-                pipe = cls.from_pretrained(source, torch_dtype=dtype, variant=variant, use_safetensors=True)
+                pipe = cls.from_pretrained(source, dtype=dtype, variant=variant, use_safetensors=True)
                 break
             except (OSError, ValueError) as exc:  # hub/offline/missing-file errors are OSError subclasses
                 error = exc

@@ -1,0 +1,167 @@
+"""Neighbour vs independent attention: UNet time and peak memory for n = 2, 4, 8, 16 steps, as ratios.
+
+One denoising step of the UNet with a classifier-free-guidance batch (2n images) is timed for each n with
+neighbour attention (weight 1) and with independent steps (weight 0, i.e. diffusers' plain attention), the two
+interleaved in the same run so machine noise hits both alike. Peak memory is the growth over the memory held
+before the forward pass: ``torch.cuda.max_memory_allocated`` on a GPU; on a CPU, the process's peak resident set
+(VmHWM, reset through /proc/self/clear_refs) measured in a fresh subprocess per configuration.
+
+    python benchmarks/neighbour_attention.py                    # tiny preset, CPU
+    python benchmarks/neighbour_attention.py --preset sdxl      # real SDXL at 1024 px on a GPU
+
+Targets (issue 2): time <= 1.3x independent at the same n; neighbour peak memory at n = 16 <= 2.2x n = 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from showme_i2g.i2g.attention import neighbour_attention_enabled  # noqa: E402
+from showme_i2g.i2g.pipeline import IllustrationPipeline  # noqa: E402
+
+MODES = {"independent": 0.0, "neighbour": 1.0}
+
+
+def load(preset: str, device: str) -> IllustrationPipeline:
+    pipe = IllustrationPipeline.from_preset(preset, device=device)
+    pipe.unet.requires_grad_(False)
+    return pipe
+
+
+def unet_inputs(pipe: IllustrationPipeline, n: int, size: int) -> dict:
+    """Random UNet inputs for n steps with CFG (2n images), in the UNet's dtype and device."""
+    unet, device, dtype = pipe.unet, pipe.device, pipe.unet.dtype
+    side = size // pipe.vae_scale_factor
+    gen = torch.Generator().manual_seed(0)
+    proj = pipe.text_encoder_2.config.projection_dim
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen).to(device, dtype)
+
+    return {
+        "sample": rand(2 * n, unet.config.in_channels, side, side),
+        "timestep": torch.tensor(500, device=device),
+        "encoder_hidden_states": rand(2 * n, 77, unet.config.cross_attention_dim),
+        "added_cond_kwargs": {
+            "text_embeds": rand(2 * n, proj),
+            "time_ids": torch.tensor([[size, size, 0, 0, size, size]], device=device, dtype=dtype).repeat(2 * n, 1),
+        },
+    }
+
+
+@torch.no_grad()
+def forward(pipe: IllustrationPipeline, inputs: dict, n: int, weight: float) -> None:
+    with neighbour_attention_enabled(pipe.unet, num_steps=n, neighbour_weight=weight):
+        pipe.unet(**inputs, return_dict=False)
+    if pipe.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_modes(pipe: IllustrationPipeline, n: int, size: int, repeats: int) -> dict[str, float]:
+    """Median seconds per UNet forward for each mode, the modes interleaved."""
+    inputs = unet_inputs(pipe, n, size)
+    for weight in MODES.values():  # warm-up
+        forward(pipe, inputs, n, weight)
+    samples: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for _ in range(repeats):
+        for mode, weight in MODES.items():
+            start = time.perf_counter()
+            forward(pipe, inputs, n, weight)
+            samples[mode].append(time.perf_counter() - start)
+    return {mode: statistics.median(values) for mode, values in samples.items()}
+
+
+def _proc_status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def peak_memory_bytes(pipe: IllustrationPipeline, n: int, size: int, weight: float) -> int:
+    """Memory a forward pass adds on top of what is held before it."""
+    inputs = unet_inputs(pipe, n, size)
+    gc.collect()
+    if pipe.device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        forward(pipe, inputs, n, weight)
+        return torch.cuda.max_memory_allocated() - before
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set (VmHWM) to the current one
+    before = _proc_status_kib("VmRSS")
+    forward(pipe, inputs, n, weight)
+    return (_proc_status_kib("VmHWM") - before) * 1024
+
+
+def cpu_peak_in_subprocess(preset: str, n: int, size: int, weight: float) -> int:
+    """A fresh process per configuration, so the allocator's reuse of earlier runs' memory cannot hide a peak."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--preset", preset, "--device", "cpu", "--size", str(size),
+         "--_memory-worker", str(n), str(weight)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--size", type=int, help="image side (default: the preset's)")
+    parser.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8, 16])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--_memory-worker", nargs=2, metavar=("N", "WEIGHT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    pipe = load(args.preset, args.device)
+    size = args.size or pipe.preset.size
+    if args._memory_worker:
+        n, weight = int(args._memory_worker[0]), float(args._memory_worker[1])
+        print(json.dumps({"peak": peak_memory_bytes(pipe, n, size, weight)}))
+        return
+
+    rows = []
+    for n in args.steps:
+        times = time_modes(pipe, n, size, args.repeats)
+        peaks = {
+            mode: peak_memory_bytes(pipe, n, size, w) if pipe.device.type == "cuda"
+            else cpu_peak_in_subprocess(args.preset, n, size, w)
+            for mode, w in MODES.items()
+        }
+        rows.append({"n": n, "time": times, "peak": peaks})
+
+    device_name = torch.cuda.get_device_name() if pipe.device.type == "cuda" else "CPU"
+    print(f"preset={args.preset} size={size} device={device_name} dtype={pipe.unet.dtype} "
+          f"batch=2n (CFG), one UNet forward, median of {args.repeats}")
+    print(f"{'n':>3} | {'indep ms':>9} {'neigh ms':>9} {'time x':>7} | {'indep MiB':>9} {'neigh MiB':>9} {'mem x':>6}")
+    for row in rows:
+        t, m = row["time"], row["peak"]
+        print(f"{row['n']:>3} | {t['independent'] * 1e3:9.1f} {t['neighbour'] * 1e3:9.1f} "
+              f"{t['neighbour'] / t['independent']:7.2f} | {m['independent'] / 2**20:9.1f} "
+              f"{m['neighbour'] / 2**20:9.1f} {m['neighbour'] / max(m['independent'], 1):6.2f}")
+    by_n = {row["n"]: row for row in rows}
+    if 8 in by_n and 16 in by_n:
+        ratio = by_n[16]["peak"]["neighbour"] / max(by_n[8]["peak"]["neighbour"], 1)
+        print(f"neighbour peak memory n=16 / n=8: {ratio:.2f} (target <= 2.2)")
+    worst = max(row["time"]["neighbour"] / row["time"]["independent"] for row in rows)
+    print(f"worst time ratio neighbour / independent: {worst:.2f} (target <= 1.3)")
+    if args.json:
+        args.json.write_text(json.dumps({"preset": args.preset, "size": size, "device": device_name,
+                                         "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

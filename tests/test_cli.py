@@ -1,0 +1,71 @@
+"""The command line end to end on the tiny preset: files written, bad input refused with one sentence."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from showme_i2g.cli import main, read_steps_file
+
+COOKIES = json.loads((Path(__file__).parents[1] / "examples" / "i2g_appendix_recipes.json").read_text())["recipes"][0]
+
+
+def test_cli_renders_seven_step_recipe(tmp_path, capsys):
+    steps_file = tmp_path / "cookies.txt"
+    steps_file.write_text("\n".join(f"{i}. {s}" for i, s in enumerate(COOKIES["steps"], 1)) + "\n\n")
+    out = tmp_path / "out"
+    code = main(["illustrate", "--preset", "tiny", "--goal", COOKIES["goal"], "--steps-file", str(steps_file),
+                 "--seed", "3", "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    expected = {f"step_{i:02d}.png" for i in range(1, 8)} | {"run.json", "storyboard.png"}
+    assert {p.name for p in out.iterdir()} == expected
+    assert Image.open(out / "step_07.png").size == (128, 128)
+    board = Image.open(out / "storyboard.png")
+    assert board.width > 4 * 384 and board.height > 2 * 384  # 4 columns x 2 rows of tiles with captions
+    run = json.loads((out / "run.json").read_text())
+    assert run["preset"] == "tiny" and run["seed"] == 3 and run["goal"] == COOKIES["goal"]
+    assert run["steps"] == COOKIES["steps"] and len(run["clauses"]) == 7
+    assert {"num_inference_steps", "guidance_scale", "height", "width", "neighbour_weight"} <= set(run)
+
+
+def test_cli_as_a_module_with_progress_bar(tmp_path):
+    out = tmp_path / "pancakes"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "showme_i2g", "illustrate", "--preset", "tiny", "--goal", "Make pancakes",
+         "--step", "Whisk flour and eggs", "--step", "Pour batter into the pan", "--seed", "0", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "step_01.png").exists() and (out / "step_02.png").exists() and (out / "storyboard.png").exists()
+    assert "4/4" in proc.stderr  # tqdm progress bar over the denoising steps
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--goal", "Make pancakes"], "Give the steps with --step or --steps-file, or add --plan"),
+        (["--goal", "Make pancakes", "--step", "Whisk", "--plan"], "not both"),
+        (["--goal", "", "--step", "Whisk"], "The goal is empty"),
+        (["--goal", "Make pancakes"] + ["--step", "Whisk"] * 50, "There are 50 steps"),
+        (["--goal", "Make pancakes", "--steps-file", "/nonexistent/steps.txt"], "does not exist"),
+        (["--goal", "Make pancakes", "--step", "Whisk", "--size", "100"], "Height must be a multiple"),
+    ],
+)
+def test_cli_bad_input(tmp_path, capsys, args, message):
+    code = main(["illustrate", "--preset", "tiny", "--out", str(tmp_path / "o"), "--device", "cpu", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: ") and message in err[-1]
+    assert not (tmp_path / "o" / "run.json").exists()
+
+
+def test_steps_file_markers_and_blank_lines(tmp_path):
+    f = tmp_path / "s.txt"
+    f.write_text("Step 1: Whisk flour\n\n- Pour batter\n3) Flip the pancake\nServe warm\n")
+    assert read_steps_file(f) == ["Whisk flour", "Pour batter", "Flip the pancake", "Serve warm"]

@@ -1,0 +1,124 @@
+"""IllustrationPipeline end to end on the tiny preset: SDXL equivalence, seeds, neighbour coupling, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionXLPipeline
+
+from showme_i2g.errors import InvalidInputError
+from showme_i2g.i2g.pipeline import IllustrationPipeline
+
+RECIPES = json.loads((Path(__file__).parents[1] / "examples" / "i2g_appendix_recipes.json").read_text())["recipes"]
+COOKIES = RECIPES[0]
+
+
+@pytest.fixture(scope="module")
+def pipe() -> IllustrationPipeline:
+    pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _np(pipe, goal, steps, **kwargs) -> np.ndarray:
+    kwargs.setdefault("seed", 0)
+    return pipe(goal, steps, output_type="np", **kwargs).images
+
+
+def test_one_step_reproduces_plain_sdxl(pipe):
+    sdxl = StableDiffusionXLPipeline(**pipe.components)
+    sdxl.set_progress_bar_config(disable=True)
+    goal, step = "Make pancakes", "Whisk flour and eggs."
+    expected = sdxl(prompt=goal, prompt_2=step, num_inference_steps=4, guidance_scale=5.0, height=128, width=128,
+                    generator=torch.Generator().manual_seed(7), output_type="np").images
+    got = _np(pipe, goal, [step], num_inference_steps=4, guidance_scale=5.0, seed=7)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_seven_step_cookie_recipe(pipe):
+    calls = []
+    result = pipe(COOKIES["goal"], COOKIES["steps"], seed=0, progress_callback=lambda i, n: calls.append((i, n)))
+    assert len(result.images) == 7 and all(im.size == (128, 128) for im in result.images)
+    assert result.steps == COOKIES["steps"] and len(result.clauses) == 7
+    assert all(" ".join(c).split() == s.split() for c, s in zip(result.clauses, result.steps))
+    assert calls == [(i, 4) for i in range(1, 5)]
+    meta = result.metadata
+    assert meta["preset"] == "tiny" and meta["seed"] == 0 and meta["num_inference_steps"] == 4
+    assert meta["guidance_scale"] == 5.0 and meta["height"] == meta["width"] == 128
+    assert meta["neighbour_weight"] == 1.0 and meta["clause_backend"] in ("benepar", "spacy", "punctuation")
+    # the step images are not all the same picture
+    arrays = [np.asarray(im, dtype=np.float32) for im in result.images]
+    assert min(np.abs(a - b).mean() for a, b in zip(arrays, arrays[1:])) > 0.5
+
+
+def test_seed_reproduces_and_differs(pipe):
+    steps = COOKIES["steps"][:3]
+    a = _np(pipe, COOKIES["goal"], steps, seed=1)
+    b = _np(pipe, COOKIES["goal"], steps, seed=1)
+    c = _np(pipe, COOKIES["goal"], steps, seed=2)
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    g = _np(pipe, COOKIES["goal"], steps, seed=None, generator=torch.Generator().manual_seed(1))
+    assert np.array_equal(a, g)
+
+
+def test_long_steps_are_split_into_clauses(pipe):
+    pupusas = RECIPES[1]
+    result = pipe(pupusas["goal"], pupusas["steps"][:2], seed=0, output_type="np")
+    assert len(result.clauses[0]) > 1  # "Combine 2 cups ... Mix until ... If it's too dry ..."
+    assert result.images.shape == (2, 128, 128, 3)
+
+
+def test_neighbour_weight_couples_steps(pipe):
+    goal, steps = COOKIES["goal"], COOKIES["steps"][:4]
+    other = list(steps)
+    other[2] = "Pour melted butter over the dough."  # a different step 3 (one clause, like the original)
+    independent = _np(pipe, goal, steps, neighbour_weight=0.0)
+    independent_other = _np(pipe, goal, other, neighbour_weight=0.0)
+    assert np.allclose(independent[0], independent_other[0], atol=1e-6)  # step 1 ignores step 3
+    assert not np.allclose(independent[2], independent_other[2])
+    coupled = _np(pipe, goal, steps, neighbour_weight=1.0)
+    coupled_other = _np(pipe, goal, other, neighbour_weight=1.0)
+    assert not np.allclose(coupled[1], coupled_other[1], atol=1e-4)  # step 2 sees step 3
+    assert not np.allclose(coupled, independent)
+
+
+def test_planner_writes_missing_steps(pipe):
+    class ListPlanner:
+        name = "list-planner"
+
+        def plan(self, goal, *, max_steps, seed):
+            return [f"{goal}: step {i}" for i in range(1, max_steps + 1)]
+
+    pipe.planner = ListPlanner()
+    try:
+        result = pipe("Make tea", None, max_planned_steps=3, seed=0, output_type="np")
+    finally:
+        pipe.planner = None
+    assert result.steps == ["Make tea: step 1", "Make tea: step 2", "Make tea: step 3"]
+    assert result.metadata["planner"] == "list-planner" and result.images.shape[0] == 3
+
+
+@pytest.mark.parametrize(
+    "goal,steps,kwargs,message",
+    [
+        ("   ", ["Whisk."], {}, r"^The goal is empty"),
+        ("Make pancakes", [], {}, r"^There are no steps"),
+        ("Make pancakes", ["Whisk."] * 50, {}, r"^There are 50 steps; at most 16"),
+        ("Make pancakes", ["Whisk the eggs. " * 1250], {}, r"^The text of step 1 is 19,999 characters long"),
+        ("Make pancakes", ["Whisk", "Po\x07ur"], {}, r"^The text of step 2 contains a control character \(U\+0007\)"),
+        ("Make\x00 pancakes", ["Whisk"], {}, r"^The goal contains a control character"),
+        ("Make pancakes", ["Whisk"], {"num_inference_steps": 0}, r"^num_inference_steps must be a whole number"),
+        ("Make pancakes", ["Whisk"], {"height": 100}, r"^Height must be a multiple of 16"),
+        ("Make pancakes", ["Whisk"], {"neighbour_weight": float("nan")}, r"^neighbour_weight must be a number"),
+        ("Make pancakes", "Whisk", {}, r"^The steps must be a list"),
+    ],
+)
+def test_bad_input_is_one_clear_sentence(pipe, goal, steps, kwargs, message):
+    with pytest.raises(InvalidInputError, match=message) as info:
+        pipe(goal, steps, **kwargs)
+    text = str(info.value)
+    assert "\n" not in text and text.endswith(".") and len(text) < 200

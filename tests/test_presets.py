@@ -1,0 +1,62 @@
+"""Presets: the tiny one is the SDXL architecture built in code; real ones fail clearly without their weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+from showme_i2g.errors import InvalidInputError, WeightsNotFoundError
+from showme_i2g.i2g.pipeline import IllustrationPipeline
+from showme_i2g.i2g.tiny import build_tiny_sdxl_components
+from showme_i2g.presets import ILLUSTRATION_PRESETS, get_illustration_preset
+
+
+def test_tiny_has_the_sdxl_architecture(tiny_components):
+    c = tiny_components
+    assert isinstance(c["unet"], UNet2DConditionModel) and c["unet"].config.addition_embed_type == "text_time"
+    assert type(c["text_encoder"]) is CLIPTextModel
+    assert type(c["text_encoder_2"]) is CLIPTextModelWithProjection
+    assert isinstance(c["vae"], AutoencoderKL) and 2 ** (len(c["vae"].config.block_out_channels) - 1) == 8
+    assert isinstance(c["scheduler"], EulerDiscreteScheduler)
+    width = c["text_encoder"].config.hidden_size + c["text_encoder_2"].config.hidden_size
+    assert c["unet"].config.cross_attention_dim == width
+    assert len(c["tokenizer"]) == len(c["tokenizer_2"]) == 49408
+    assert c["tokenizer"].pad_token == "<|endoftext|>" and c["tokenizer_2"].pad_token == "!"
+    total = sum(p.numel() for k in ("unet", "vae", "text_encoder", "text_encoder_2") for p in c[k].parameters())
+    assert total < 6_000_000
+
+
+def test_tiny_is_deterministic(tiny_components):
+    again = build_tiny_sdxl_components()
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        for (k, a), (_, b) in zip(tiny_components[name].state_dict().items(), again[name].state_dict().items()):
+            assert torch.equal(a, b), f"{name}.{k} differs between two builds"
+
+
+def test_real_presets_name_public_weights():
+    assert get_illustration_preset("sdxl").base == "stabilityai/stable-diffusion-xl-base-1.0"
+    lightning = get_illustration_preset("sdxl-lightning")
+    assert lightning.lora == ("ByteDance/SDXL-Lightning", "sdxl_lightning_4step_lora.safetensors")
+    assert lightning.guidance_scale == 0 and lightning.num_inference_steps == 4
+    assert set(ILLUSTRATION_PRESETS) >= {"sdxl", "sdxl-lightning", "tiny"}
+
+
+def test_unknown_preset_is_one_sentence():
+    with pytest.raises(InvalidInputError, match=r"^Unknown preset 'sdxl-turbo'; choose one of: .*tiny\.$"):
+        get_illustration_preset("sdxl-turbo")
+
+
+def test_missing_sdxl_weights_name_preset_files_and_remedy():
+    with pytest.raises(WeightsNotFoundError) as info:
+        IllustrationPipeline.from_preset("sdxl", device="cpu")
+    message = str(info.value)
+    assert "'sdxl' preset" in message and "stabilityai/stable-diffusion-xl-base-1.0" in message
+    assert "unet/" in message and "text_encoder_2/" in message and "hf download" in message
+    assert "\n" not in message
+
+
+def test_missing_weights_in_local_folder(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match=f"'sdxl-lightning' preset.*the folder {tmp_path}"):
+        IllustrationPipeline.from_preset("sdxl-lightning", device="cpu", weights=tmp_path)
