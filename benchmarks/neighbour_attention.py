@@ -9,6 +9,12 @@ before the forward pass: ``torch.cuda.max_memory_allocated`` on a GPU; on a CPU,
     python benchmarks/neighbour_attention.py                    # tiny preset, CPU
     python benchmarks/neighbour_attention.py --preset sdxl      # real SDXL at 1024 px on a GPU
 
+``--flops`` instead counts the floating-point operations of the *real* SDXL UNet (its public config, built on
+PyTorch's meta device, so no weights and no GPU are needed) with both kinds of attention: the hardware-free
+expectation for the GPU time ratio.
+
+    python benchmarks/neighbour_attention.py --flops
+
 Targets (issue 2): time <= 1.3x independent at the same n; neighbour peak memory at n = 16 <= 2.2x n = 8.
 """
 
@@ -31,6 +37,24 @@ from showme_i2g.i2g.attention import neighbour_attention_enabled  # noqa: E402
 from showme_i2g.i2g.pipeline import IllustrationPipeline  # noqa: E402
 
 MODES = {"independent": 0.0, "neighbour": 1.0}
+
+# unet/config.json of stabilityai/stable-diffusion-xl-base-1.0 (the architecture-defining entries)
+SDXL_UNET_CONFIG = {
+    "sample_size": 128,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "block_out_channels": (320, 640, 1280),
+    "layers_per_block": 2,
+    "transformer_layers_per_block": (1, 2, 10),
+    "attention_head_dim": (5, 10, 20),
+    "cross_attention_dim": 2048,
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 256,
+    "projection_class_embeddings_input_dim": 2816,
+}
 
 
 def load(preset: str, device: str) -> IllustrationPipeline:
@@ -82,6 +106,34 @@ def time_modes(pipe: IllustrationPipeline, n: int, size: int, repeats: int) -> d
     return {mode: statistics.median(values) for mode, values in samples.items()}
 
 
+def sdxl_flops_per_image(num_steps: int, weight: float, size: int = 1024) -> float:
+    """FLOPs of one SDXL UNet forward per image, CFG batch of 2n, counted on the meta device (no weights)."""
+    from diffusers import UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**SDXL_UNET_CONFIG)
+        batch, side = 2 * num_steps, size // 8
+        inputs = {
+            "sample": torch.empty(batch, 4, side, side),
+            "timestep": torch.tensor(500),
+            "encoder_hidden_states": torch.empty(batch, 77, 2048),
+            "added_cond_kwargs": {"text_embeds": torch.empty(batch, 1280), "time_ids": torch.empty(batch, 6)},
+        }
+    counter = FlopCounterMode(display=False)
+    with neighbour_attention_enabled(unet, num_steps, weight), counter, torch.no_grad():
+        unet(**inputs)
+    return counter.get_total_flops() / batch
+
+
+def print_flop_table(steps: list[int]) -> None:
+    print("SDXL UNet at 1024 px, FLOPs per image and forward (meta device, counted by torch's FlopCounterMode)")
+    print(f"{'n':>3} | {'indep TFLOP':>11} {'neigh TFLOP':>11} {'flops x':>8}")
+    for n in steps:
+        indep, neigh = (sdxl_flops_per_image(n, w) / 1e12 for w in MODES.values())
+        print(f"{n:>3} | {indep:11.2f} {neigh:11.2f} {neigh / indep:8.3f}")
+
+
 def _proc_status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -123,8 +175,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8, 16])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--flops", action="store_true", help="count real-SDXL FLOPs instead of timing")
     parser.add_argument("--_memory-worker", nargs=2, metavar=("N", "WEIGHT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.flops:
+        print_flop_table(args.steps)
+        return
 
     pipe = load(args.preset, args.device)
     size = args.size or pipe.preset.size
