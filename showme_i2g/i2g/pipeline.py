@@ -22,6 +22,7 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import retrieve_timesteps
 from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import get_module_execution_device
 
 from .. import __version__
 from ..errors import InvalidInputError, WeightsNotFoundError
@@ -178,7 +179,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         vae = self.vae
         if vae.dtype == torch.float16 and vae.config.force_upcast:
             vae.to(torch.float32)
-        latents = latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor
+        latents = latents.to(get_module_execution_device(vae), vae.dtype) / vae.config.scaling_factor
         images = vae.decode(latents, return_dict=False)[0]
         return self.image_processor.postprocess(images, output_type=output_type)
 
