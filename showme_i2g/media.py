@@ -50,19 +50,18 @@ def make_storyboard(
     margin, font_size = max(8, tile // 32), max(12, tile // 22)
     font, title_font = _font(font_size), _font(int(font_size * 1.4))
     line_height = int(font_size * 1.3)
-    max_lines = 5
-    caption_height = line_height * max_lines + margin
+    wrapped = [_wrap(f"{i}. {caption}", font, tile, max_lines=5) for i, caption in enumerate(captions, start=1)]
+    caption_height = line_height * max(len(lines) for lines in wrapped) + margin
     title_height = int(font_size * 1.4) + 2 * margin if title else 0
     cell_w, cell_h = tile + margin, tile + caption_height + margin
     board = Image.new("RGB", (columns * cell_w + margin, rows * cell_h + title_height + margin), _BACKGROUND)
     draw = ImageDraw.Draw(board)
     if title:
         draw.text((margin, margin), title, fill=_CAPTION_COLOUR, font=title_font)
-    for index, (image, caption) in enumerate(zip(images, captions)):
+    for index, (image, lines) in enumerate(zip(images, wrapped)):
         x = margin + (index % columns) * cell_w
         y = title_height + margin + (index // columns) * cell_h
         board.paste(image.convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
-        lines = _wrap(f"{index + 1}. {caption}", font, tile, max_lines)
         for line_no, line in enumerate(lines):
             draw.text((x, y + tile + margin // 2 + line_no * line_height), line, fill=_CAPTION_COLOUR, font=font)
     return board
