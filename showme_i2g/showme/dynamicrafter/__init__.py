@@ -1,0 +1,1 @@
+"""A native PyTorch port of DynamiCrafter (image-to-video diffusion), named like the release checkpoint."""
