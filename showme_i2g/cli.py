@@ -107,10 +107,100 @@ def _illustrate(args) -> int:
     return 0
 
 
+def _add_photo_arguments(p, default_preset: str = "tiny") -> None:
+    from .presets import SHOWME_PRESETS
+
+    p.add_argument("--preset", default=default_preset, choices=sorted(SHOWME_PRESETS), help="model preset")
+    p.add_argument("--image", type=Path, required=True, help="the photo (JPEG, PNG, WebP...)")
+    p.add_argument("--instruction", required=True, help='the action, e.g. "cut the onion"')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--inference-steps", type=int, help="DDIM steps (default: the preset's, 50 for real ones)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 7.5)")
+    p.add_argument("--eta", type=float, help="DDIM eta (default 1.0)")
+    p.add_argument("--fs", type=int, help="frame-stride conditioning (default: the model's)")
+    p.add_argument("--fit", choices=("crop", "pad"), default="crop", help="fit the photo by centre-crop or padding")
+    p.add_argument("--device", help="cuda or cpu (default: the best available)")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="weights' dtype on the GPU")
+    p.add_argument("--cpu-offload", action="store_true", help="keep parts on the CPU until needed (less GPU memory)")
+    p.add_argument("--weights", type=Path, help="local DynamiCrafter model.ckpt")
+    p.add_argument("--lora-dir", type=Path, help="folder with the ShowMe LoRA files (lora_image.pth, lora_video.pth)")
+
+
+def _add_edit(subparsers) -> None:
+    p = subparsers.add_parser("edit", help="photo + instruction -> the photo after the action (edited.png, run.json)")
+    _add_photo_arguments(p)
+    p.set_defaults(run=_edit)
+
+
+def _add_animate(subparsers) -> None:
+    p = subparsers.add_parser("animate", help="photo + instruction -> a video of the action (video.mp4/.gif, run.json)")
+    _add_photo_arguments(p)
+    p.add_argument("--frames", type=int, default=16, help="number of frames (2-32; the models are trained on 16)")
+    p.add_argument("--fps", type=int, default=8, help="frames per second of the written video")
+    p.add_argument("--conditioning", choices=("mask", "repeat"), default="mask",
+                   help="photo latent on frame 0 only (ShowMe) or on every frame (DynamiCrafter)")
+    p.add_argument("--decode-chunk-size", type=int, help="decode this many frames at a time (less memory)")
+    p.set_defaults(run=_animate)
+
+
+def _load_showme(args):
+    import torch
+
+    from .media import load_photo
+    from .showme.pipeline import MAX_INSTRUCTION_CHARS, ShowMePipeline
+    from .validation import clean_text
+
+    clean_text(args.instruction, "instruction", MAX_INSTRUCTION_CHARS)  # refuse bad input before loading a model
+    photo = load_photo(args.image)
+    print(f"Loading the '{args.preset}' preset...", file=sys.stderr)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    pipe = ShowMePipeline.from_preset(args.preset, device=args.device, torch_dtype=dtype, weights=args.weights,
+                                      lora_dir=args.lora_dir, cpu_offload=args.cpu_offload)
+    return pipe, photo
+
+
+def _write_run(out: Path, metadata: dict, **extra) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    record = {**metadata, **extra}
+    (out / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _sampling_kwargs(args) -> dict:
+    return {"seed": args.seed, "num_inference_steps": args.inference_steps, "guidance_scale": args.guidance,
+            "eta": args.eta, "fs": args.fs, "fit": args.fit}
+
+
+def _edit(args) -> int:
+    pipe, photo = _load_showme(args)
+    result = pipe.edit(photo, args.instruction, **_sampling_kwargs(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    result.image.save(args.out / "edited.png")
+    _write_run(args.out, result.metadata, image=str(args.image))
+    print(f"Wrote edited.png and run.json to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _animate(args) -> int:
+    from .media import save_video
+
+    pipe, photo = _load_showme(args)
+    result = pipe.animate(photo, args.instruction, num_frames=args.frames, conditioning=args.conditioning,
+                          decode_chunk_size=args.decode_chunk_size, **_sampling_kwargs(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_video(result.frames, args.out / "video.mp4", fps=args.fps)
+    save_video(result.frames, args.out / "video.gif", fps=args.fps)
+    _write_run(args.out, result.metadata, image=str(args.image), fps=args.fps)
+    print(f"Wrote video.mp4, video.gif and run.json to {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m showme_i2g", description="Show people how to do things.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_illustrate(subparsers)
+    _add_edit(subparsers)
+    _add_animate(subparsers)
     return parser
 
 

@@ -102,3 +102,90 @@ def get_illustration_preset(name: str) -> IllustrationPreset:
     except KeyError:
         known = ", ".join(sorted(ILLUSTRATION_PRESETS))
         raise InvalidInputError(f"Unknown preset {name!r}; choose one of: {known}.") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ShowMe: photo + instruction -> edited photo (image mode) or short video (video mode), on DynamiCrafter.
+
+SHOWME_LORA_SOURCE = "https://drive.google.com/drive/folders/1SKr5ykRcSbf1TJCQnyM6C6i9qGLjgIx9"
+
+
+@dataclass(frozen=True)
+class ShowMePreset:
+    """Where a :class:`~showme_i2g.showme.pipeline.ShowMePipeline` gets its weights, and its sampling defaults.
+
+    ``checkpoint`` is (hub id, file) of a DynamiCrafter release, or ``None`` for the tiny model built in code;
+    ``lora_files`` names the ShowMe authors' LoRA files (published on Google Drive, not the hub, so they are read
+    from a local folder: ``--lora-dir``). Defaults follow the papers: DDIM 50, CFG 7.5, eta 1.0, fs from the config.
+    """
+
+    name: str
+    description: str
+    config: str
+    checkpoint: tuple[str, str] | None
+    lora_files: tuple[str, ...] = ()
+    num_inference_steps: int = 50
+    guidance_scale: float = 7.5
+    eta: float = 1.0
+
+    def missing_weights_message(self, what: str) -> str:
+        if what == "lora":
+            files = " and ".join(self.lora_files)
+            return (
+                f"The '{self.name}' preset needs the ShowMe LoRA files {files}; download the folder for your data "
+                f"set (epic100, ssv2 or ego4d) from {SHOWME_LORA_SOURCE} and pass it with --lora-dir."
+            )
+        repo, filename = self.checkpoint
+        return (
+            f"The '{self.name}' preset needs {filename} from {repo} but it is not in the Hugging Face cache and "
+            f"the hub could not be reached; on a machine with internet run `hf download {repo} {filename}`, or "
+            f"pass --weights with the path of a local copy."
+        )
+
+
+SHOWME_PRESETS: dict[str, ShowMePreset] = {
+    preset.name: preset
+    for preset in (
+        ShowMePreset(
+            name="showme",
+            description="DynamiCrafter 256 + the ShowMe authors' edit (image) and animate (video) LoRAs.",
+            config="dynamicrafter-256",
+            checkpoint=("Doubiiu/DynamiCrafter", "model.ckpt"),
+            lora_files=("lora_image.pth", "lora_video.pth"),
+        ),
+        ShowMePreset(
+            name="dynamicrafter-256",
+            description="DynamiCrafter 256x256, 16 frames, no ShowMe adapters (plain image-to-video).",
+            config="dynamicrafter-256",
+            checkpoint=("Doubiiu/DynamiCrafter", "model.ckpt"),
+        ),
+        ShowMePreset(
+            name="dynamicrafter-512",
+            description="DynamiCrafter 320x512, 16 frames, no ShowMe adapters.",
+            config="dynamicrafter-512",
+            checkpoint=("Doubiiu/DynamiCrafter_512", "model.ckpt"),
+        ),
+        ShowMePreset(
+            name="dynamicrafter-1024",
+            description="DynamiCrafter 576x1024, 16 frames, no ShowMe adapters.",
+            config="dynamicrafter-1024",
+            checkpoint=("Doubiiu/DynamiCrafter_1024", "model.ckpt"),
+        ),
+        ShowMePreset(
+            name="tiny",
+            description="The DynamiCrafter architecture at ~6 M parameters with ShowMe adapters, random weights.",
+            config="tiny",
+            checkpoint=None,
+            num_inference_steps=4,
+        ),
+    )
+}
+
+
+def get_showme_preset(name: str) -> ShowMePreset:
+    """The ShowMe preset called ``name``, or a clear error listing the known ones."""
+    try:
+        return SHOWME_PRESETS[name]
+    except KeyError:
+        known = ", ".join(sorted(SHOWME_PRESETS))
+        raise InvalidInputError(f"Unknown preset {name!r}; choose one of: {known}.") from None

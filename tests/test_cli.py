@@ -92,3 +92,41 @@ def test_steps_file_markers_and_blank_lines(tmp_path):
     f = tmp_path / "s.txt"
     f.write_text("Step 1: Whisk flour\n\n- Pour batter\n3) Flip the pancake\nServe warm\n")
     assert read_steps_file(f) == ["Whisk flour", "Pour batter", "Flip the pancake", "Serve warm"]
+
+
+def _photo(tmp_path: Path) -> Path:
+    path = tmp_path / "kitchen.jpg"
+    Image.new("RGB", (96, 64), (200, 120, 40)).save(path)
+    return path
+
+
+def test_cli_edit_writes_the_edited_photo(tmp_path):
+    out = tmp_path / "edit"
+    code = main(["edit", "--preset", "tiny", "--image", str(_photo(tmp_path)), "--instruction", "cut the onion",
+                 "--seed", "0", "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    assert Image.open(out / "edited.png").size == (64, 64)
+    run = json.loads((out / "run.json").read_text())
+    assert run["mode"] == "image" and run["seed"] == 0 and run["instruction"] == "cut the onion"
+
+
+def test_cli_animate_writes_mp4_and_gif(tmp_path):
+    from showme_i2g.media import read_video_frames
+
+    out = tmp_path / "video"
+    code = main(["animate", "--preset", "tiny", "--image", str(_photo(tmp_path)), "--instruction", "cut the onion",
+                 "--frames", "8", "--seed", "0", "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    mp4 = read_video_frames(out / "video.mp4")
+    assert len(mp4) == 8 and mp4[0].shape == (64, 64, 3)
+    assert 1 <= len(read_video_frames(out / "video.gif")) <= 8  # GIF merges identical consecutive frames
+    assert json.loads((out / "run.json").read_text())["num_frames"] == 8
+
+
+def test_cli_edit_refuses_a_file_that_is_not_a_photo(tmp_path, capsys):
+    not_photo = tmp_path / "notes.jpg"
+    not_photo.write_text("this is a shopping list")
+    code = main(["edit", "--preset", "tiny", "--image", str(not_photo), "--instruction", "cut the onion",
+                 "--out", str(tmp_path / "o"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith("error: ") and not (tmp_path / "o").exists()

@@ -1,0 +1,101 @@
+"""ShowMe image mode (edit) vs video mode (animate): wall time and peak memory, measured in one run.
+
+    python benchmarks/showme_modes.py                                   # tiny preset, CPU
+    python benchmarks/showme_modes.py --config dynamicrafter-256 --dtype float16   # real size on a GPU
+
+Timing and memory do not depend on the weights' values, so the real-size run builds DynamiCrafter-256 with random
+weights: no download is needed. DynamiCrafter's published figure for 256x256x16 with DDIM 50 on an A100 is 10 s and
+11.9 GB; the targets on an H100 are <= 10 s and <= 12 GB for a video and <= 1.5 s for an edit.
+Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU and the growth of the peak resident set on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from showme_i2g.showme import adapters  # noqa: E402
+from showme_i2g.showme.dynamicrafter.config import CONFIGS  # noqa: E402
+from showme_i2g.showme.pipeline import ShowMePipeline, build_random_model  # noqa: E402
+
+PUBLISHED_A100 = {"seconds": 10.0, "gib": 11.9}
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def measure(pipe: ShowMePipeline, run, repeats: int) -> tuple[float, float]:
+    """Median seconds and peak GiB over ``repeats`` calls of ``run`` (after one warm-up)."""
+    run()
+    times, peak = [], 0.0
+    for _ in range(repeats):
+        if pipe.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+        else:
+            Path("/proc/self/clear_refs").write_text("5")
+            before = _rss_kib("VmRSS") * 1024
+        start = time.perf_counter()
+        run()
+        if pipe.device.type == "cuda":
+            torch.cuda.synchronize()
+            grown = torch.cuda.max_memory_allocated()  # total, weights included, as the published figure
+        else:
+            grown = _rss_kib("VmHWM") * 1024 - before
+        times.append(time.perf_counter() - start)
+        peak = max(peak, grown / 2**30)
+    return statistics.median(times), peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: 50, 4 for tiny)")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    config = CONFIGS[args.config]
+    steps = args.steps or (4 if args.config == "tiny" else 50)
+    with torch.device(args.device):
+        model = build_random_model(config)  # random weights; values do not affect time or memory
+    adapters.add_showme_adapters(model, edit_rank=4 if args.config == "tiny" else 128,
+                                 animate_rank=4 if args.config == "tiny" else 64)
+    model.to(getattr(torch, args.dtype))
+    pipe = ShowMePipeline(model, device=args.device)
+    pipe.progress_bar = False
+    photo = Image.new("RGB", (config.width, config.height), (180, 120, 60))
+    kwargs = {"seed": 0, "num_inference_steps": steps}
+
+    edit = measure(pipe, lambda: pipe.edit(photo, "cut the onion", **kwargs), args.repeats)
+    video = measure(pipe, lambda: pipe.animate(photo, "cut the onion", num_frames=args.frames, **kwargs),
+                    args.repeats)
+    device = torch.cuda.get_device_name() if pipe.device.type == "cuda" else "CPU"
+    print(f"config={args.config} {config.height}x{config.width} device={device} dtype={args.dtype} "
+          f"DDIM {steps} steps, CFG on, median of {args.repeats}")
+    print(f"{'mode':<16} {'seconds':>8} {'peak GiB':>9}")
+    print(f"{'edit (1 frame)':<16} {edit[0]:8.2f} {edit[1]:9.2f}")
+    print(f"{f'video ({args.frames} fr.)':<16} {video[0]:8.2f} {video[1]:9.2f}")
+    print(f"video / edit: time {video[0] / edit[0]:.2f}x, memory {video[1] / max(edit[1], 1e-9):.2f}x")
+    if args.config == "dynamicrafter-256" and pipe.device.type == "cuda":
+        print(f"video vs published A100 ({PUBLISHED_A100['seconds']} s, {PUBLISHED_A100['gib']} GB): "
+              f"{video[0] / PUBLISHED_A100['seconds']:.2f}x time, {video[1] / PUBLISHED_A100['gib']:.2f}x memory")
+
+
+if __name__ == "__main__":
+    main()

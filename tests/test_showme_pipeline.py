@@ -1,0 +1,119 @@
+"""ShowMePipeline on the tiny preset: image mode vs video mode, seeds, aspect, progress and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from showme_i2g.errors import InvalidInputError, WeightsNotFoundError
+from showme_i2g.showme import adapters
+from showme_i2g.showme.pipeline import ShowMePipeline
+
+
+@pytest.fixture(scope="module")
+def pipe() -> ShowMePipeline:
+    pipe = ShowMePipeline.from_preset("tiny", device="cpu")
+    pipe.progress_bar = False
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    """A 120 x 80 (w x h) kitchen-ish gradient photo."""
+    y, x = np.mgrid[0:80, 0:120]
+    rgb = np.stack([x * 2, y * 3, (x + y) % 256], axis=-1).astype(np.uint8)
+    return Image.fromarray(rgb)
+
+
+def _array(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.float32)
+
+
+def test_edit_runs_in_image_mode_and_keeps_the_photo_aspect(pipe, photo):
+    states = []
+
+    def spy(done, total):
+        unet = pipe.model.unet
+        states.append((all(m.bypass for m in unet.temporal_modules()), done, total))
+
+    result = pipe.edit(photo, "cut the onion", seed=0, fit="pad", progress_callback=spy)
+    assert states == [(True, i, 4) for i in range(1, 5)]  # temporal modules bypassed during every step
+    assert not any(m.bypass for m in pipe.model.unet.temporal_modules())  # ...and restored afterwards
+    w, h = result.image.size
+    assert abs(w / h - 1.5) < 0.05 and max(w, h) == 64  # the photo's 3:2 aspect at the model's resolution
+    meta = result.metadata
+    assert meta["mode"] == "image" and meta["num_frames"] == 1 and meta["seed"] == 0 and meta["preset"] == "tiny"
+    assert meta["instruction"] == "cut the onion" and meta["num_inference_steps"] == 4 and meta["fs"] == 3
+
+
+def test_edit_is_seeded(pipe, photo):
+    a = _array(pipe.edit(photo, "put the lid on the pot", seed=1).image)
+    b = _array(pipe.edit(photo, "put the lid on the pot", seed=1).image)
+    c = _array(pipe.edit(photo, "put the lid on the pot", seed=2).image)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a.shape == (64, 64, 3)  # crop: the centre square of the photo
+
+
+def test_animate_runs_in_video_mode(pipe, photo):
+    states = []
+
+    def spy(done, total):
+        states.append(any(m.bypass for m in pipe.model.unet.temporal_modules()))
+
+    result = pipe.animate(photo, "cut the onion", num_frames=8, seed=0, progress_callback=spy)
+    assert states == [False] * 4
+    assert len(result.frames) == 8 and all(f.size == (64, 64) for f in result.frames)
+    assert result.metadata["mode"] == "video" and result.metadata["conditioning"] == "mask"
+    repeat = pipe.animate(photo, "cut the onion", num_frames=8, seed=0, conditioning="repeat")
+    assert not np.array_equal(_array(result.frames[3]), _array(repeat.frames[3]))
+
+
+def test_animate_adapter_changes_video_but_never_the_edit(pipe, photo):
+    edit_before = _array(pipe.edit(photo, "cut the onion", seed=0).image)
+    video_before = [_array(f) for f in pipe.animate(photo, "cut the onion", num_frames=4, seed=0).frames]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in pipe.model.named_parameters():
+            if f".{adapters.ANIMATE}." in name and "lora_B" in name:
+                param.normal_(std=0.5)
+    try:
+        edit_after = _array(pipe.edit(photo, "cut the onion", seed=0).image)
+        video_after = [_array(f) for f in pipe.animate(photo, "cut the onion", num_frames=4, seed=0).frames]
+    finally:
+        with torch.no_grad():
+            for name, param in pipe.model.named_parameters():
+                if f".{adapters.ANIMATE}." in name and "lora_B" in name:
+                    param.zero_()
+    assert np.array_equal(edit_before, edit_after)
+    assert any(not np.array_equal(a, b) for a, b in zip(video_before, video_after))
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda p, photo: p.edit(photo, "   "), "The instruction is empty"),
+        (lambda p, photo: p.edit(photo, "cut " * 5000), "The instruction is 19,999 characters long"),
+        (lambda p, photo: p.edit(photo, "cut\x1b[0m the onion"), "control character"),
+        (lambda p, photo: p.edit(b"not an image at all", "cut"), "not"),
+        (lambda p, photo: p.animate(photo, "cut", num_frames=1), "num_frames must be a whole number from 2 to 32"),
+        (lambda p, photo: p.animate(photo, "cut", num_frames=100), "num_frames must be"),
+        (lambda p, photo: p.animate(photo, "cut", conditioning="both"), "conditioning must be one of"),
+        (lambda p, photo: p.edit(photo, "cut", fit="stretch"), "stretch"),
+        (lambda p, photo: p.edit(photo, "cut", guidance_scale=-1), "guidance_scale must be"),
+        (lambda p, photo: p.edit(Image.new("RGB", (1, 1)), "cut"), "1"),
+    ],
+)
+def test_bad_input_is_one_sentence(pipe, photo, call, message):
+    with pytest.raises(InvalidInputError) as info:
+        call(pipe, photo)
+    text = str(info.value)
+    assert message in text and "\n" not in text and text.endswith(".")
+
+
+def test_missing_real_weights_are_one_sentence(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match=r"'showme' preset needs model.ckpt from Doubiiu/DynamiCrafter.*hf download"):
+        ShowMePipeline.from_preset("showme", device="cpu")
+    with pytest.raises(WeightsNotFoundError, match="pass --weights"):
+        ShowMePipeline.from_preset("dynamicrafter-512", device="cpu", weights=tmp_path / "missing.ckpt")
