@@ -117,3 +117,13 @@ def test_missing_real_weights_are_one_sentence(tmp_path):
         ShowMePipeline.from_preset("showme", device="cpu")
     with pytest.raises(WeightsNotFoundError, match="pass --weights"):
         ShowMePipeline.from_preset("dynamicrafter-512", device="cpu", weights=tmp_path / "missing.ckpt")
+
+
+def test_half_precision_weights_run_end_to_end(photo):
+    """Weights stored in bfloat16 (as on a GPU) run through text, image, UNet, DDIM and VAE without dtype errors."""
+    half = ShowMePipeline.from_preset("tiny", device="cpu")
+    half.progress_bar = False
+    half.model.to(torch.bfloat16)
+    result = half.animate(photo, "cut the onion", num_frames=2, seed=0)
+    assert result.metadata["dtype"] == "bfloat16" and len(result.frames) == 2
+    assert np.isfinite(_array(result.frames[1])).all()

@@ -52,10 +52,16 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 and cast back to the input's dtype (the release's ``normalization``)."""
+    """GroupNorm computed in float32 and cast back to the input's dtype (the release's ``normalization``).
+
+    The affine parameters are upcast too, so the module also works when the weights are stored in half precision
+    (the release only ever ran half precision under autocast, with float32 weights).
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        return F.group_norm(x.float(), self.num_groups, weight, bias, self.eps).type(x.dtype)
 
 
 def normalization(channels: int, num_groups: int = 32) -> GroupNorm32:
@@ -560,7 +566,8 @@ class UNetModel(nn.Module):
         emb = emb.repeat_interleave(t, dim=0)
         context = self.frame_context(context, t)
 
-        h = fold_frames(x).type(self.dtype)
+        # the release's use_fp16 flag, else the dtype the weights are stored in (float16/bfloat16 models)
+        h = fold_frames(x).type(torch.float16 if self.dtype == torch.float16 else self.input_blocks[0][0].weight.dtype)
         skips = []
         adapter_index = 0
         for index, module in enumerate(self.input_blocks):
