@@ -127,3 +127,17 @@ def test_half_precision_weights_run_end_to_end(photo):
     result = half.animate(photo, "cut the onion", num_frames=2, seed=0)
     assert result.metadata["dtype"] == "bfloat16" and len(result.frames) == 2
     assert np.isfinite(_array(result.frames[1])).all()
+
+
+def test_cpu_offload_gives_the_same_result(pipe, photo):
+    offloaded = ShowMePipeline(pipe.model, preset=pipe.preset, device="cpu", cpu_offload=True)
+    offloaded.progress_bar = False
+    a = _array(pipe.edit(photo, "cut the onion", seed=5).image)
+    b = _array(offloaded.edit(photo, "cut the onion", seed=5).image)
+    assert np.array_equal(a, b)
+
+
+def test_chunked_decoding_matches_one_shot(pipe, photo):
+    whole = pipe.animate(photo, "cut the onion", num_frames=4, seed=3)
+    chunked = pipe.animate(photo, "cut the onion", num_frames=4, seed=3, decode_chunk_size=1)
+    assert all(np.abs(_array(a) - _array(b)).max() <= 1 for a, b in zip(whole.frames, chunked.frames))
