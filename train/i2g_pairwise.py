@@ -1,0 +1,30 @@
+"""I2G pairwise LoRA fine-tuning on adjacent step pairs (v_i, v_j), neighbour attention on.
+
+    python -m train.i2g_pairwise --data recipes.json --images images/ --out runs/pairwise --max-steps 5000
+    accelerate launch -m train.i2g_pairwise --config pairwise.yaml          # several GPUs
+    python -m train.i2g_pairwise --config runs/pairwise/config.yaml --resume latest
+
+The logic is in :mod:`showme_i2g.training.i2g`; ``--help`` lists every setting. The LoRA is written to
+``<out>/lora/pytorch_lora_weights.safetensors``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from showme_i2g.training import run_cli
+from showme_i2g.training.i2g import PairwiseConfig, train_pairwise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    def body() -> None:
+        config = PairwiseConfig.from_cli(argv, prog="python -m train.i2g_pairwise")
+        result, lora = train_pairwise(config)
+        print(f"Trained {result.step} steps; LoRA saved to {lora}")
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
