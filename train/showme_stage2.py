@@ -1,0 +1,31 @@
+"""ShowMe stage 2: the ``animate`` LoRA (video mode) on top of stage 1's frozen ``edit``, with the motion reward.
+
+    python -m train.showme_stage2 --data clips.json --edit-adapter runs/stage1/edit.safetensors \
+        --out runs/stage2 --num-frames 16 --max-steps 20000
+    accelerate launch -m train.showme_stage2 --config stage2.yaml            # several GPUs
+    python -m train.showme_stage2 --config runs/stage2/config.yaml --resume latest
+
+The logic is in :mod:`showme_i2g.training.showme`; ``--help`` lists every setting. The adapter is written to
+``<out>/animate.safetensors`` (load it with ``showme_i2g.showme.adapters.load_adapter(model, "animate", path)``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from showme_i2g.training import run_cli
+from showme_i2g.training.showme import Stage2Config, train_stage2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    def body() -> None:
+        config = Stage2Config.from_cli(argv, prog="python -m train.showme_stage2")
+        result, path = train_stage2(config)
+        print(f"Trained {result.step} steps; animate adapter saved to {path}")
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
