@@ -187,3 +187,18 @@ def test_bad_settings_and_missing_data_give_one_sentence_and_exit_2(entry, extra
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_ssv2_clips_are_curated_and_checked_on_disk(tmp_path):
+    samples = [
+        {"id": "1", "template": "Putting [something] into [something]", "placeholders": ["a pen", "a cup"]},
+        {"id": "2", "template": "Holding [something]", "placeholders": ["a pen"]},  # no state change: dropped
+    ]
+    (tmp_path / "train.json").write_text(json.dumps(samples), encoding="utf-8")
+    (tmp_path / "videos").mkdir()
+    config = Stage1Config(data=str(tmp_path / "train.json"), dataset="ssv2", videos_root=str(tmp_path / "videos"))
+    with pytest.raises(Exception, match="1 of 1 ssv2 clips are not on disk"):
+        load_entries(config)
+    (tmp_path / "videos" / "1.webm").write_bytes(b"")
+    (entry,) = load_entries(config)
+    assert entry.instruction == "Putting a pen into a cup" and entry.source.name == "1.webm"

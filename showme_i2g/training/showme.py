@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 UNCOND_PROB = 0.05
 ADAPTER_FILES = {1: "edit.safetensors", 2: "animate.safetensors"}
-DATASETS = ("manifest",)
+DATASETS = ("manifest", "ssv2", "epic100")
 
 
 # ============================================================================================ configuration
@@ -59,6 +59,8 @@ class ShowMeTrainConfig(RunConfig):
     weights: str | None = field(default=None, metadata={"help": "local DynamiCrafter model.ckpt"})
     data: str = field(default="", metadata={"help": "the data: a manifest JSON of clips and instructions"})
     dataset: str = field(default="manifest", metadata={"help": "format of --data: " + ", ".join(DATASETS)})
+    videos_root: str | None = field(default=None, metadata={"help": "ssv2: folder of <id>.webm; epic100: folder "
+                                                                    "of <video_id>/ frame folders"})
     resolution: int | None = field(default=None, metadata={"help": "square training size (default: the model's)"})
     uncond_prob: float = field(default=UNCOND_PROB, metadata={"help": "conditioning dropout for CFG"})
     fs: int | None = field(default=None, metadata={"help": "frame-stride conditioning (default: the model's)"})
@@ -68,6 +70,8 @@ class ShowMeTrainConfig(RunConfig):
         get_showme_preset(self.preset)
         if self.dataset not in DATASETS:
             raise TrainingConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}.")
+        if self.dataset != "manifest" and not self.videos_root:
+            raise TrainingConfigError(f"dataset {self.dataset} needs --videos-root, the folder of its videos.")
         if not str(self.data).strip():
             raise TrainingConfigError("data must name the training data (a manifest JSON of clips); use --data.")
         if not 0 <= self.uncond_prob <= 1 / 3:
@@ -175,9 +179,49 @@ def read_manifest(path: str | Path) -> list[ClipEntry]:
     return entries
 
 
+def read_ssv2_entries(samples: str | Path, videos_root: str | Path) -> list[ClipEntry]:
+    """SSv2 ``train.json`` clips whose template survives the paper's curation (174 -> 112 templates)."""
+    from ..data import curate_ssv2, read_ssv2
+
+    if not Path(samples).is_file():
+        raise DataError(f"The training data {samples} does not exist.")
+    kept, _ = curate_ssv2(read_ssv2(samples, videos_root=videos_root))
+    return [ClipEntry(r.steps[0].media, r.steps[0].text, meta={"id": r.id}) for r in kept]
+
+
+def read_epic100_entries(annotations: str | Path, frames_root: str | Path) -> list[ClipEntry]:
+    """EPIC-KITCHENS-100 narrations as clips over ``frames_root/<video_id>/`` (the released RGB frame folders),
+    from ``start_frame`` to ``stop_frame`` (or a curated ``target_frame`` in the step's meta)."""
+    from ..data import read_epic100
+
+    if not Path(annotations).is_file():
+        raise DataError(f"The training data {annotations} does not exist.")
+    entries = []
+    for recipe in read_epic100(annotations):
+        for step in recipe.steps:
+            start = step.meta["start_frame"] - 1  # EPIC frame numbers (frame_0000000001.jpg) start at 1
+            end = step.meta.get("target_frame", step.meta["stop_frame"]) - 1
+            entries.append(ClipEntry(Path(frames_root) / recipe.id, step.text, start, end, dict(step.meta)))
+    return entries
+
+
 def load_entries(config: ShowMeTrainConfig) -> list[ClipEntry]:
-    """The run's clips, checked before any model is built."""
-    return read_manifest(config.data)
+    """The run's clips, checked before any model is built.
+
+    :raises DataError: when the data is missing, unreadable, empty, or names clips that are not on disk.
+    """
+    if config.dataset == "manifest":
+        return read_manifest(config.data)
+    if config.dataset == "ssv2":
+        entries = read_ssv2_entries(config.data, config.videos_root)
+    else:
+        entries = read_epic100_entries(config.data, config.videos_root)
+    if not entries:
+        raise DataError(f"{config.data} holds no usable {config.dataset} clips.")
+    missing = [e.source for e in entries if not e.source.exists()]
+    if missing:
+        raise DataError(f"{len(missing)} of {len(entries)} {config.dataset} clips are not on disk, e.g. {missing[0]}.")
+    return entries
 
 
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -187,15 +231,16 @@ def read_clip_frames(entry: ClipEntry) -> list[np.ndarray]:
     """All frames of the clip's range, (H, W, 3) uint8 each."""
     from ..media import read_video_frames
 
-    if entry.source.is_dir():
+    if entry.source.is_dir():  # read only the range's files (EPIC frame folders hold whole videos)
         files = sorted(p for p in entry.source.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        files = files[entry.start or 0 : None if entry.end is None else entry.end + 1]
         frames = [np.asarray(PIL.Image.open(p).convert("RGB")) for p in files]
     else:
         try:
             frames = read_video_frames(entry.source)
         except ShowMeError as exc:
             raise DataError(str(exc)) from exc
-    frames = frames[entry.start or 0 : None if entry.end is None else entry.end + 1]
+        frames = frames[entry.start or 0 : None if entry.end is None else entry.end + 1]
     if not frames:
         raise DataError(f"The clip {entry.source} has no frames in the range it names.")
     return frames
