@@ -9,6 +9,9 @@ Two estimators share one small interface, so the callers never care which one ru
 - :class:`OpenCVFlow` — OpenCV's classical flow (DIS by default, Farnebäck on request). No weights, runs anywhere;
   the offline default. Fine for the motion reward (no gradient flows through the flow) and for the metrics where a
   coarser flow is acceptable; see :mod:`showme_i2g.metrics.motion` for where that approximates VBench.
+  Measured limit: a small (40 px) textured object moving more than about 8 px per frame over a *textured*
+  background is lost by DIS and Farnebäck alike (coarse-to-fine search); over flat backgrounds DIS tracks 16 px.
+  RAFT's all-pairs correlation has no such limit.
 
 :func:`default_flow` picks RAFT when torchvision imports and OpenCV otherwise (``backend=`` or the
 ``SHOWME_FLOW`` environment variable, ``auto|raft|opencv``, overrides the choice).

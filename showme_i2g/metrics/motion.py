@@ -129,8 +129,9 @@ def _backward_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
 class FlowMidpointInterpolator:
     """Halfway frame from bidirectional optical flow (Super SloMo's intermediate-flow approximation, t = 1/2).
 
-    ``F(½→0) = (F10 - F01) / 4`` and ``F(½→1) = (F01 - F10) / 4``; the middle frame is the mean of frame 0 warped by
-    ``F(½→0)`` and frame 1 warped by ``F(½→1)``. Without occlusion reasoning, so it stands in for AMT offline only.
+    ``F(½→0) = (F10 - F01) / 4`` and ``F(½→1) = (F01 - F10) / 4``; the middle frame is the mean of frame 0
+    warped by ``F(½→0)`` and frame 1 warped by ``F(½→1)``. Without occlusion reasoning, so it stands in for AMT
+    offline only.
     """
 
     def __init__(self, estimator: FlowEstimator | None = None) -> None:

@@ -147,7 +147,7 @@ YesScorer = Callable[[Sequence[Image.Image], Sequence[str]], Sequence[float]]
 
 
 def yes_probability(first_token_logits: torch.Tensor, yes_token_ids: Sequence[int]) -> torch.Tensor:
-    """P(the answer starts with "Yes"): full-vocabulary softmax of the first answer token, summed over ``yes_token_ids``.
+    """P(the answer starts with "Yes"): the first answer token's full-vocabulary softmax, summed over the yes tokens.
 
     ``first_token_logits`` is ``(N, vocab)``. ``yes_token_ids`` holds the distinct first tokens of the spellings of
     "Yes" the tokenizer can produce there (e.g. ``Yes`` and ``▁Yes`` for SentencePiece), so a model is not
