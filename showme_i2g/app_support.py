@@ -1,0 +1,592 @@
+"""What the Gradio app (``app.py``) needs that is neither UI nor model logic: plain Python, testable without a browser.
+
+* The steps box: :func:`parse_step_lines` / :func:`steps_to_text`; a step as a ShowMe instruction: :func:`fit_instruction`.
+* The recipe tab's downloads: :func:`write_recipe_outputs` (step PNGs, storyboard PNG, ``run.json``, a ZIP of them
+  all and a self-contained HTML storyboard from :func:`make_html_storyboard`).
+* "Animate my recipe": :func:`burn_caption` and :func:`stitch_clips` (one instructional video with the step text
+  burned in), written with the clips by :func:`write_animation_outputs`.
+* Presets: :func:`pick_presets` picks the best preset whose weights are on this machine (a look-up in the Hugging Face
+  cache, never a request); :func:`banner_markdown` says in words which ones run.
+* Sharing models between users: :class:`ModelCache` (load once, lazily, one call at a time per model),
+  :class:`StopRegistry` (the Stop button), :class:`RunFolders` (a folder per run, pruned by age).
+* :func:`make_example_photos`: drawn kitchen scenes for the photo tab's examples (the project ships no photos).
+
+Nothing here imports gradio or torch, so importing it is cheap and ``python app.py --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from . import __version__
+from .errors import InvalidInputError
+from .media import _font, make_storyboard, save_step_images, save_video
+from .presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS, IllustrationPreset, ShowMePreset
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Steps typed one per line
+# ---------------------------------------------------------------------------------------------------------------------
+
+# "1.", "2)", "Step 3:", "- ", "* ", "• " at the start of a line: the list markers people paste with their steps.
+# A marker needs a space after it (or to end the line), so "1.5 cups of flour" keeps its number.
+_LIST_MARKER = re.compile(r"^\s*(?:(?:step\s*)?\d{1,3}\s*[.):\-]\s+|(?:step\s*)?\d{1,3}\s*[.):]$|[-*•]\s+)", re.I)
+
+
+def parse_step_lines(text: str | None) -> list[str]:
+    """One step per non-empty line, with a leading "1." / "Step 2:" / "-" marker dropped (empty text -> [])."""
+    if text is None:
+        return []
+    if not isinstance(text, str):
+        raise InvalidInputError("The steps must be text, one step per line.")
+    steps = (_LIST_MARKER.sub("", line, count=1).strip() for line in text.splitlines())
+    return [step for step in steps if step]
+
+
+def steps_to_text(steps: Sequence[str]) -> str:
+    """The inverse of :func:`parse_step_lines` for the steps box: one step per line."""
+    return "\n".join(" ".join(step.split()) for step in steps)
+
+
+def fit_instruction(text: str, max_chars: int) -> str:
+    """A step's text cut at a word boundary to at most ``max_chars`` (a recipe step may outgrow a ShowMe instruction)."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    head = text[: max_chars + 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head else text[:max_chars]
+    return cut[:max_chars].rstrip(" ,;:")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Downloads of a recipe run: step PNGs, storyboard PNG, run.json, ZIP, self-contained HTML
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def write_run_json(path: str | os.PathLike, record: dict) -> Path:
+    """``record`` as indented UTF-8 JSON (values JSON cannot hold, such as paths, become strings)."""
+    path = Path(path)
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def make_zip(path: str | os.PathLike, files: Sequence[str | os.PathLike]) -> Path:
+    """A flat ZIP at ``path`` holding ``files`` under their own names; PNGs are stored, not deflated again."""
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in map(Path, files):
+            stored = file.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".mp4", ".gif")
+            archive.write(file, arcname=file.name, compress_type=zipfile.ZIP_STORED if stored else None)
+    return path
+
+
+def _data_uri(image: Image.Image) -> str:
+    """A JPEG ``data:`` URI: a 1024 px step is ~150 kB this way rather than ~1.5 MB as PNG."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=90, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+_HTML_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1100px;
+padding:0 1rem;color:#222;background:#fafafa}
+h1{font-size:1.6rem;margin-bottom:.25rem}
+.meta{color:#666;font-size:.85rem;margin-bottom:1.5rem}
+ol{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:1.25rem}
+li{background:#fff;border-radius:10px;box-shadow:0 1px 4px rgba(0,0,0,.12);overflow:hidden}
+img{display:block;width:100%;height:auto}
+p{margin:.6rem .8rem .9rem;line-height:1.35}
+b{margin-right:.3rem}
+"""
+
+
+def make_html_storyboard(
+    images: Sequence[Image.Image], captions: Sequence[str], title: str, metadata: dict | None = None
+) -> str:
+    """One HTML page: the goal, then each step's picture (embedded) above its numbered text.
+
+    Every text is escaped and the page loads nothing from anywhere, so it can be mailed or opened offline.
+    """
+    if len(images) != len(captions):
+        raise ValueError(f"Got {len(images)} images but {len(captions)} captions.")
+    keys = ("preset", "seed", "num_inference_steps", "guidance_scale", "neighbour_weight")
+    facts = [f"{key.replace('_', ' ')}: {metadata[key]}" for key in keys if metadata and metadata.get(key) is not None]
+    meta = " · ".join([f"Made with showme_i2g {__version__}", *facts])
+    items = "\n".join(
+        f'<li><img src="{_data_uri(image)}" alt="{html.escape(f"Step {n}: {caption}")}">'
+        f"<p><b>{n}.</b>{html.escape(caption)}</p></li>"
+        for n, (image, caption) in enumerate(zip(images, captions), start=1)
+    )
+    title = html.escape(title)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{title}</title>\n<style>{_HTML_STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+        f'<div class="meta">{html.escape(meta)}</div>\n<ol>\n{items}\n</ol>\n</body>\n</html>\n'
+    )
+
+
+@dataclass(frozen=True)
+class RecipeFiles:
+    """The files of one recipe run, all in one folder."""
+
+    steps: list[Path]
+    storyboard: Path
+    run_json: Path
+    zip: Path
+    html: Path
+
+
+def write_recipe_outputs(result: Any, folder: str | os.PathLike, **extra: Any) -> RecipeFiles:
+    """Write an :class:`~showme_i2g.i2g.pipeline.IllustrationOutput` as the CLI does, plus the ZIP and HTML page.
+
+    ``run.json`` holds the goal, the steps, their clauses and the pipeline's metadata (preset, seed, settings),
+    plus ``extra``, so the run can be reproduced.
+    """
+    folder = Path(folder)
+    steps = save_step_images(result.images, folder)
+    storyboard = folder / "storyboard.png"
+    make_storyboard(result.images, result.steps, title=result.goal).save(storyboard)
+    record = {"goal": result.goal, "steps": result.steps, "clauses": result.clauses, **result.metadata, **extra}
+    run_json = write_run_json(folder / "run.json", record)
+    page = folder / "storyboard.html"
+    page.write_text(make_html_storyboard(result.images, result.steps, result.goal, result.metadata), encoding="utf-8")
+    archive = make_zip(folder / "illustrations.zip", [*steps, storyboard, run_json])
+    return RecipeFiles(steps=steps, storyboard=storyboard, run_json=run_json, zip=archive, html=page)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Captions burned into video frames, and the stitched instructional video
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _wrap_to_width(text: str, font, width_px: float, max_lines: int) -> list[str]:
+    """Greedy word wrap measured in pixels; overflow ends in an ellipsis; a word wider than a line is cut."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        while len(word) > 1 and font.getlength(word) > width_px:
+            keep = len(word) - 1
+            while keep > 1 and font.getlength(word[:keep]) > width_px:
+                keep -= 1
+            if current:
+                lines.append(current)
+                current = ""
+            lines.append(word[:keep])
+            word = word[keep:]
+        candidate = f"{current} {word}".strip()
+        if current and font.getlength(candidate) > width_px:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    if current:
+        lines.append(current)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        while last and font.getlength(last + " …") > width_px:
+            last = last[:-1]
+        lines[-1] = last.rstrip(" .,;:") + " …"
+    return lines
+
+
+def burn_caption(frame: Image.Image, text: str, max_lines: int = 3) -> Image.Image:
+    """A copy of ``frame`` with ``text`` in white on a translucent dark band across its bottom (at most 3 lines)."""
+    frame = frame.convert("RGB")
+    if not text.strip():
+        return frame.copy()
+    width, height = frame.size
+    font_size = max(10, min(width, height * 2) // 24)
+    pad, line_height = max(3, font_size // 2), int(font_size * 1.25)
+    font = _font(font_size)
+    lines = _wrap_to_width(text, font, width - 2 * pad, max_lines)
+    band = min(height, len(lines) * line_height + 2 * pad)
+    overlay = Image.new("RGBA", frame.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    draw.rectangle((0, height - band, width, height), fill=(0, 0, 0, 165))
+    for number, line in enumerate(lines):
+        draw.text((pad, height - band + pad + number * line_height), line, font=font, fill=(255, 255, 255, 255))
+    return Image.alpha_composite(frame.convert("RGBA"), overlay).convert("RGB")
+
+
+def stitch_clips(
+    clips: Sequence[Sequence[Image.Image]], captions: Sequence[str], min_width: int = 384
+) -> list[Image.Image]:
+    """All clips one after another, each frame captioned "Step 2/5: ...": one instructional video.
+
+    Frames take the first clip's size, scaled up to at least ``min_width`` wide so captions stay legible, with even
+    sides for H.264. No frame is added or dropped: the result has exactly as many frames as the clips together.
+    """
+    if len(clips) != len(captions):
+        raise ValueError(f"Got {len(clips)} clips but {len(captions)} captions.")
+    if not any(len(clip) for clip in clips):
+        raise InvalidInputError("There are no clips to put in the video.")
+    width, height = next(clip[0] for clip in clips if len(clip)).size
+    if width < min_width:
+        width, height = min_width, max(2, round(height * min_width / width))
+    size = (width + width % 2, height + height % 2)
+    frames: list[Image.Image] = []
+    for number, (clip, caption) in enumerate(zip(clips, captions), start=1):
+        text = f"Step {number}/{len(clips)}: {caption}"
+        for frame in clip:
+            frame = frame.convert("RGB")
+            frames.append(burn_caption(frame if frame.size == size else frame.resize(size, Image.LANCZOS), text))
+    return frames
+
+
+@dataclass(frozen=True)
+class AnimationFiles:
+    """One MP4 per step, the stitched captioned MP4, a ZIP of them all with ``run.json``."""
+
+    clips: list[Path]
+    stitched: Path
+    run_json: Path
+    zip: Path
+
+
+def write_animation_outputs(
+    clips: Sequence[Sequence[Image.Image]], captions: Sequence[str], folder: str | os.PathLike, fps: float,
+    record: dict,
+) -> AnimationFiles:
+    """Write ``clip_01.mp4``... , ``recipe_video.mp4`` (captions burned in), ``run.json`` and a ZIP of them."""
+    folder = Path(folder)
+    paths = [save_video(clip, folder / f"clip_{n:02d}.mp4", fps=fps) for n, clip in enumerate(clips, start=1)]
+    stitched = save_video(stitch_clips(clips, captions), folder / "recipe_video.mp4", fps=fps)
+    run_json = write_run_json(folder / "run.json", record)
+    archive = make_zip(folder / "recipe_clips.zip", [*paths, stitched, run_json])
+    return AnimationFiles(clips=paths, stitched=stitched, run_json=run_json, zip=archive)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Presets: which weights are on this machine (the Hugging Face cache only, never the network)
+# ---------------------------------------------------------------------------------------------------------------------
+
+#: Best first. Lightning gives SDXL quality at interactive speed; plain SDXL is the paper's 30-step backbone.
+ILLUSTRATION_ORDER = ("sdxl-lightning", "sdxl", "tiny")
+#: Best first: ShowMe (DynamiCrafter 256 + the authors' LoRAs); then plain DynamiCrafter, smallest (the resolution
+#: ShowMe was trained at, least memory) first; the untrained tiny model last.
+SHOWME_ORDER = ("showme", "dynamicrafter-256", "dynamicrafter-512", "dynamicrafter-1024", "tiny")
+assert set(ILLUSTRATION_ORDER) == set(ILLUSTRATION_PRESETS) and set(SHOWME_ORDER) == set(SHOWME_PRESETS)
+
+#: How the app labels a tiny preset, everywhere it names one.
+TINY_LABEL = "untrained, random weights — plumbing only"
+
+# What ``from_pretrained`` reads from an SDXL repo: configs, tokenizers, and four weight files that count in either
+# variant on a GPU (the pipeline tries fp16 first) but only in full precision on a CPU.
+_SDXL_CONFIG_FILES = (
+    "model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json", "text_encoder_2/config.json",
+    "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer_2/vocab.json", "tokenizer_2/merges.txt",
+    "unet/config.json", "vae/config.json",
+)
+_SDXL_WEIGHT_FILES = (
+    "text_encoder/model{}.safetensors", "text_encoder_2/model{}.safetensors",
+    "unet/diffusion_pytorch_model{}.safetensors", "vae/diffusion_pytorch_model{}.safetensors",
+)
+
+
+def _cached(repo_id: str, filename: str, cache_dir: str | os.PathLike | None) -> bool:
+    """Whether ``filename`` of ``repo_id`` is in the Hugging Face cache: a look-up on disk, never a request."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+    return isinstance(found, str) and os.path.isfile(found)
+
+
+def illustration_weights_present(
+    preset: IllustrationPreset, *, on_gpu: bool = False, cache_dir: str | os.PathLike | None = None
+) -> bool:
+    """Whether every file ``IllustrationPipeline.from_preset(preset.name)`` reads is cached (always for ``tiny``)."""
+    if preset.base is None:
+        return True
+    if not all(_cached(preset.base, name, cache_dir) for name in _SDXL_CONFIG_FILES):
+        return False
+    variants = (".fp16", "") if on_gpu and preset.fp16_variant_on_gpu else ("",)
+    if not all(any(_cached(preset.base, f.format(v), cache_dir) for v in variants) for f in _SDXL_WEIGHT_FILES):
+        return False
+    return preset.lora is None or _cached(*preset.lora, cache_dir)
+
+
+def showme_weights_present(
+    preset: ShowMePreset, *, lora_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
+) -> bool:
+    """Whether the preset's DynamiCrafter checkpoint is cached and, for ``showme``, its LoRA files are in ``lora_dir``."""
+    if preset.checkpoint is None:
+        return True
+    if not _cached(*preset.checkpoint, cache_dir):
+        return False
+    if preset.lora_files:
+        return lora_dir is not None and all((Path(lora_dir) / name).is_file() for name in preset.lora_files)
+    return True
+
+
+@dataclass(frozen=True)
+class PresetChoice:
+    """The presets the app starts with, and which presets of each family have their weights here."""
+
+    illustration: str
+    showme: str
+    illustration_available: tuple[str, ...]
+    showme_available: tuple[str, ...]
+
+
+def pick_presets(
+    illustration: str | None = None,
+    showme: str | None = None,
+    *,
+    lora_dir: str | os.PathLike | None = None,
+    on_gpu: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> PresetChoice:
+    """The named presets, or for a family not named, its best preset whose weights are present (else ``tiny``).
+
+    A named preset is used even when its weights are missing: its first run then says how to get them.
+    """
+    if illustration is not None and illustration not in ILLUSTRATION_PRESETS:
+        raise InvalidInputError(f"Unknown preset {illustration!r}; choose one of: {', '.join(ILLUSTRATION_ORDER)}.")
+    if showme is not None and showme not in SHOWME_PRESETS:
+        raise InvalidInputError(f"Unknown ShowMe preset {showme!r}; choose one of: {', '.join(SHOWME_ORDER)}.")
+    illustration_available = tuple(
+        name for name in ILLUSTRATION_ORDER
+        if illustration_weights_present(ILLUSTRATION_PRESETS[name], on_gpu=on_gpu, cache_dir=cache_dir)
+    )
+    showme_available = tuple(
+        name for name in SHOWME_ORDER
+        if showme_weights_present(SHOWME_PRESETS[name], lora_dir=lora_dir, cache_dir=cache_dir)
+    )
+    return PresetChoice(
+        illustration=illustration or illustration_available[0],
+        showme=showme or showme_available[0],
+        illustration_available=illustration_available,
+        showme_available=showme_available,
+    )
+
+
+def preset_choices(order: Sequence[str], available: Sequence[str]) -> list[tuple[str, str]]:
+    """(label, name) pairs for a dropdown: the allow-list of presets, each saying what a user must know about it."""
+    def label(name: str) -> str:
+        if name == "tiny":
+            return f"tiny ({TINY_LABEL})"
+        return name if name in available else f"{name} (weights not on this machine)"
+
+    return [(label(name), name) for name in order]
+
+
+def banner_markdown(choice: PresetChoice) -> str:
+    """The banner at the top of the app: which models run, in words, and honestly so for the tiny ones."""
+
+    def line(family: str, name: str, description: str, available: Sequence[str]) -> str:
+        if name == "tiny":
+            return f"**{family}:** `tiny` (⚠️ {TINY_LABEL})"
+        missing = "" if name in available else " ⚠️ Its weights are not on this machine: a run will say how to get them."
+        return f"**{family}:** `{name}`: {description}{missing}"
+
+    lines = [
+        line("Illustrations", choice.illustration, ILLUSTRATION_PRESETS[choice.illustration].description,
+             choice.illustration_available),
+        line("Photo edits and videos", choice.showme, SHOWME_PRESETS[choice.showme].description,
+             choice.showme_available),
+    ]
+    if choice.illustration == "tiny" or choice.showme == "tiny":
+        lines.append(
+            "The tiny models are untrained: every part runs end to end, but their pictures and videos are noise. "
+            "Real presets load once their weights are in the Hugging Face cache (see the README)."
+        )
+    return "  \n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models shared between users; the Stop button; a folder per run
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class ModelCache:
+    """Models by key, each built by its loader on first use only, however many threads ask at once.
+
+    :meth:`use` yields the model while holding that model's run lock: diffusion pipelines keep per-call state
+    (scheduler timesteps, adapter modes), so one model must never run two calls at once. A loader that raises
+    leaves nothing cached, so the next request tries again.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._models: dict[Hashable, Any] = {}
+        self._load_locks: dict[Hashable, threading.Lock] = {}
+        self._run_locks: dict[Hashable, threading.Lock] = {}
+
+    def _locks(self, key: Hashable) -> tuple[threading.Lock, threading.Lock]:
+        with self._guard:
+            return self._load_locks.setdefault(key, threading.Lock()), self._run_locks.setdefault(key, threading.Lock())
+
+    def get(self, key: Hashable, loader: Callable[[], Any]) -> Any:
+        """The model for ``key``, loaded with ``loader()`` by the first thread that asks; the others wait for it."""
+        load_lock, _ = self._locks(key)
+        with load_lock:
+            with self._guard:
+                if key in self._models:
+                    return self._models[key]
+            model = loader()
+            with self._guard:
+                self._models[key] = model
+            return model
+
+    @contextmanager
+    def use(self, key: Hashable, loader: Callable[[], Any]) -> Iterator[Any]:
+        """The model for ``key``, held for this caller alone for the length of the block."""
+        model = self.get(key, loader)
+        _, run_lock = self._locks(key)
+        with run_lock:
+            yield model
+
+    def busy(self, key: Hashable) -> bool:
+        """Whether a call is running on ``key``'s model now."""
+        return self._locks(key)[1].locked()
+
+    def loaded(self) -> list[Hashable]:
+        with self._guard:
+            return list(self._models)
+
+
+class RunStopped(Exception):
+    """Raised inside a run (by its progress callback) when its user pressed Stop."""
+
+
+class StopRegistry:
+    """The Stop button: a counter per session; a run notes it when it starts and stops once it has moved.
+
+    A counter rather than a flag, so a Stop pressed after a run ended cannot stop the user's next run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def token(self, session: str | None) -> tuple[str, int]:
+        """What a run remembers at its start."""
+        with self._lock:
+            return session or "", self._counts.get(session or "", 0)
+
+    def stop(self, session: str | None) -> None:
+        """Stop every run of ``session`` that is going now."""
+        with self._lock:
+            self._counts[session or ""] = self._counts.get(session or "", 0) + 1
+
+    def stopped(self, token: tuple[str, int]) -> bool:
+        session, count = token
+        with self._lock:
+            return self._counts.get(session, 0) != count
+
+
+class RunFolders:
+    """A fresh folder per run under ``root`` (default: ``showme-i2g-app`` in the temp dir); old runs are pruned."""
+
+    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float = 6 * 3600) -> None:
+        self.root = Path(root) if root is not None else Path(tempfile.gettempdir()) / "showme-i2g-app"
+        self.max_age_s = max_age_s
+
+    def new(self, kind: str) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.prune()
+        folder = self.root / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:8]}"
+        folder.mkdir()
+        return folder
+
+    def prune(self) -> None:
+        """Delete run folders older than ``max_age_s`` (the examples folder is left alone)."""
+        cutoff = time.time() - self.max_age_s
+        for entry in self.root.glob("*-*-*"):
+            try:
+                if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                continue
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Example photos, drawn here: the project ships no photos of its own, so no licence question arises
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _box(size: tuple[int, int], *fractions: float) -> tuple[int, ...]:
+    """Fractions of (width, height, width, height...) -> pixels, so each scene is drawn at any size."""
+    return tuple(round(f * size[i % 2]) for i, f in enumerate(fractions))
+
+
+def _draw_cutting_board(size: tuple[int, int]) -> Image.Image:
+    image = Image.new("RGB", size, (222, 214, 198))  # tiled wall
+    draw = ImageDraw.Draw(image)
+    for i in range(1, 8):
+        draw.line(_box(size, i / 8, 0, i / 8, 0.45), fill=(205, 198, 182), width=2)
+        draw.line(_box(size, 0, i * 0.45 / 8, 1, i * 0.45 / 8), fill=(205, 198, 182), width=2)
+    draw.rectangle(_box(size, 0, 0.45, 1, 1), fill=(150, 110, 75))  # worktop
+    draw.rounded_rectangle(_box(size, 0.18, 0.52, 0.82, 0.92), radius=8, fill=(205, 160, 105), outline=(160, 115, 70),
+                           width=3)
+    draw.ellipse(_box(size, 0.32, 0.58, 0.52, 0.84), fill=(205, 35, 30), outline=(150, 20, 20), width=2)  # tomato
+    draw.polygon([_box(size, 0.38, 0.59), _box(size, 0.42, 0.53), _box(size, 0.46, 0.59)], fill=(40, 130, 40))
+    draw.polygon([_box(size, 0.58, 0.62), _box(size, 0.78, 0.58), _box(size, 0.78, 0.64), _box(size, 0.58, 0.66)],
+                 fill=(200, 205, 210), outline=(120, 125, 130))  # knife blade
+    draw.rectangle(_box(size, 0.78, 0.585, 0.90, 0.635), fill=(40, 30, 25))  # and handle
+    return image
+
+
+def _draw_mug_and_teapot(size: tuple[int, int]) -> Image.Image:
+    image = Image.new("RGB", size, (190, 215, 230))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle(_box(size, 0, 0.6, 1, 1), fill=(120, 85, 60))  # table
+    draw.rounded_rectangle(_box(size, 0.30, 0.30, 0.62, 0.78), radius=8, fill=(245, 245, 240), outline=(150, 150, 150),
+                           width=3)  # mug
+    draw.ellipse(_box(size, 0.30, 0.26, 0.62, 0.34), fill=(235, 235, 230), outline=(150, 150, 150), width=3)
+    draw.arc(_box(size, 0.55, 0.40, 0.74, 0.64), -90, 90, fill=(150, 150, 150), width=6)
+    draw.ellipse(_box(size, 0.70, 0.12, 0.92, 0.50), fill=(60, 110, 160), outline=(40, 80, 120), width=3)  # teapot
+    return image
+
+
+def _draw_egg_in_pan(size: tuple[int, int]) -> Image.Image:
+    image = Image.new("RGB", size, (60, 60, 65))  # hob
+    draw = ImageDraw.Draw(image)
+    for cx, cy in ((0.3, 0.35), (0.7, 0.35), (0.3, 0.75), (0.7, 0.75)):
+        draw.ellipse(_box(size, cx - 0.15, cy - 0.15, cx + 0.15, cy + 0.15), outline=(90, 90, 95), width=4)
+    draw.ellipse(_box(size, 0.22, 0.25, 0.78, 0.81), fill=(35, 35, 38), outline=(20, 20, 20), width=5)  # pan
+    draw.rectangle(_box(size, 0.78, 0.50, 0.98, 0.56), fill=(25, 25, 25))
+    draw.ellipse(_box(size, 0.40, 0.42, 0.60, 0.62), fill=(250, 250, 245))  # egg white
+    draw.ellipse(_box(size, 0.46, 0.48, 0.54, 0.56), fill=(250, 190, 30))  # yolk
+    return image
+
+
+EXAMPLE_PHOTOS = (
+    ("kitchen_cutting_board.png", _draw_cutting_board, "Cut the tomato in half"),
+    ("mug_and_teapot.png", _draw_mug_and_teapot, "Pour the tea into the mug"),
+    ("egg_in_pan.png", _draw_egg_in_pan, "Flip the egg in the pan"),
+)
+
+
+def make_example_photos(folder: str | os.PathLike, size: tuple[int, int] = (512, 384)) -> list[tuple[str, str]]:
+    """Draw the example photos into ``folder`` (existing files are kept): ``[(path, instruction), ...]``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    examples = []
+    for name, draw, instruction in EXAMPLE_PHOTOS:
+        path = folder / name
+        if not path.is_file():
+            partial = folder / f".{uuid.uuid4().hex[:8]}.{name}"
+            draw(size).save(partial, format="PNG")
+            os.replace(partial, path)
+        examples.append((str(path), instruction))
+    return examples

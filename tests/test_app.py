@@ -1,0 +1,313 @@
+"""The Gradio app end to end: launched on 127.0.0.1 with the tiny presets and driven through gradio_client.
+
+Every tab runs for real (tiny models, few denoising steps, small sizes) and its outputs are opened and checked:
+images of the right size, ZIP / HTML / run.json contents, MP4 and GIF frame counts. Bad input must come back as
+one clear sentence, Stop must end a run early and free the model, and ``python app.py`` must start offline with no
+arguments and print its URL, as the README's set-up command and CI rely on.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from showme_i2g.app_support import TINY_LABEL, pick_presets
+from showme_i2g.media import read_video_frames
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_app():
+    """``app.py`` lives at the repository root, outside the package: load it by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["app"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+app = _load_app()
+SMALL = dict(seed=0, inference_steps=2, size=64)  # the tiny SDXL needs sides that are multiples of 16
+
+
+class CannedPlanner:
+    """Stands in for the 15 s-to-load GGUF planner (tested on its own in test_planner.py): numbered steps."""
+
+    name = "canned"
+
+    def plan(self, goal: str, *, max_steps: int, seed: int) -> list[str]:
+        return [f"{goal}: part {i} (seed {seed})" for i in range(1, max_steps + 1)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path_factory.mktemp("runs"),
+                        planner_factory=CannedPlanner)
+    demo = app.build_demo(studio)
+    _, url, _ = app.launch(demo, studio, "127.0.0.1", _free_port(), block=False, quiet=True, ssr_mode=False)
+    yield studio, url
+    demo.close()
+
+
+@pytest.fixture
+def client(served, tmp_path):
+    """A fresh browser session (its own state and Stop button) that downloads outputs into tmp_path."""
+    return Client(served[1], verbose=False, download_files=str(tmp_path))
+
+
+def illustrate(client, goal="Make tea", steps="1. Boil the water.\n2. Pour it over the leaves.\n3. Wait.", **kw):
+    o = {**SMALL, **kw}
+    return client.predict(goal, steps, "tiny", o["seed"], o["inference_steps"], 5.0, o["size"], 1.0,
+                          api_name="/illustrate")
+
+
+def photo(client, image, instruction="Cut the tomato in half", mode="both", frames=4, fit="crop"):
+    return client.predict(handle_file(str(image)), instruction, mode, "tiny", 0, 2, 7.5, frames, 8, fit,
+                          api_name="/photo")
+
+
+def error_of(call) -> str:
+    with pytest.raises(Exception) as caught:
+        call()
+    return str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The page itself
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_page_has_three_tabs_the_banner_and_only_allow_listed_presets(served) -> None:
+    config = httpx.get(served[1] + "config", timeout=10).json()
+    props = [c.get("props", {}) for c in config["components"]]
+    labels = {p.get("label") for p in props}
+    assert {"Recipe → illustrations", "Photo → edit / video", "Animate my recipe"} <= labels
+    banner = next(p["value"] for p in props if p.get("elem_id") == "banner")
+    assert banner.count(TINY_LABEL) == 2 and "`tiny`" in banner
+    dropdowns = {p["elem_id"]: p for p in props if p.get("elem_id", "").endswith("-preset")}
+    assert [v for _, v in dropdowns["recipe-preset"]["choices"]] == ["sdxl-lightning", "sdxl", "tiny"]
+    assert [v for _, v in dropdowns["photo-preset"]["choices"]][-1] == "tiny"
+    assert not any(p.get("allow_custom_value") for p in dropdowns.values())  # no typed paths or model ids
+    examples = [p for p in props if p.get("label") == "The four recipes of the I2G paper's appendix"]
+    assert len(examples) == 1 and len(examples[0]["samples"]) == 4
+
+
+def test_help_answers_without_loading_anything() -> None:
+    done = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for option in ("--preset", "--showme-preset", "--lora-dir", "--port", "--host", "--share"):
+        assert option in done.stdout
+
+
+def test_python_app_py_starts_offline_with_no_arguments(tmp_path) -> None:
+    """The README's `python app.py` as CI runs it: port from GRADIO_SERVER_PORT, no network, banner + URL printed."""
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "app.py", "--runs-dir", str(tmp_path / "runs")], cwd=ROOT,
+                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while f"ready at http://127.0.0.1:{port}" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.3)
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log.read_text()
+    assert page.status_code == 200 and "showme_i2g" in page.text
+    assert f"Illustrations: tiny (⚠️ {TINY_LABEL})" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tab 1: recipe -> illustrations
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_recipe_tab_gives_captioned_steps_and_three_downloads(client) -> None:
+    gallery, downloads, animate_gallery = illustrate(client)
+    assert [item["caption"] for item in gallery] == ["1. Boil the water.", "2. Pour it over the leaves.", "3. Wait."]
+    for item in gallery:
+        with Image.open(item["image"]) as image:
+            assert image.format == "PNG" and image.size == (64, 64)
+    assert animate_gallery == gallery  # the Animate tab shows the same steps
+
+    storyboard, archive, page = map(Path, downloads)
+    with Image.open(storyboard) as board:
+        assert board.format == "PNG" and board.width > 3 * 64
+    with zipfile.ZipFile(archive) as z:
+        assert sorted(z.namelist()) == ["run.json", "step_01.png", "step_02.png", "step_03.png", "storyboard.png"]
+        record = json.loads(z.read("run.json"))
+    assert record["goal"] == "Make tea" and record["steps"][1] == "Pour it over the leaves."
+    assert (record["preset"], record["seed"], record["num_inference_steps"], record["height"]) == ("tiny", 0, 2, 64)
+    html = page.read_text(encoding="utf-8")
+    assert html.count('<img src="data:image/jpeg;base64,') == 3 and "Pour it over the leaves." in html
+
+
+def test_same_seed_gives_the_same_pictures(client) -> None:
+    first = illustrate(client, steps="Boil the water.")[0][0]["image"]
+    second = illustrate(client, steps="Boil the water.")[0][0]["image"]
+    assert Image.open(first).tobytes() == Image.open(second).tobytes()
+
+
+def test_write_the_steps_fills_the_steps_box(client) -> None:
+    text = client.predict("  Make   tea ", 3, 7, api_name="/plan")
+    assert text.splitlines() == ["Make tea: part 1 (seed 7)", "Make tea: part 2 (seed 7)", "Make tea: part 3 (seed 7)"]
+
+
+@pytest.mark.parametrize(
+    ("goal", "steps", "message"),
+    [
+        ("", "Boil water.", "The goal is empty; please write a few words."),
+        ("x" * 301, "Boil water.", "The goal is 301 characters long; please keep it under 300 characters."),
+        ("Make tea", "  \n \n", "There are no steps; type at least one step or let the planner write them."),
+        ("Make tea", "\n".join(f"Step {i}" for i in range(17)), "There are 17 steps; at most 16 can be illustrated"),
+        ("Make tea", "Boil " * 500, "The text of step 1 is 2,499 characters long; please keep it under 2,000"),
+    ],
+)
+def test_recipe_tab_refuses_bad_text_in_one_sentence(client, goal, steps, message) -> None:
+    assert message in error_of(lambda: illustrate(client, goal=goal, steps=steps))
+
+
+def test_recipe_tab_refuses_presets_that_are_not_on_the_list(client) -> None:
+    message = error_of(lambda: client.predict("Make tea", "Boil.", "/etc/passwd", 0, 2, 5.0, 64, 1.0,
+                                              api_name="/illustrate"))
+    assert "/etc/passwd is not in the list of choices" in message
+
+
+def test_recipe_tab_refuses_a_size_the_model_cannot_make(client) -> None:
+    message = error_of(lambda: illustrate(client, size=72))
+    assert message == "Height must be a multiple of 16 pixels from 16 to 2048, got 72."
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tab 2: photo -> edit / video
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_photo_tab_makes_the_edit_the_video_and_the_gif(served, client) -> None:
+    kitchen = served[0].example_photos[0][0]  # 512 x 384, drawn by the app
+    edited, video, files = photo(client, kitchen, frames=5, fit="pad")
+    with Image.open(edited) as image:
+        assert image.format == "PNG" and image.size == (64, 48)  # the photo's 4:3 aspect, at the model's 64 px
+    mp4_frames = read_video_frames(video)
+    assert len(mp4_frames) == 5 and mp4_frames[0].shape == (48, 64, 3)
+    names = [Path(f).name for f in files]
+    assert names == ["edited.png", "video.gif", "run.json"]
+    assert len(read_video_frames(files[1])) >= 2  # Pillow merges identical GIF frames; the MP4 keeps all 5
+    record = json.loads(Path(files[2]).read_text())
+    assert record["edit"]["mode"] == "image" and record["video"]["mode"] == "video"
+    assert record["video"]["num_frames"] == 5 and record["video"]["fps"] == 8 and record["photo_size"] == [384, 512]
+
+
+@pytest.mark.parametrize(("mode", "has_edit", "has_video"), [("edit", True, False), ("video", False, True)])
+def test_photo_tab_makes_only_what_was_asked(served, client, mode, has_edit, has_video) -> None:
+    edited, video, files = photo(client, served[0].example_photos[1][0], mode=mode, frames=3)
+    assert (edited is not None, video is not None) == (has_edit, has_video)
+    assert len(files) == 1 + has_edit + has_video
+
+
+def test_photo_tab_refuses_files_that_are_not_pictures(client, tmp_path) -> None:
+    fake = tmp_path / "holiday.png"
+    fake.write_text("this is not a picture")
+    assert error_of(lambda: photo(client, fake)) == (
+        "'holiday.png' is not a picture we can open; please use a JPEG, PNG or WebP photo.")
+
+
+def test_photo_tab_refuses_huge_pictures_before_decoding_them(client, tmp_path) -> None:
+    huge = tmp_path / "huge.png"
+    Image.new("L", (8000, 6000), 200).save(huge, optimize=True)  # 48 megapixels, a small file
+    assert error_of(lambda: photo(client, huge)) == (
+        "The photo is 8000x6000 (48 megapixels), which is too large; please use one under 40 megapixels.")
+
+
+@pytest.mark.parametrize(
+    ("instruction", "message"),
+    [("   ", "The instruction is empty; please write a few words."),
+     ("cut " * 200, "The instruction is 799 characters long; please keep it under 500 characters.")],
+)
+def test_photo_tab_refuses_bad_instructions(served, client, instruction, message) -> None:
+    assert error_of(lambda: photo(client, served[0].example_photos[0][0], instruction=instruction)) == message
+
+
+def test_photo_tab_without_a_photo(client) -> None:
+    message = error_of(lambda: client.predict(None, "Cut it", "edit", "tiny", 0, 2, 7.5, 4, 8, "crop",
+                                              api_name="/photo"))
+    assert message == "Please add a photo first: upload one or take one with the webcam."
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tab 3: animate my recipe
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_animate_tab_makes_one_clip_per_step_and_a_captioned_video(client) -> None:
+    illustrate(client, steps="Boil the water.\nPour it over the leaves.")
+    stitched, files = client.predict("tiny", 0, 2, 7.5, 3, 8, api_name="/animate_recipe")
+    frames = read_video_frames(stitched)
+    assert len(frames) == 2 * 3 and frames[0].shape[1] >= 384  # scaled up so the captions can be read
+    archive, *clips = map(Path, files)
+    assert [c.name for c in clips] == ["clip_01.mp4", "clip_02.mp4"]
+    assert all(len(read_video_frames(c)) == 3 for c in clips)
+    with zipfile.ZipFile(archive) as z:
+        assert sorted(z.namelist()) == ["clip_01.mp4", "clip_02.mp4", "recipe_video.mp4", "run.json"]
+        record = json.loads(z.read("run.json"))
+    assert [c["instruction"] for c in record["clips"]] == ["Boil the water.", "Pour it over the leaves."]
+    assert record["illustrations"]["preset"] == "tiny" and record["fps"] == 8
+    # The caption band: the bottom of a stitched frame is dark and has white text; the clip frame has neither.
+    bottom = frames[0][-12:]
+    assert bottom.mean() < 90 and bottom.max() > 200
+
+
+def test_animate_tab_needs_a_recipe_first(client) -> None:
+    assert error_of(lambda: client.predict("tiny", 0, 2, 7.5, 3, 8, api_name="/animate_recipe")) == (
+        "There are no step images yet; illustrate a recipe on the first tab, then come back.")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Progress and Stop
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_progress_is_reported_and_stop_ends_the_run_and_frees_the_model(served, client) -> None:
+    studio, _ = served
+    steps = "\n".join(f"Step {i}: stir the pot." for i in range(1, 17))
+    job = client.submit("Make soup", steps, "tiny", 0, 100, 5.0, 64, 1.0, api_name="/illustrate")
+    deadline = time.monotonic() + 60
+    progress = None
+    while time.monotonic() < deadline and not progress:
+        status = job.status()
+        progress = [p for p in (status.progress_data or []) if p.desc == "Illustrating every step" and p.index]
+        time.sleep(0.1)
+    assert progress and progress[0].length == 100 and progress[0].unit == "steps"
+    assert studio.models.busy(("illustration", "tiny"))
+
+    client.predict(api_name="/stop")
+    job.cancel()
+    while studio.models.busy(("illustration", "tiny")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not studio.models.busy(("illustration", "tiny"))  # 100 steps of 16 images take minutes
+    # The next run of the same session is not stopped by the earlier Stop.
+    gallery = illustrate(client, steps="Taste it.")[0]
+    assert len(gallery) == 1
