@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -437,8 +438,8 @@ def build_demo(studio: Studio):
                             photo_button = gr.Button("Go", variant="primary", elem_id="photo-go")
                             photo_stop = gr.Button("Stop", variant="stop")
                     with gr.Column():
-                        edited = gr.Image(label="After the action", type="filepath", interactive=False)
-                        video = gr.Video(label="The action", interactive=False)
+                        edited = gr.Image(label="After the action", type="filepath", interactive=False, height=300)
+                        video = gr.Video(label="The action", interactive=False, height=300)
                         photo_files = gr.File(label="Downloads: edited PNG, GIF, run.json", file_count="multiple")
                 gr.Examples([list(example) for example in studio.example_photos], [photo, instruction],
                             label="Drawn kitchen scenes (made by the app)")
@@ -458,7 +459,7 @@ def build_demo(studio: Studio):
                             animate_button = gr.Button("Animate every step", variant="primary", elem_id="animate-go")
                             animate_stop = gr.Button("Stop", variant="stop")
                     with gr.Column():
-                        stitched = gr.Video(label="The recipe as one video", interactive=False)
+                        stitched = gr.Video(label="The recipe as one video", interactive=False, height=420)
                         clip_files = gr.File(label="Downloads: ZIP of all clips with run.json, one MP4 per step",
                                              file_count="multiple")
 
@@ -524,9 +525,17 @@ def launch(demo, studio: Studio, host: str, port: int | None, share: bool = Fals
     result = demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True,
                          allowed_paths=[str(studio.runs.root)], max_file_size=MAX_UPLOAD, css=_CSS, **kwargs)
     print(f"showme_i2g app ready at {result[1]}", flush=True)
+    threading.Thread(target=_import_pipelines, name="import-pipelines", daemon=True).start()
     if block:
         demo.block_thread()
     return result
+
+
+def _import_pipelines() -> None:
+    """Import torch, diffusers and the pipelines while the page sits idle (several seconds on a CPU), so that the
+    first click only waits for its model to load. Models themselves still load lazily, on first use."""
+    import showme_i2g.i2g.pipeline  # noqa: F401
+    import showme_i2g.showme.pipeline  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

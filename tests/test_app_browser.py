@@ -1,0 +1,129 @@
+"""The app in a real browser: Debian's headless Chromium driven by Playwright, on the tiny presets.
+
+Opens the page, fills the recipe tab, clicks Illustrate and waits for the gallery to fill, then runs the photo tab on
+one of its examples and animates the recipe; a screenshot of each tab is saved after its run. The screenshots go to
+pytest's tmp dir, and also to ``$SHOWME_SCREENSHOTS_DIR`` when set: the README's pictures are made with
+
+    SHOWME_SCREENSHOTS_DIR=docs/screenshots .venv/bin/pytest -q tests/test_app_browser.py
+
+Chromium is installed with apt when it is missing and this runs as root; the test skips, saying why, only when the
+browser cannot be had.
+"""
+
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 180_000
+
+
+def _chromium() -> str:
+    """The Debian Chromium binary, installed with apt if missing (as root); otherwise a skip with the reason."""
+    if not Path(CHROMIUM).exists():
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            pytest.skip(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)")
+        done = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+                              capture_output=True, text=True, timeout=900)
+        if done.returncode != 0 or not Path(CHROMIUM).exists():
+            pytest.skip(f"`apt-get install chromium` failed: {done.stderr.strip().splitlines()[-1:]}")
+    return CHROMIUM
+
+
+def _load_app():
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["app"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    app = _load_app()
+    from showme_i2g.app_support import pick_presets
+
+    studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path_factory.mktemp("runs"))
+    demo = app.build_demo(studio)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _, local_url, _ = app.launch(demo, studio, "127.0.0.1", port, block=False, quiet=True, ssr_mode=False)
+    yield local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    executable = _chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        yield page
+        browser.close()
+
+
+def _save(page, name: str, tmp_path: Path) -> Path:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as shot:
+        assert shot.width >= 1000 and shot.height >= 500
+    target = os.environ.get("SHOWME_SCREENSHOTS_DIR")
+    if target:  # for the README: 256 colours keep each picture a few hundred kB
+        Path(target).mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as shot:
+            shot.convert("RGB").quantize(256).save(Path(target) / path.name, optimize=True)
+    return path
+
+
+def test_three_tabs_in_a_real_browser(page, tmp_path) -> None:
+    # The banner says honestly which models run.
+    banner = page.locator("#banner")
+    assert "untrained, random weights" in banner.inner_text()
+
+    # Tab 1: pick the cookie recipe of the paper's appendix, edit it, illustrate it, see the gallery fill.
+    page.get_by_text("Make Classic Chocolate Chip Cookies").click()
+    expect = pytest.importorskip("playwright.sync_api").expect
+    expect(page.locator("#goal textarea")).to_have_value("Make Classic Chocolate Chip Cookies")
+    steps = page.locator("#steps textarea")
+    expect(steps).to_have_value(re.compile(r"^Sift together flour, baking soda, and salt\.\n"))
+    steps.fill("\n".join(steps.input_value().splitlines()[:4]))  # the steps box is editable: keep four steps
+    page.locator("#illustrate").click()
+    page.locator("#gallery img").nth(3).wait_for(state="visible")
+    assert page.locator("#gallery img").count() == 4
+    page.locator('#downloads a[download="illustrations.zip"]').wait_for()
+    shot = _save(page, "recipe", tmp_path)
+
+    # Tab 2: pick a drawn example photo, make the edit and the video.
+    page.get_by_role("tab", name="Photo → edit / video").click()
+    page.get_by_text("Cut the tomato in half").first.click()
+    expect(page.locator("#instruction textarea")).to_have_value("Cut the tomato in half")
+    page.locator("#photo-go").click()
+    page.locator("#tab-photo video").first.wait_for(state="visible")
+    page.locator('#tab-photo a[download="video.gif"]').wait_for()
+    _save(page, "photo", tmp_path)
+
+    # Tab 3: animate the recipe made on tab 1.
+    page.get_by_role("tab", name="Animate my recipe").click()
+    assert page.locator("#tab-animate img").count() >= 4  # the recipe's steps are shown here too
+    page.locator("#animate-go").click()
+    page.locator('#tab-animate a[download="recipe_clips.zip"]').wait_for()
+    assert page.locator("#tab-animate video").count() >= 1
+    _save(page, "animate", tmp_path)
+    assert shot.exists()
