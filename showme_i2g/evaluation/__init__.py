@@ -1,0 +1,1 @@
+"""Evaluation support shared by the ``eval/`` entry points: the report writer (tables, JSON, plots, grids)."""
