@@ -1,0 +1,271 @@
+"""What training reads: adjacent step pairs of recipes (I2G) and video clips with their instruction (ShowMe).
+
+I2G fine-tunes on pairs of neighbouring steps (v_i, v_{i+1}) of one recipe, so :func:`adjacent_pairs` turns any
+reader's :class:`~.records.Recipe` records into :class:`StepPair` items. ShowMe learns first frame + instruction
+-> last frame (stage 1) and -> the whole clip (stage 2), so :class:`Clip` is one span of one video with its
+instruction, :func:`ssv2_clips` / :func:`epic100_clips` build clips from the readers' records, and
+:func:`load_clip_frames` decodes a clip's span and samples it uniformly (the paper: 12 frames for SSv2, 16 for
+EPIC-KITCHENS). :func:`curate_epic100` applies ShowMe's final-frame selection to EPIC clips.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .curation import ImageImageSimilarity, TextImageSimilarity, select_final_frame
+from .records import Recipe, Step
+
+__all__ = [
+    "DEFAULT_NUM_FRAMES",
+    "Clip",
+    "StepPair",
+    "adjacent_pairs",
+    "clip_span",
+    "curate_epic100",
+    "epic100_clips",
+    "load_clip_frames",
+    "ssv2_clips",
+    "uniform_indices",
+]
+
+DEFAULT_NUM_FRAMES = {"ssv2": 12, "epic100": 16}
+"""Frames sampled per clip in ShowMe (§4, implementation details)."""
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+# --- I2G: adjacent step pairs --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepPair:
+    """Two neighbouring steps of one recipe: ``first`` is step ``index``, ``second`` is step ``index + 1``."""
+
+    goal: str | None
+    first: Step
+    second: Step
+    recipe_id: str
+    index: int
+    source: str = ""
+
+
+def adjacent_pairs(recipes: Iterable[Recipe], *, require_media: bool = False) -> Iterator[StepPair]:
+    """Every pair of consecutive steps ``(v_i, v_{i+1})`` of every recipe, in order.
+
+    ``require_media`` skips pairs where either step has no ``media`` (I2G trains on step images; video sources
+    get their key frames extracted first). A recipe of n steps yields n - 1 pairs.
+    """
+    for recipe in recipes:
+        for index in range(len(recipe.steps) - 1):
+            first, second = recipe.steps[index], recipe.steps[index + 1]
+            if require_media and (first.media is None or second.media is None):
+                continue
+            yield StepPair(recipe.goal, first, second, recipe.id, index, recipe.source)
+
+
+# --- ShowMe: clips -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clip:
+    """One span of one video and the instruction it shows.
+
+    ``media`` is a video file (anything ffmpeg reads, or an animated GIF) or a folder of frame images sorted by
+    name (EPIC-KITCHENS ships ``frame_0000000001.jpg`` ...). The span is ``start_frame``..``end_frame`` (0-based
+    indices into the media's frames, both inclusive) or, when only times are known, ``start``..``end`` seconds;
+    with neither the whole media is the clip. ``end_frame`` is the target (last) frame of ShowMe's stage 1.
+    """
+
+    media: Path
+    instruction: str
+    id: str
+    source: str = ""
+    start_frame: int | None = None
+    end_frame: int | None = None
+    start: float | None = None
+    end: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def ssv2_clips(recipes: Iterable[Recipe]) -> list[Clip]:
+    """SSv2 records (from :func:`~.readers.read_ssv2` with ``videos_root``) as whole-video clips.
+
+    :raises InvalidInputError: when a record has no video path (read it with ``videos_root``).
+    """
+    clips = []
+    for recipe in recipes:
+        step = recipe.steps[0]
+        if step.media is None:
+            raise InvalidInputError(f"SSv2 clip {recipe.id} has no video path; pass videos_root to read_ssv2.")
+        clips.append(Clip(Path(step.media), step.text, recipe.id, "ssv2", meta=dict(recipe.meta)))
+    return clips
+
+
+def _epic_media(root: Path, video: str, participant: str | None) -> Path:
+    """Where a video's frames or file live under ``root``, in the layouts EPIC-KITCHENS is distributed in.
+
+    Tried in order: ``root/<video>/`` (a frame folder), ``root/<participant>/rgb_frames/<video>/`` (the released
+    frame archives unpacked), ``root/<video>.MP4`` and ``root/<participant>/videos/<video>.MP4``; the first one
+    that exists wins, else ``root/<video>`` (reported when the clip is loaded).
+    """
+    candidates = [root / video]
+    if participant:
+        candidates.append(root / participant / "rgb_frames" / video)
+    for suffix in (".MP4", ".mp4"):
+        candidates.append(root / f"{video}{suffix}")
+        if participant:
+            candidates.append(root / participant / "videos" / f"{video}{suffix}")
+    return next((path for path in candidates if path.exists()), candidates[0])
+
+
+def epic100_clips(recipes: Iterable[Recipe], root: str | Path) -> list[Clip]:
+    """One clip per EPIC-KITCHENS narration (records from :func:`~.readers.read_epic100`).
+
+    EPIC frame numbers start at 1 (``frame_0000000001.jpg``), so ``start_frame``/``stop_frame`` become 0-based
+    indices by subtracting 1. A ``target_frame`` that :func:`curate_epic100` stored replaces ``stop_frame``.
+    """
+    root = Path(root)
+    clips = []
+    for recipe in recipes:
+        media = _epic_media(root, recipe.id, recipe.meta.get("participant_id"))
+        for step in recipe.steps:
+            meta = dict(step.meta)
+            last = meta.get("target_frame", meta["stop_frame"])
+            clips.append(
+                Clip(media, step.text, meta["narration_id"], "epic100", meta["start_frame"] - 1, last - 1,
+                     step.start, step.end, meta)
+            )
+    return clips
+
+
+def uniform_indices(first: int, last: int, count: int) -> list[int]:
+    """``count`` indices spread evenly from ``first`` to ``last`` (both included; repeats when the span is short)."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    if last < first:
+        raise ValueError(f"the span {first}..{last} is empty")
+    if count == 1:
+        return [last]
+    return [int(round(value)) for value in np.linspace(first, last, count)]
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _video_fps(path: Path) -> float | None:
+    """Frames per second of a video file, from ffmpeg's header (None for animations without a rate)."""
+    if path.suffix.lower() in (".gif", ".webp", ".png", ".apng"):
+        return None
+    import imageio_ffmpeg
+
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        reader.close()
+    except (OSError, RuntimeError, StopIteration) as error:
+        raise InvalidInputError(f"The clip {path} is not a video we can read.") from error
+    fps = meta.get("fps")
+    return float(fps) if fps else None
+
+
+def clip_span(clip: Clip, length: int, fps: float | None = None) -> tuple[int, int]:
+    """The clip's first and last frame index (inclusive) in a media of ``length`` frames.
+
+    Frame indices win over seconds; seconds need ``fps`` (or ``clip.meta["fps"]``). The span is clamped to the
+    media, and an empty result is the user's to fix (a clip that names frames the video does not have).
+    """
+    first, last = clip.start_frame, clip.end_frame
+    rate = fps or clip.meta.get("fps")
+    if first is None and clip.start is not None and rate:
+        first = int(math.floor(clip.start * rate))
+    if last is None and clip.end is not None and rate:
+        last = int(math.ceil(clip.end * rate)) - 1
+    first = 0 if first is None else max(first, 0)
+    last = length - 1 if last is None else min(last, length - 1)
+    if length == 0 or last < first:
+        raise InvalidInputError(
+            f"The clip {clip.id} asks for frames {first}..{last} but {clip.media} has {length} frames."
+        )
+    return first, last
+
+
+def _sample(clip: Clip, num_frames: int | None) -> tuple[list[int], np.ndarray]:
+    """The sampled frame indices (into the media) and the frames themselves."""
+    from PIL import Image
+
+    from ..media import read_video_frames
+
+    media = Path(clip.media)
+    if media.is_dir():
+        files = _frame_files(media)
+        first, last = clip_span(clip, len(files))
+        indices = list(range(first, last + 1)) if num_frames is None else uniform_indices(first, last, num_frames)
+        frames = []
+        for index in indices:
+            try:
+                with Image.open(files[index]) as image:
+                    frames.append(np.asarray(image.convert("RGB")))
+            except OSError as error:
+                raise InvalidInputError(f"The frame {files[index]} of clip {clip.id} is not an image.") from error
+    else:
+        if not media.is_file():
+            raise InvalidInputError(f"The video {media} of clip {clip.id} does not exist.")
+        decoded = read_video_frames(media)
+        by_time = (clip.start_frame is None and clip.start is not None) or (
+            clip.end_frame is None and clip.end is not None
+        )
+        first, last = clip_span(clip, len(decoded), _video_fps(media) if by_time else None)
+        indices = list(range(first, last + 1)) if num_frames is None else uniform_indices(first, last, num_frames)
+        frames = [decoded[index] for index in indices]
+    if len({frame.shape for frame in frames}) != 1:
+        raise InvalidInputError(f"The frames of clip {clip.id} do not all have the same size.")
+    return indices, np.stack(frames)
+
+
+def load_clip_frames(clip: Clip, num_frames: int | None = None) -> np.ndarray:
+    """The clip's span sampled uniformly to ``num_frames`` frames (all frames of the span when None).
+
+    Returns ``(num_frames, H, W, 3)`` uint8, first and last frame of the span included, so frame 0 is the
+    conditioning image and the last one the target. Frame folders read only the sampled files; video files are
+    decoded with :func:`showme_i2g.media.read_video_frames`.
+
+    :raises InvalidInputError: when the media is missing or unreadable, or the span is empty.
+    """
+    return _sample(clip, num_frames)[1]
+
+
+def curate_epic100(
+    clips: Iterable[Clip],
+    text_image_sim: TextImageSimilarity,
+    image_image_sim: ImageImageSimilarity,
+    *,
+    num_frames: int = 16,
+    threshold: float = 0.1,
+    last_k: int = 8,
+) -> tuple[list[Clip], list[Clip]]:
+    """ShowMe's EPIC-KITCHENS filter: ``(kept, dropped)`` clips, the kept ones ending at their chosen frame.
+
+    Each clip is sampled to ``num_frames`` frames; the last ``last_k`` are scored by
+    ``text_image_sim(instruction, frames) x image_image_sim(first frame, frames)`` (CLIP and DINO in the paper)
+    and the best one becomes the clip's ``end_frame`` (also stored as ``meta["target_frame"]`` in EPIC's 1-based
+    numbering, which :func:`epic100_clips` reads back) if its score exceeds ``threshold``.
+    """
+    kept: list[Clip] = []
+    dropped: list[Clip] = []
+    for clip in clips:
+        indices, frames = _sample(clip, num_frames)
+        best = select_final_frame(clip.instruction, list(frames), text_image_sim, image_image_sim, threshold, last_k)
+        if best is None:
+            dropped.append(clip)
+            continue
+        target = indices[best]
+        kept.append(replace(clip, end_frame=target, meta={**clip.meta, "target_frame": target + 1}))
+    return kept, dropped

@@ -1,0 +1,350 @@
+"""Dataset readers on the real annotation samples (tests/data/samples, copied unmodified from ../shared/data) and,
+for the sources whose files may not be redistributed here (SSv2, WikiHow/VGSI), on small fixtures written in the
+tests from the documented public formats. Also the training API: adjacent step pairs and clips with frame sampling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from showme_i2g.data import (
+    Clip,
+    Recipe,
+    Step,
+    adjacent_pairs,
+    epic100_clips,
+    fill_template,
+    load_clip_frames,
+    read_captaincook4d,
+    read_epic100,
+    read_htstep,
+    read_ssv2,
+    read_wikihow,
+    ssv2_clips,
+    uniform_indices,
+)
+from showme_i2g.errors import InvalidInputError, ShowMeError
+
+SAMPLES = Path(__file__).parent / "data" / "samples"
+CC4D = SAMPLES / "captaincook4d"
+HTSTEP = SAMPLES / "htstep"
+EPIC = SAMPLES / "epic100" / "EPIC_100_validation.sample.csv"
+
+
+def test_samples_are_complete_and_licensed():
+    for folder in ("captaincook4d", "htstep", "epic100"):
+        licence = (SAMPLES / folder / "LICENSE").read_text(encoding="utf-8")
+        assert len(licence) > 200 or "Creative Commons" in licence
+    assert "MIT License" in (CC4D / "LICENSE").read_text()
+    assert "Attribution-NonCommercial 4.0" in (HTSTEP / "LICENSE").read_text()
+    assert "NonCommerial 4.0" in (SAMPLES / "epic100" / "LICENSE").read_text()  # sic, as the source spells it
+
+
+# --- CaptainCook4D ----------------------------------------------------------------------------------------------
+
+
+def _captaincook(**kwargs):
+    return read_captaincook4d(
+        CC4D / "step_annotations.csv",
+        step_descriptions=CC4D / "activity_step_description.csv",
+        error_annotations=CC4D / "error_annotations.sample.json",
+        **kwargs,
+    )
+
+
+def test_captaincook4d_recordings_goals_and_step_text():
+    result = _captaincook()
+    assert result.problems == []
+    assert [r.id for r in result][:3] == ["1_7", "1_10", "1_14"]
+    assert len(result) == 10
+    first = result.recipes[0]
+    assert first.goal == "Microwave Egg Sandwich" and first.source == "captaincook4d"
+    assert len(first.steps) == 12
+    step = first.steps[0]
+    assert step.text == "Coat a 6-oz. ramekin cup with cooking spray"  # "Coat -Coat ..." -> label + step
+    assert step.meta["verb"] == "Coat" and step.meta["step_id"] == 3
+    assert (step.start, step.end) == (7.072, 46.288)
+    starts = [s.start for s in first.steps]
+    assert starts == sorted(starts)
+
+
+def test_captaincook4d_drops_steps_with_errors_as_i2g_does():
+    result = _captaincook()
+    assert result.counts == {"error_steps_dropped": 28}  # the 28 has_errors=True rows of the sample
+    recording = next(r for r in result if r.id == "1_10")
+    assert len(recording.steps) == 11
+    assert 4 not in [s.meta["step_id"] for s in recording.steps]  # the skipped "Microwave ... 30 seconds"
+    assert all(not s.meta["has_errors"] for r in result for s in r.steps)
+    kept = _captaincook(keep_errors=True)
+    wrong = next(s for s in next(r for r in kept if r.id == "1_10").steps if s.meta["step_id"] == 4)
+    assert wrong.meta["errors"] == ["Missing Step"] and wrong.meta["skipped"]
+    assert wrong.start is None and wrong.end is None
+    assert [s.meta["step_id"] for s in next(r for r in kept if r.id == "1_10").steps][:4] == [3, 1, 4, 11]
+
+
+def test_captaincook4d_errors_json_alone_marks_a_step(tmp_path):
+    csv = tmp_path / "steps.csv"
+    csv.write_text(
+        '"recording_id","step_id","start_time","end_time","description","has_errors"\n'
+        '"3_1","2","1.0","2.0","Pour-Pour milk","False"\n'
+        '"3_1","5","3.0","4.0","Stir-Stir it","False"\n'
+    )
+    errors = tmp_path / "errors.json"
+    errors.write_text(json.dumps([{"recording_id": "3_1", "activity_id": 3, "step_annotations": [
+        {"step_id": 5, "errors": [{"tag": "Technique", "description": "spilled"}]}]}]))
+    result = read_captaincook4d(csv, error_annotations=errors)
+    assert [s.text for s in result.recipes[0].steps] == ["Pour milk"]
+    assert result.recipes[0].goal is None
+
+
+def test_captaincook4d_malformed_rows_are_reported_with_file_and_line(tmp_path, caplog):
+    csv = tmp_path / "steps.csv"
+    csv.write_text(
+        '"recording_id","step_id","start_time","end_time","description","has_errors"\n'
+        '"1_7","3","7.0","9.0","Coat-Coat the cup","False"\n'
+        '"1_7","x","7.0","9.0","Pour-Pour","False"\n'
+        '"1_7","4","9.0","8.0","Cut-Cut","False"\n'
+        '"1_7","5","10.0"\n'
+        '"1_7","6","11.0","12.0","Top-Top","maybe"\n'
+    )
+    with caplog.at_level(logging.WARNING, logger="showme_i2g.data"):
+        result = read_captaincook4d(csv)
+    assert [(p.file, p.line) for p in result.problems] == [(str(csv), 3), (str(csv), 4), (str(csv), 5), (str(csv), 6)]
+    assert "step_id 'x' is not a whole number" in result.problems[0].message
+    assert "before start_time" in result.problems[1].message
+    assert "has 3 fields where the header names 6" in result.problems[2].message
+    assert "neither True nor False" in result.problems[3].message
+    assert str(result.problems[0]).startswith(f"{csv}:3: ")
+    assert len(result.recipes[0].steps) == 1
+    assert sum("skipped" in record.message for record in caplog.records) == 4
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [(None, "does not exist"), ("", "is empty"), ("a,b\n1,2\n", "lacks the column(s) recording_id")],
+)
+def test_captaincook4d_missing_or_wrong_file_is_one_sentence(tmp_path, content, fragment):
+    path = tmp_path / "step_annotations.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ShowMeError, match=re.escape(fragment)) as info:
+        read_captaincook4d(path)
+    assert str(info.value).count(". ") == 0 and str(info.value).endswith(".")
+
+
+# --- HT-Step ----------------------------------------------------------------------------------------------------
+
+
+def test_htstep_taxonomy_articles_in_step_order():
+    result = read_htstep(HTSTEP / "taxonomy.sample.csv")
+    assert result.problems == []
+    assert [r.goal for r in result][:2] == ["Make Pastel De Papa", "Make Chiles Rellenos"]
+    pastel = result.recipes[0]
+    assert len(pastel.steps) == 13
+    assert [s.meta["step_index"] for s in pastel.steps] == list(range(13))
+    assert pastel.steps[0].headline == "Make mashed potatoes."
+    assert pastel.steps[0].text.startswith("Make mashed potatoes. Chop the potatoes into chunks")
+    assert pastel.steps[0].text.endswith("salt and pepper to taste.")  # the paragraph's trailing ";" dropped
+    assert pastel.steps[1].text == "Chop and sauté a large onion with cumin until soft and sweet."  # no paragraph
+
+
+def test_htstep_annotations_place_steps_in_videos(tmp_path):
+    annotations = tmp_path / "annotations.json"
+    annotations.write_text(
+        "{\n"
+        '  "vid_a": {"subset": "train", "activity": "Make Pastel De Papa", "variation": "none",\n'
+        '            "annotations": [{"id": 1, "segment": [30.0, 41.5]}, {"id": 0, "segment": [2.0, 20.0]}]},\n'
+        '  "vid_b": {"subset": "val", "activity": "Make Pastel De Papa", "variation": "none",\n'
+        '            "annotations": [{"id": 99999, "segment": [1, 2]}]},\n'
+        '  "vid_c": {"subset": "val", "annotations": [{"id": 0, "segment": [5, 3]}]}\n'
+        "}\n"
+    )
+    result = read_htstep(HTSTEP / "taxonomy.sample.csv", annotations=annotations)
+    assert [r.id for r in result] == ["vid_a"]
+    video = result.recipes[0]
+    assert [s.meta["global_step_index"] for s in video.steps] == [0, 1]  # ordered by start time
+    assert (video.steps[0].start, video.steps[0].end) == (2.0, 20.0)
+    assert video.meta["subset"] == "train"
+    assert [(p.line, "99999" in p.message) for p in result.problems] == [(4, True), (6, False)]
+    assert "ends before it starts" in result.problems[1].message
+
+
+# --- WikiHow (VGSI JSON lines; fixture in the documented format) -------------------------------------------------
+
+
+def test_wikihow_jsonl_one_recipe_per_method(tmp_path):
+    article = {
+        "file_id": "12345", "goal": "Make Pancakes", "goal_description": "Fluffy.",
+        "category_hierarchy": ["Food and Entertaining", "Breakfast"],
+        "methods": [
+            {"name": "Classic", "steps": [
+                {"headline": "Mix the batter.", "description": "Whisk flour, milk and eggs.",
+                 "img": "https://www.wikihow.com/images/a/ab/Make-Pancakes-Step-1.jpg", "img_license": "CC",
+                 "step_id": 1},
+                {"headline": "Fry.", "description": "", "img": "", "step_id": 2}]},
+            {"name": "Vegan", "steps": [{"headline": "Use oat milk.", "description": "It works."}]},
+        ],
+    }
+    path = tmp_path / "wikihow.jsonl"
+    path.write_text(json.dumps(article) + "\n\n" + "{not json\n" + json.dumps({"goal": "No methods"}) + "\n")
+    result = read_wikihow(path, image_root=tmp_path / "images")
+    assert [r.id for r in result] == ["12345/1", "12345/2"]
+    classic = result.recipes[0]
+    assert classic.goal == "Make Pancakes" and classic.meta["method"] == "Classic"
+    assert classic.steps[0].text == "Mix the batter. Whisk flour, milk and eggs."
+    assert classic.steps[0].media == tmp_path / "images" / "Make-Pancakes-Step-1.jpg"
+    assert classic.steps[1].text == "Fry." and classic.steps[1].media is None
+    assert [(p.line, p.message.split(" (")[0]) for p in result.problems] == [
+        (3, "is not valid JSON"), (4, "methods is missing or empty")]
+
+
+# --- EPIC-KITCHENS-100 ------------------------------------------------------------------------------------------
+
+
+def test_epic100_sample_narrations_grouped_by_video():
+    result = read_epic100(EPIC)
+    assert result.problems == []
+    assert sum(len(r.steps) for r in result) == 200  # every row of the sample
+    video = result.recipes[0]
+    assert video.id == "P01_11" and video.goal is None and video.meta["participant_id"] == "P01"
+    first = video.steps[0]
+    assert first.text == "take plate"
+    assert (first.start, first.end) == (0.0, 1.89)
+    assert first.meta["narration_id"] == "P01_11_0"
+    assert (first.meta["start_frame"], first.meta["stop_frame"]) == (1, 113)
+    assert first.meta["verb"] == "take" and first.meta["noun_class"] == 2 and first.meta["all_nouns"] == ["plate"]
+    starts = [s.start for s in video.steps]
+    assert starts == sorted(starts)
+
+
+def test_epic100_bad_rows_reported(tmp_path):
+    lines = EPIC.read_text().splitlines()
+    bad = lines[1].replace("00:00:01.89", "1.89s")
+    path = tmp_path / "epic.csv"
+    path.write_text("\n".join([lines[0], bad, lines[2]]) + "\n")
+    result = read_epic100(path)
+    assert len(result.problems) == 1 and result.problems[0].line == 2
+    assert "stop_timestamp '1.89s' is not HH:MM:SS.ff" in result.problems[0].message
+    assert sum(len(r.steps) for r in result) == 1
+
+
+# --- Something-Something v2 (fixture in the documented format: the files are not redistributable) ---------------
+
+
+def _ssv2_files(tmp_path):
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"Putting something into something": "106", "Holding something": "16",
+                                  "Putting number of something onto something": "102"}, indent=1))
+    train = tmp_path / "train.json"
+    records = [
+        {"id": "78687", "label": "putting a pen into a cup", "template": "Putting [something] into [something]",
+         "placeholders": ["a pen", "a cup"]},
+        {"id": "42326", "label": "holding potato", "template": "Holding [something]", "placeholders": ["potato"]},
+        {"id": "3", "label": "x", "template": "Putting [something] into [something]", "placeholders": ["one"]},
+        {"id": "4", "label": "x", "template": "Dancing with [something]", "placeholders": ["a mop"]},
+        {"id": "5", "label": "putting 2 coins onto a book",
+         "template": "Putting [number of] [something] onto [something]", "placeholders": ["2", "coins", "a book"]},
+    ]  # one record per line, after an opening "[" line: record k starts on line k + 1
+    train.write_text("[\n" + ",\n".join(json.dumps(record) for record in records) + "\n]\n")
+    return labels, train
+
+
+def test_ssv2_fills_templates_and_reports_bad_clips(tmp_path):
+    labels, train = _ssv2_files(tmp_path)
+    result = read_ssv2(train, labels=labels, videos_root=tmp_path / "videos")
+    assert [r.id for r in result] == ["78687", "42326", "5"]
+    pen = result.recipes[0]
+    assert pen.steps[0].text == "Putting a pen into a cup"
+    assert pen.meta["label"] == "Putting something into something" and pen.meta["class_id"] == 106
+    assert pen.steps[0].media == tmp_path / "videos" / "78687.webm"
+    assert result.recipes[2].steps[0].text == "Putting 2 coins onto a book"
+    assert [p.line for p in result.problems] == [4, 5]
+    assert "2 placeholders but 1" in result.problems[0].message
+    assert "not in the labels file" in result.problems[1].message
+
+
+def test_fill_template_capitalises_an_opening_object():
+    assert fill_template("[Something] falling like a rock", ["a pen"]) == "A pen falling like a rock"
+
+
+def test_ssv2_wrong_format_is_one_sentence(tmp_path):
+    path = tmp_path / "train.json"
+    path.write_text('"just a string"')
+    with pytest.raises(InvalidInputError, match="does not hold a JSON list or object"):
+        read_ssv2(path)
+    path.write_text("[{")
+    with pytest.raises(InvalidInputError, match="is not valid JSON"):
+        read_ssv2(path)
+
+
+# --- training API -----------------------------------------------------------------------------------------------
+
+
+def test_adjacent_pairs_of_recipes():
+    recipe = Recipe("Make tea", [Step("Boil water", media=Path("a.png")), Step("Add tea"),
+                                 Step("Pour", media=Path("c.png"))], "json", "r1")
+    pairs = list(adjacent_pairs([recipe, Recipe("Solo", [Step("Only")], "json", "r2")]))
+    assert [(p.first.text, p.second.text, p.index) for p in pairs] == [("Boil water", "Add tea", 0),
+                                                                       ("Add tea", "Pour", 1)]
+    assert pairs[0].goal == "Make tea" and pairs[0].recipe_id == "r1"
+    assert list(adjacent_pairs([recipe], require_media=True)) == []
+    real = list(adjacent_pairs(_captaincook()))
+    assert len(real) == sum(len(r.steps) - 1 for r in _captaincook())
+
+
+def test_uniform_indices():
+    assert uniform_indices(0, 15, 16) == list(range(16))
+    assert uniform_indices(10, 110, 5) == [10, 35, 60, 85, 110]
+    assert uniform_indices(3, 4, 3) == [3, 4, 4]  # linspace 3, 3.5, 4 rounds half to even
+    with pytest.raises(ValueError):
+        uniform_indices(5, 4, 2)
+
+
+def _frame_folder(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True)
+    for number in range(1, count + 1):  # EPIC names frames from 1
+        Image.fromarray(np.full((8, 10, 3), number, np.uint8)).save(folder / f"frame_{number:010d}.jpg", quality=100)
+    return folder
+
+
+def test_epic100_clips_sample_their_frame_span(tmp_path):
+    _frame_folder(tmp_path / "P01" / "rgb_frames" / "P01_11", 150)
+    video = read_epic100(EPIC).recipes[0]
+    clips = epic100_clips([video], tmp_path)
+    first = clips[0]
+    assert first.media == tmp_path / "P01" / "rgb_frames" / "P01_11"
+    assert (first.start_frame, first.end_frame, first.instruction) == (0, 112, "take plate")
+    frames = load_clip_frames(first, 16)
+    assert frames.shape == (16, 8, 10, 3) and frames.dtype == np.uint8
+    expected = [index + 1 for index in uniform_indices(0, 112, 16)]  # pixel value = EPIC frame number
+    assert np.abs(frames[:, 0, 0, 0].astype(int) - np.array(expected)).max() <= 2  # JPEG rounding
+    assert frames[0, 0, 0, 0] <= 2 and frames[-1, 0, 0, 0] >= 111
+    late = next(c for c in clips if c.meta["stop_frame"] > 150)
+    with pytest.raises(InvalidInputError, match="has 150 frames"):
+        load_clip_frames(Clip(late.media, "x", "late", start_frame=200, end_frame=300))
+
+
+def test_ssv2_clips_decode_video_files(tmp_path):
+    from showme_i2g.media import save_video
+
+    labels, train = _ssv2_files(tmp_path)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    save_video([np.full((16, 16, 3), 10 * i, np.uint8) for i in range(20)], videos / "78687.gif", fps=10)
+    records = [r for r in read_ssv2(train, labels=labels, videos_root=videos, video_suffix=".gif") if r.id == "78687"]
+    clip = ssv2_clips(records)[0]
+    assert clip.instruction == "Putting a pen into a cup" and clip.source == "ssv2"
+    frames = load_clip_frames(clip, 12)
+    assert frames.shape == (12, 16, 16, 3)
+    assert frames[:, 0, 0, 0].tolist() == [10 * i for i in uniform_indices(0, 19, 12)]
+    with pytest.raises(InvalidInputError, match="has no video path"):
+        ssv2_clips(read_ssv2(train, labels=labels))
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        load_clip_frames(Clip(videos / "missing.mp4", "x", "m"))
