@@ -532,18 +532,25 @@ def launch(demo, studio: Studio, host: str, port: int | None, share: bool = Fals
 
 
 def _import_pipelines() -> None:
-    """Import torch, diffusers and the pipelines while the page sits idle (several seconds on a CPU), so that the
-    first click only waits for its model to load. Models themselves still load lazily, on first use."""
+    """Import torch, diffusers, the pipelines and spaCy (the clause splitter's parser) once the page is up, while it
+    waits for its first click: several seconds on a CPU. Models themselves still load lazily, on first use.
+    (Importing them while Gradio itself imports is slower: two threads importing at once contend for the locks.)"""
     import showme_i2g.i2g.pipeline  # noqa: F401
     import showme_i2g.showme.pipeline  # noqa: F401
+
+    try:
+        import spacy  # noqa: F401
+    except ImportError:  # the clause splitter then falls back to punctuation
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=True)
-        if choice.illustration_available != ("tiny",) and (args.device or "cuda").startswith("cuda"):
-            import torch  # only worth its import time when real SDXL weights are cached: fp16 files need a GPU
+        on_gpu = args.device is None or args.device.startswith("cuda")
+        choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=on_gpu)
+        if on_gpu and choice.illustration_available != ("tiny",):
+            import torch  # worth its import time only when SDXL weights are cached: fp16 files count on a GPU only
 
             if not torch.cuda.is_available():
                 choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=False)

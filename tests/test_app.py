@@ -124,8 +124,7 @@ def test_python_app_py_starts_offline_with_no_arguments(tmp_path) -> None:
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     log = tmp_path / "app.log"
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "app.py", "--runs-dir", str(tmp_path / "runs")], cwd=ROOT,
-                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while f"ready at http://127.0.0.1:{port}" not in log.read_text() and time.monotonic() < deadline:
