@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     command = [sys.executable, str(ROOT / "app.py"), "--preset", "tiny", "--showme-preset", "tiny",
                "--port", str(port), "--runs-dir", str(workdir / "runs")]
     rows: list[tuple[str, float]] = []
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         process.wait(timeout=30)
 
     width = max(len(name) for name, _ in rows)
+    print(f"load average when it started: {load_before:.2f} (other work on the machine slows every figure)")
     print(f"{'what (tiny presets, CPU, ' + str(os.cpu_count()) + ' cores)':<{width}}  seconds")
     for name, seconds in rows:
         print(f"{name:<{width}}  {seconds:7.2f}")

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 
 from showme_i2g.app_support import (
+    ILLUSTRATION_ORDER,
+    SHOWME_ORDER,
     TINY_LABEL,
     ModelCache,
     RunFolders,
@@ -32,6 +34,7 @@ from showme_i2g.app_support import (
 )
 from showme_i2g.errors import InvalidInputError
 from showme_i2g.media import read_video_frames
+from showme_i2g.presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS
 
 
 def _solid(colour, size=(64, 48)) -> Image.Image:
@@ -177,6 +180,12 @@ def _cache(root: Path, repo: str, files: list[str]) -> None:
         path = folder / "snapshots" / ("0" * 40) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
+
+
+def test_every_preset_is_ranked_once_with_tiny_last() -> None:
+    """A preset added to presets.py must be ranked here too, or the app could never offer it."""
+    for order, presets in ((ILLUSTRATION_ORDER, ILLUSTRATION_PRESETS), (SHOWME_ORDER, SHOWME_PRESETS)):
+        assert sorted(order) == sorted(presets) and order[-1] == "tiny"
 
 
 def test_pick_presets_with_an_empty_cache_runs_tiny(tmp_path) -> None:
