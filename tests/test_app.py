@@ -195,6 +195,16 @@ def test_recipe_tab_refuses_presets_that_are_not_on_the_list(client) -> None:
     assert "/etc/passwd is not in the list of choices" in message
 
 
+def test_presets_without_weights_say_how_to_get_them(served, client) -> None:
+    message = error_of(lambda: client.predict("Make tea", "Boil.", "sdxl", 0, 2, 5.0, 64, 1.0, api_name="/illustrate"))
+    assert message.startswith("The 'sdxl' preset needs the weights of stabilityai/stable-diffusion-xl-base-1.0")
+    assert "hf download" in message
+    message = error_of(lambda: client.predict(handle_file(served[0].example_photos[0][0]), "Cut it", "edit",
+                                              "dynamicrafter-256", 0, 2, 7.5, 4, 8, "crop", api_name="/photo"))
+    assert message.startswith("The 'dynamicrafter-256' preset needs model.ckpt from Doubiiu/DynamiCrafter")
+    assert ("illustration", "sdxl") not in served[0].models.loaded()  # a failed load is not cached
+
+
 def test_recipe_tab_refuses_a_size_the_model_cannot_make(client) -> None:
     message = error_of(lambda: illustrate(client, size=72))
     assert message == "Height must be a multiple of 16 pixels from 16 to 2048, got 72."
