@@ -189,3 +189,120 @@ def get_showme_preset(name: str) -> ShowMePreset:
     except KeyError:
         known = ", ".join(sorted(SHOWME_PRESETS))
         raise InvalidInputError(f"Unknown preset {name!r}; choose one of: {known}.") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Baselines of the papers' tables, each through the matching diffusers pipeline (``python -m eval.generate``).
+
+SD15_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # the maintained mirror of runwayml/stable-diffusion-v1-5
+SD_TURBO = "stabilityai/sd-turbo"
+INSTRUCT_PIX2PIX = "timbrooks/instruct-pix2pix"
+_SD_FILES = ("model_index.json", "scheduler/", "text_encoder/", "tokenizer/", "unet/", "vae/")
+
+
+@dataclass(frozen=True)
+class BaselinePreset:
+    """A baseline model of I2G's Table 1 or ShowMe's Table 1: a diffusers pipeline class, its weights, its defaults.
+
+    ``pipeline`` names the diffusers class (``StableDiffusionPipeline``, ``StableDiffusionXLPipeline``,
+    ``StableDiffusionInstructPix2PixPipeline``); ``base`` is a hub id, or ``None`` for the tiny twin built in code
+    (:mod:`showme_i2g.baselines`) with the same classes and the same code path. ``architecture`` tells the tiny
+    builder which network to mirror. ``image_guidance_scale`` is InstructPix2Pix's second guidance.
+    """
+
+    name: str
+    description: str
+    pipeline: str
+    architecture: str
+    base: str | None
+    num_inference_steps: int
+    guidance_scale: float
+    size: int
+    image_guidance_scale: float | None = None
+    files: tuple[str, ...] = ()
+
+    def missing_weights_message(self, source: str) -> str:
+        """One sentence: which preset, which files, how to get them."""
+        return (
+            f"The '{self.name}' baseline needs the weights of {self.base} ({', '.join(self.files)}) but they are not "
+            f"in {source}; on a machine with internet run `hf download {self.base} --include '*.json' '*.txt' "
+            f"'*.safetensors'`, or pass --weights with a local copy of the folder."
+        )
+
+
+BASELINE_PRESETS: dict[str, BaselinePreset] = {
+    preset.name: preset
+    for preset in (
+        BaselinePreset(
+            name="sdxl-base",
+            description="Plain SDXL base 1.0, one image per step with the step text as the prompt (I2G Table 1).",
+            pipeline="StableDiffusionXLPipeline",
+            architecture="sdxl",
+            base=SDXL_BASE,
+            num_inference_steps=30,
+            guidance_scale=7.5,
+            size=1024,
+            files=SDXL_FILES,
+        ),
+        BaselinePreset(
+            name="sd15",
+            description="Stable Diffusion 1.5 at 512 px, 50 PNDM steps, CFG 7.5 (I2G Table 1).",
+            pipeline="StableDiffusionPipeline",
+            architecture="sd15",
+            base=SD15_BASE,
+            num_inference_steps=50,
+            guidance_scale=7.5,
+            size=512,
+            files=_SD_FILES,
+        ),
+        BaselinePreset(
+            name="sd21-turbo",
+            description="SD-Turbo (distilled SD 2.1) at 512 px, one step, no CFG, as its model card runs it.",
+            pipeline="StableDiffusionPipeline",
+            architecture="sd21",
+            base=SD_TURBO,
+            num_inference_steps=1,
+            guidance_scale=0.0,
+            size=512,
+            files=_SD_FILES,
+        ),
+        BaselinePreset(
+            name="instructpix2pix",
+            description="InstructPix2Pix at 512 px, 100 Euler-ancestral steps, text CFG 7.5, image CFG 1.5.",
+            pipeline="StableDiffusionInstructPix2PixPipeline",
+            architecture="instructpix2pix",
+            base=INSTRUCT_PIX2PIX,
+            num_inference_steps=100,
+            guidance_scale=7.5,
+            size=512,
+            image_guidance_scale=1.5,
+            files=_SD_FILES,
+        ),
+    )
+}
+# Every baseline's tiny twin: same pipeline class and architecture kind, random weights built in code, few steps.
+BASELINE_PRESETS.update(
+    {
+        f"{preset.name}-tiny": BaselinePreset(
+            name=f"{preset.name}-tiny",
+            description=f"The {preset.name} architecture at a few hundred thousand parameters, random weights: tests.",
+            pipeline=preset.pipeline,
+            architecture=preset.architecture,
+            base=None,
+            num_inference_steps=min(preset.num_inference_steps, 3),
+            guidance_scale=preset.guidance_scale,
+            size=64,
+            image_guidance_scale=preset.image_guidance_scale,
+        )
+        for preset in list(BASELINE_PRESETS.values())
+    }
+)
+
+
+def get_baseline_preset(name: str) -> BaselinePreset:
+    """The baseline preset called ``name``, or a clear error listing the known ones."""
+    try:
+        return BASELINE_PRESETS[name]
+    except KeyError:
+        known = ", ".join(sorted(BASELINE_PRESETS))
+        raise InvalidInputError(f"Unknown baseline preset {name!r}; choose one of: {known}.") from None

@@ -25,6 +25,7 @@ from showme_i2g.data import (
     read_captaincook4d,
     read_epic100,
     read_htstep,
+    read_recipes_json,
     read_ssv2,
     read_wikihow,
     ssv2_clips,
@@ -348,3 +349,30 @@ def test_ssv2_clips_decode_video_files(tmp_path):
         ssv2_clips(read_ssv2(train, labels=labels))
     with pytest.raises(InvalidInputError, match="does not exist"):
         load_clip_frames(Clip(videos / "missing.mp4", "x", "m"))
+
+
+# --- the project's own JSON layout --------------------------------------------------------------------------------
+
+
+def test_recipes_json_with_splits_images_and_problems(tmp_path):
+    path = tmp_path / "recipes.json"
+    path.write_text(
+        "[\n"
+        '{"id": "tea", "goal": "Make tea", "split": "test", "steps": ["Boil water", {"text": "Pour", "image": "p.png"}]},\n'
+        '{"goal": "Make toast", "steps": ["Slice bread"]},\n'
+        '{"goal": "", "steps": ["x"]},\n'
+        '{"goal": "No steps", "steps": []}\n'
+        "]\n"
+    )
+    result = read_recipes_json(path)
+    assert [(r.id, r.goal, r.meta) for r in result] == [("tea", "Make tea", {"split": "test"}),
+                                                        ("2", "Make toast", {})]
+    assert result.recipes[0].steps[1].media == tmp_path / "p.png"
+    assert [(p.line, p.message) for p in result.problems] == [(4, "recipe 3: goal is empty or not text"),
+                                                              (5, "recipe 4: steps is missing or empty")]
+    nested = tmp_path / "nested.json"
+    nested.write_text(json.dumps({"recipes": [{"goal": "Make tea", "steps": ["Boil"]}]}))
+    assert [r.goal for r in read_recipes_json(nested)] == ["Make tea"]
+    nested.write_text(json.dumps({"items": []}))
+    with pytest.raises(InvalidInputError, match='neither a list nor a "recipes" list'):
+        read_recipes_json(nested)

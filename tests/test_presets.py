@@ -60,3 +60,50 @@ def test_missing_sdxl_weights_name_preset_files_and_remedy():
 def test_missing_weights_in_local_folder(tmp_path):
     with pytest.raises(WeightsNotFoundError, match=f"'sdxl-lightning' preset.*the folder {tmp_path}"):
         IllustrationPipeline.from_preset("sdxl-lightning", device="cpu", weights=tmp_path)
+
+
+# --- baselines (python -m eval.generate) ---------------------------------------------------------------------------
+
+
+def test_baseline_presets_name_the_public_weights_and_pipelines():
+    from showme_i2g.presets import BASELINE_PRESETS, get_baseline_preset
+
+    expected = {
+        "sdxl-base": ("stabilityai/stable-diffusion-xl-base-1.0", "StableDiffusionXLPipeline"),
+        "sd15": ("stable-diffusion-v1-5/stable-diffusion-v1-5", "StableDiffusionPipeline"),
+        "sd21-turbo": ("stabilityai/sd-turbo", "StableDiffusionPipeline"),
+        "instructpix2pix": ("timbrooks/instruct-pix2pix", "StableDiffusionInstructPix2PixPipeline"),
+    }
+    for name, (base, pipeline) in expected.items():
+        preset, tiny = get_baseline_preset(name), get_baseline_preset(f"{name}-tiny")
+        assert (preset.base, preset.pipeline) == (base, pipeline)
+        assert tiny.base is None and (tiny.pipeline, tiny.architecture) == (preset.pipeline, preset.architecture)
+    turbo = get_baseline_preset("sd21-turbo")
+    assert (turbo.num_inference_steps, turbo.guidance_scale, turbo.size) == (1, 0.0, 512)
+    assert get_baseline_preset("instructpix2pix").image_guidance_scale == 1.5
+    assert len(BASELINE_PRESETS) == 8
+    with pytest.raises(InvalidInputError, match=r"^Unknown baseline preset 'sd3'; choose one of: .*\.$"):
+        get_baseline_preset("sd3")
+
+
+@pytest.mark.parametrize("name, in_channels, linear", [("sd15-tiny", 4, False), ("sd21-turbo-tiny", 4, True),
+                                                        ("instructpix2pix-tiny", 8, False)])
+def test_tiny_baselines_mirror_their_architecture(name, in_channels, linear):
+    from showme_i2g.baselines import load_baseline
+
+    pipe = load_baseline(name)
+    assert pipe.unet.config.in_channels == in_channels and pipe.unet.config.use_linear_projection is linear
+    assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
+    assert pipe.vae.config.scaling_factor == 0.18215 and len(pipe.tokenizer) == 49408
+    assert sum(p.numel() for p in pipe.unet.parameters()) < 1_000_000
+    again = load_baseline(name)
+    assert all(torch.equal(a, b) for a, b in zip(pipe.unet.state_dict().values(), again.unet.state_dict().values()))
+
+
+def test_real_baseline_without_weights_is_one_sentence(tmp_path, monkeypatch):
+    from showme_i2g.baselines import load_baseline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match=r"^The 'sd15' baseline needs the weights of "
+                                                   r"stable-diffusion-v1-5/stable-diffusion-v1-5 .*--weights"):
+        load_baseline("sd15", weights=tmp_path / "empty")

@@ -12,7 +12,8 @@ Readers (:mod:`.readers`)
     recording, steps with errors (and skipped steps) dropped as in I2G; ``read_htstep(taxonomy.csv,
     annotations=annotations.json)``; ``read_wikihow(vgsi.jsonl, image_root=...)`` -- one recipe per method;
     ``read_epic100(EPIC_100_*.csv)`` -- one record per video, a step per narration (frames in ``meta``);
-    ``read_ssv2(train.json, labels=labels.json, videos_root=...)`` -- one single-step record per clip.
+    ``read_ssv2(train.json, labels=labels.json, videos_root=...)`` -- one single-step record per clip;
+    ``read_recipes_json(recipes.json)`` -- the project's own ``[{"id", "goal", "steps", "split"}]`` layout.
 
 Curation (:mod:`.curation`)
     ``SSV2_TEMPLATES`` (the 174 labels), ``SSV2_RULES``, ``judge_template``, ``split_templates`` (112 kept, 62
@@ -59,6 +60,7 @@ from .readers import (
     read_captaincook4d,
     read_epic100,
     read_htstep,
+    read_recipes_json,
     read_ssv2,
     read_wikihow,
     template_label,
@@ -89,6 +91,7 @@ __all__ = [
     "read_captaincook4d",
     "read_epic100",
     "read_htstep",
+    "read_recipes_json",
     "read_ssv2",
     "read_wikihow",
     "select_final_frame",

@@ -9,6 +9,7 @@ One function per source, each returning a :class:`~.records.ReadResult`:
 - :func:`read_wikihow` -- VGSI-style JSON lines: one recipe per method of each article, with step images.
 - :func:`read_epic100` -- one recipe per video: its narrations ordered by start time (EPIC has no goal text).
 - :func:`read_ssv2` -- one single-step record per clip, the template filled with its placeholders.
+- :func:`read_recipes_json` -- the project's own layout (a JSON list of goals and steps), e.g. a test split.
 
 A file that cannot be opened or parsed as a whole raises :class:`~showme_i2g.errors.InvalidInputError`; a bad
 row is skipped and reported in ``ReadResult.problems`` with its file and line, so data loss is always visible.
@@ -34,6 +35,7 @@ __all__ = [
     "read_captaincook4d",
     "read_epic100",
     "read_htstep",
+    "read_recipes_json",
     "read_ssv2",
     "read_wikihow",
     "template_label",
@@ -482,6 +484,51 @@ def read_wikihow(path: PathLike, *, image_root: PathLike | None = None) -> ReadR
             result.problem(path, line, str(error))
             continue
         result.recipes.extend(recipes)
+    return result
+
+
+# --- the project's own JSON layout ----------------------------------------------------------------------------------
+
+
+def read_recipes_json(path: PathLike, *, image_root: PathLike | None = None) -> ReadResult:
+    """Recipes written as JSON: ``[{"id"?, "goal", "steps": [text | {"text", "image"?}], "split"?}, ...]``.
+
+    The list may also sit under a ``"recipes"`` key. This is the evaluation format of ``python -m eval.generate``
+    (and of any hand-made set): ``split`` ("train", "val", "test") goes to ``meta["split"]``; step images are
+    taken relative to ``image_root`` (or to the file's folder). A recipe without a goal or steps is a problem.
+    """
+    result = ReadResult()
+    root = Path(image_root) if image_root is not None else Path(path).parent
+    members = list(_json_members(path))
+    if members and members[0][1] is not None:  # an object: only {"recipes": [...]} is accepted
+        found = [value for _, key, value in members if key == "recipes"]
+        if not found or not isinstance(found[0], list):
+            raise InvalidInputError(f"The recipes file {path} holds neither a list nor a \"recipes\" list.")
+        members = [(None, None, value) for value in found[0]]  # lines inside the object are not tracked
+    for number, (line, _, item) in enumerate(members, start=1):
+        try:
+            if not isinstance(item, dict):
+                raise ValueError("recipe is not a JSON object")
+            goal = _text(item.get("goal"), "goal")
+            raw_steps = item.get("steps")
+            if not isinstance(raw_steps, list) or not raw_steps:
+                raise ValueError("steps is missing or empty")
+            steps = []
+            for raw in raw_steps:
+                if isinstance(raw, str):
+                    steps.append(Step(_text(raw, "a step")))
+                elif isinstance(raw, dict):
+                    image = raw.get("image")
+                    media = root / image if isinstance(image, str) and image.strip() else None
+                    steps.append(Step(_text(raw.get("text"), "a step's text"), media=media))
+                else:
+                    raise ValueError("a step is neither a text nor an object with a text")
+            meta = {"split": str(item["split"])} if item.get("split") is not None else {}
+            recipe_id = str(item.get("id", number))
+        except ValueError as error:
+            result.problem(path, line, f"recipe {number}: {error}")
+            continue
+        result.recipes.append(Recipe(goal, steps, "json", recipe_id, meta))
     return result
 
 

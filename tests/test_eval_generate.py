@@ -1,0 +1,174 @@
+"""``python -m eval.generate`` with the tiny twins of every method: layouts eval.i2g / eval.showme read, resuming,
+and ``independent`` differing from ``ours`` by the neighbour weight alone."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root holds eval/
+from eval import generate  # noqa: E402
+from eval.showme import find_samples, load_instructions  # noqa: E402
+
+RECIPES = [
+    {"id": "tea", "goal": "Make tea", "split": "test",
+     "steps": ["Boil water in a kettle", "Put a tea bag in a cup", "Pour the hot water into the cup"]},
+    {"id": "toast/1", "goal": "Make toast", "split": "test", "steps": ["Slice the bread", "Toast the slices"]},
+    {"id": "salad", "goal": "Make salad", "split": "train", "steps": ["Wash lettuce", "Toss it"]},
+]
+
+
+@pytest.fixture(scope="module")
+def recipes(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "recipes.json"
+    path.write_text(json.dumps(RECIPES))
+    return path
+
+
+@pytest.fixture(scope="module")
+def items(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((70, 90, 3)) * 255).astype(np.uint8)).save(folder / "onion.png")
+    path = folder / "items.json"
+    path.write_text(json.dumps([{"name": "onion 1", "image": "onion.png", "instruction": "cut  the onion"}]))
+    return path
+
+
+def _run(*argv: str) -> int:
+    return generate.main(["--tiny", *argv])
+
+
+def _pixels(folder: Path) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)) for p in sorted(folder.glob("step_*.png"))]
+
+
+@pytest.fixture(scope="module")
+def ours_and_independent(recipes, tmp_path_factory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("out")
+    for method in ("ours", "independent"):
+        assert _run("--method", method, "--data", str(recipes), "--out", str(out / method)) == 0
+    return out / "ours", out / "independent"
+
+
+def test_ours_writes_the_illustrate_layout_for_the_test_split(ours_and_independent):
+    ours, _ = ours_and_independent
+    assert sorted(p.name for p in ours.iterdir()) == ["tea", "toast_1"]  # the train recipe is not rendered
+    tea = ours / "tea"
+    assert sorted(p.name for p in tea.iterdir()) == ["run.json", "step_01.png", "step_02.png", "step_03.png",
+                                                    "storyboard.png"]
+    record = json.loads((tea / "run.json").read_text())
+    assert record["method"] == "ours" and record["id"] == "tea" and record["preset"] == "tiny"
+    assert record["goal"] == "Make tea" and record["steps"] == RECIPES[0]["steps"]
+    assert record["neighbour_weight"] == 1.0 and record["seed"] == 0
+    assert json.loads((ours / "toast_1" / "run.json").read_text())["id"] == "toast/1"
+
+
+def test_independent_differs_from_ours_only_by_the_neighbour_weight(ours_and_independent):
+    ours, independent = ours_and_independent
+    a = json.loads((ours / "tea" / "run.json").read_text())
+    b = json.loads((independent / "tea" / "run.json").read_text())
+    assert (a["neighbour_weight"], b["neighbour_weight"]) == (1.0, 0.0)
+    volatile = {"method", "neighbour_weight", "seconds"}
+    assert {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile}
+    pixels_a, pixels_b = _pixels(ours / "tea"), _pixels(independent / "tea")
+    assert len(pixels_a) == len(pixels_b) == 3
+    assert all(x.shape == y.shape for x, y in zip(pixels_a, pixels_b))
+    assert any(np.abs(x.astype(int) - y.astype(int)).max() > 0 for x, y in zip(pixels_a, pixels_b))
+
+
+@pytest.mark.parametrize("method, pipeline", [("sdxl", "StableDiffusionXLPipeline"),
+                                              ("sd15", "StableDiffusionPipeline"),
+                                              ("sd21-turbo", "StableDiffusionPipeline")])
+def test_text_to_image_baselines_render_each_step_from_its_text(recipes, tmp_path, method, pipeline):
+    assert _run("--method", method, "--data", str(recipes), "--out", str(tmp_path), "--limit", "1") == 0
+    record = json.loads((tmp_path / "tea" / "run.json").read_text())
+    assert record["pipeline"] == pipeline and record["preset"] == f"{generate.METHODS[method].preset}-tiny"
+    assert record["prompts"] == RECIPES[0]["steps"]
+    images = _pixels(tmp_path / "tea")
+    assert len(images) == 3 and images[0].shape == (64, 64, 3)
+    assert not np.array_equal(images[0], images[1])  # different prompts and noise per step
+
+
+def test_rerun_skips_finished_samples_and_redoes_unfinished_ones(recipes, tmp_path, capsys):
+    argv = ("--method", "sd15", "--data", str(recipes), "--out", str(tmp_path))
+    assert _run(*argv) == 0
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")}
+    assert _run(*argv) == 0
+    assert "Rendered 0 samples, skipped 2" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")} == stamps
+    (tmp_path / "toast_1" / "run.json").unlink()  # as if the run died before finishing this sample
+    assert generate.run(generate.build_parser().parse_args(["--tiny", *argv])) == {"rendered": 1, "skipped": 1}
+    assert (tmp_path / "tea" / "step_01.png").stat().st_mtime_ns == stamps[tmp_path / "tea" / "step_01.png"]
+    assert (tmp_path / "toast_1" / "run.json").is_file()
+    assert not list(tmp_path.rglob(".run-*"))  # no temporary files left
+
+
+@pytest.mark.parametrize("method", ["showme-edit", "instructpix2pix"])
+def test_image_editing_methods_write_what_eval_showme_reads(items, tmp_path, method):
+    assert _run("--method", method, "--data", str(items), "--split", "all", "--out", str(tmp_path)) == 0
+    found = find_samples(tmp_path, "image", "generated")
+    assert list(found) == ["onion_1"] and found["onion_1"].name == "edited.png"
+    assert load_instructions(None, found) == {"onion_1": "cut the onion"}
+    record = json.loads((tmp_path / "onion_1" / "run.json").read_text())
+    assert record["method"] == method and record["id"] == "onion 1"
+    edited = np.asarray(Image.open(found["onion_1"]))
+    assert edited.ndim == 3 and edited.shape[2] == 3 and edited.std() > 0
+    if method == "instructpix2pix":
+        assert record["pipeline"] == "StableDiffusionInstructPix2PixPipeline" and record["image_guidance_scale"] == 1.5
+    else:
+        assert record["mode"] == "image" and record["preset"] == "tiny"
+
+
+def test_dynamicrafter_is_vanilla_video_mode(items, tmp_path):
+    assert _run("--method", "dynamicrafter", "--data", str(items), "--split", "all", "--out", str(tmp_path),
+                "--frames", "3") == 0
+    found = find_samples(tmp_path, "video", "generated")
+    assert found["onion_1"].name == "video.mp4"
+    record = json.loads((tmp_path / "onion_1" / "run.json").read_text())
+    assert (record["mode"], record["conditioning"], record["lora_dir"], record["num_frames"]) == (
+        "video", "repeat", None, 3)
+
+
+def test_long_recipes_are_rendered_in_balanced_chunks():
+    steps = tuple(f"step {i}" for i in range(18))
+    assert [len(c) for c in generate._chunks(steps)] == [9, 9]
+    assert [len(c) for c in generate._chunks(steps[:16])] == [16]
+    assert sum(generate._chunks(steps), ()) == steps
+
+
+def test_folder_names_are_safe_and_unique():
+    taken: set[str] = set()
+    assert [generate.folder_name(i, taken) for i in ("12345/1", "12345 1", "../x", "")] == [
+        "12345_1", "12345_1-2", "x", "sample"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--method", "ours", "--split", "val"], "has no 'val' items; its splits are test, train."),
+        (["--method", "sd15", "--format", "json", "--data", "missing.json"], "does not exist."),
+        (["--method", "showme-edit"], "needs an 'image' path and an 'instruction'."),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_code_2(recipes, tmp_path, capsys, argv, message):
+    if "--data" not in argv:
+        argv = [*argv, "--data", str(recipes)]
+    argv = [a if a != "missing.json" else str(tmp_path / a) for a in argv]
+    assert _run(*argv, "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and err.endswith(message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unlabelled_splits_need_split_all(tmp_path):
+    path = tmp_path / "recipes.json"
+    path.write_text(json.dumps([{"goal": "Make tea", "steps": ["Boil water"]}]))
+    with pytest.raises(generate.InvalidInputError, match="labels no splits; pass --split all"):
+        generate.load_recipes(path, "json", "test")
+    assert [s.name for s in generate.load_recipes(path, "json", "all")] == ["1"]
