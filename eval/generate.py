@@ -156,7 +156,7 @@ def load_photo_items(path: Path, split: str) -> list[Sample]:
     labelled = []
     for number, row in enumerate(rows, start=1):
         image, instruction = (row.get("image"), row.get("instruction")) if isinstance(row, dict) else (None, None)
-        if not isinstance(image, str) or not image.strip() or not isinstance(instruction, str) or not instruction.strip():
+        if not all(isinstance(value, str) and value.strip() for value in (image, instruction)):
             raise InvalidInputError(f"Item {number} of {path} needs an 'image' path and an 'instruction'.")
         labelled.append((row.get("split") or None, (number, row)))
     taken: set[str] = set()

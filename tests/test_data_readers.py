@@ -358,7 +358,8 @@ def test_recipes_json_with_splits_images_and_problems(tmp_path):
     path = tmp_path / "recipes.json"
     path.write_text(
         "[\n"
-        '{"id": "tea", "goal": "Make tea", "split": "test", "steps": ["Boil water", {"text": "Pour", "image": "p.png"}]},\n'
+        '{"id": "tea", "goal": "Make tea", "split": "test",\n'
+        ' "steps": ["Boil water", {"text": "Pour", "image": "p.png"}]},\n'
         '{"goal": "Make toast", "steps": ["Slice bread"]},\n'
         '{"goal": "", "steps": ["x"]},\n'
         '{"goal": "No steps", "steps": []}\n'
@@ -368,8 +369,8 @@ def test_recipes_json_with_splits_images_and_problems(tmp_path):
     assert [(r.id, r.goal, r.meta) for r in result] == [("tea", "Make tea", {"split": "test"}),
                                                         ("2", "Make toast", {})]
     assert result.recipes[0].steps[1].media == tmp_path / "p.png"
-    assert [(p.line, p.message) for p in result.problems] == [(4, "recipe 3: goal is empty or not text"),
-                                                              (5, "recipe 4: steps is missing or empty")]
+    assert [(p.line, p.message) for p in result.problems] == [(5, "recipe 3: goal is empty or not text"),
+                                                              (6, "recipe 4: steps is missing or empty")]
     nested = tmp_path / "nested.json"
     nested.write_text(json.dumps({"recipes": [{"goal": "Make tea", "steps": ["Boil"]}]}))
     assert [r.goal for r in read_recipes_json(nested)] == ["Make tea"]
