@@ -337,6 +337,7 @@ def _seed(value) -> int:
 _CSS = """
 #banner {border: 1px solid #e3b341; border-radius: 8px; padding: 0.4rem 0.9rem; background: #fff8e1}
 #banner p {margin: 0.15rem 0}
+#edited img {width: 100%; height: 100%; object-fit: contain}
 """
 
 
@@ -438,7 +439,8 @@ def build_demo(studio: Studio):
                             photo_button = gr.Button("Go", variant="primary", elem_id="photo-go")
                             photo_stop = gr.Button("Stop", variant="stop")
                     with gr.Column():
-                        edited = gr.Image(label="After the action", type="filepath", interactive=False, height=300)
+                        edited = gr.Image(label="After the action", type="filepath", interactive=False, height=300,
+                                          elem_id="edited")
                         video = gr.Video(label="The action", interactive=False, height=300)
                         photo_files = gr.File(label="Downloads: edited PNG, GIF, run.json", file_count="multiple")
                 gr.Examples([list(example) for example in studio.example_photos], [photo, instruction],
