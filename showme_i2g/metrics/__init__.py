@@ -1,9 +1,16 @@
 """Evaluation metrics of both papers, each with a pluggable feature network so the arithmetic runs without weights.
 
-``distribution`` holds I2G's Table-1 comparison of alignment-score distributions (KL, chi-square, CLIPScore scale);
-``image`` ShowMe's PSNR and embedding cosines (CLIP-I, CLIP-T, DINO-I); ``fid`` the Fréchet distance.
+- ``distribution``: I2G Table 1's comparison of alignment-score distributions (KL, chi-square x100, CLIPScore scale).
+- ``fid``: the Fréchet distance and FID's standard features (the offline TF-FID Inception, :class:`InceptionFeatures`).
+- ``image``: ShowMe's PSNR and the embedding cosines (CLIP-I, CLIP-T, DINO-I).
+- ``encoders``: the CLIP and DINOv2 encoders those cosines plug in, and CLIPScore.
+- ``lpips``: LPIPS with torchvision-compatible AlexNet/VGG16/SqueezeNet backbones.
+- ``text``, ``captioning``, ``i2g_protocol``: I2G's caption-alignment protocol and StackedDiffusion's goal/step
+  faithfulness and cross-image consistency.
+- ``video``, ``motion``, ``i3d``: ShowMe's video metrics (FVD, FID over frames, VQAScore, motion score).
 """
 
+from .captioning import CAPTION_PROMPTS, VLMCaptioner, draw_prompts
 from .distribution import (
     CLIP_SCORE_WEIGHT,
     DistributionComparison,
@@ -13,26 +20,55 @@ from .distribution import (
     histogram,
     kl_divergence,
 )
-from .fid import FID, RunningStatistics, feature_statistics, frechet_distance
+from .encoders import CLIPEncoder, CLIPScore, DINOEncoder
+from .fid import FID, InceptionFeatures, RunningStatistics, feature_statistics, fid_from_images, frechet_distance
+from .i2g_protocol import (
+    CaptionAlignment,
+    caption_alignment,
+    cross_image_consistency,
+    goal_faithfulness,
+    multiple_choice_accuracy,
+    step_faithfulness,
+)
 from .image import EmbeddingSimilarity, batch_psnr, clip_i, clip_t, cosine_similarity, dino_i, psnr
+from .lpips import LPIPS
+from .text import LLM2VecEmbedder, SentenceEmbedder, text_cosine
 
 __all__ = [
+    "CAPTION_PROMPTS",
     "CLIP_SCORE_WEIGHT",
-    "FID",
+    "CLIPEncoder",
+    "CLIPScore",
+    "CaptionAlignment",
+    "DINOEncoder",
     "DistributionComparison",
     "EmbeddingSimilarity",
+    "FID",
+    "InceptionFeatures",
+    "LLM2VecEmbedder",
+    "LPIPS",
     "RunningStatistics",
+    "SentenceEmbedder",
+    "VLMCaptioner",
     "batch_psnr",
+    "caption_alignment",
     "chi_square",
     "clip_i",
     "clip_score",
     "clip_t",
     "compare_distributions",
     "cosine_similarity",
+    "cross_image_consistency",
     "dino_i",
+    "draw_prompts",
     "feature_statistics",
+    "fid_from_images",
     "frechet_distance",
+    "goal_faithfulness",
     "histogram",
     "kl_divergence",
+    "multiple_choice_accuracy",
     "psnr",
+    "step_faithfulness",
+    "text_cosine",
 ]
