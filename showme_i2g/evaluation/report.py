@@ -24,7 +24,7 @@ What lands in ``out_dir``:
   score-distribution figures. A series with fewer than two distinct values has no KDE (it would be singular) and is
   drawn as a histogram alone.
 - ``grid_<name>.png``: a picture grid, one row per sample (e.g. the steps of one recipe), an optional label above
-  each row; images are fitted into square cells.
+  each row; images are scaled (up or down, aspect kept) to fit square cells.
 
 Matplotlib runs on its non-interactive Agg backend, so reports are written on headless machines. Nothing here
 computes a metric: the entry points do, and hand over plain numbers and PIL images.
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 __all__ = ["Report", "image_grid", "plot_histograms"]
 
@@ -143,8 +143,7 @@ def image_grid(
             draw.text((margin, y), text if len(text) <= max_chars else text[: max_chars - 1] + "…", fill="black",
                       font=font)
         for c, image in enumerate(row):
-            picture = image.convert("RGB")
-            picture.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+            picture = ImageOps.contain(image.convert("RGB"), (cell, cell), Image.Resampling.LANCZOS)
             x = margin + c * (cell + margin) + (cell - picture.width) // 2
             board.paste(picture, (x, y + label_height + (cell - picture.height) // 2))
     return board
