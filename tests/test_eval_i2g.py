@@ -17,7 +17,8 @@ RECIPES = [
     {"id": "pancakes", "goal": "Make pancakes",
      "steps": [{"text": "Whisk flour, eggs and milk.", "image": "refs/p1.png"},
                {"text": "Pour batter into a hot pan.", "image": "refs/p2.png"}, "Flip and serve."]},
-    {"id": "wiki/2", "goal": "Plant tulips", "steps": ["Dig a hole.", {"text": "Place the bulb.", "image": "refs/t2.png"}]},
+    {"id": "wiki/2", "goal": "Plant tulips",
+     "steps": ["Dig a hole.", {"text": "Place the bulb.", "image": "refs/t2.png"}]},
     {"id": "omelette", "goal": "Cook an omelette", "steps": ["Beat the eggs.", "Fry them in butter."]},
 ]
 

@@ -10,7 +10,7 @@ import scipy.linalg
 import torch
 from PIL import Image
 
-from showme_i2g.errors import InvalidInputError
+from showme_i2g.errors import InvalidInputError, WeightsNotFoundError
 from showme_i2g.metrics.fid import (
     FID,
     InceptionFeatures,
@@ -67,6 +67,11 @@ def test_bad_statistics_are_one_sentence():
         FID(lambda b: b).compute()
     with pytest.raises(InvalidInputError, match="do not match"):
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+
+
+def test_a_missing_inception_file_is_one_sentence(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        InceptionFeatures(path=tmp_path / "missing.pt", device="cpu")
 
 
 def test_images_to_uint8_accepts_pil_arrays_and_float_tensors():

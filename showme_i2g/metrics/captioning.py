@@ -110,7 +110,13 @@ class VLMCaptioner:
     @classmethod
     def tiny(cls, seed: int = 0, device: str | None = "cpu") -> VLMCaptioner:
         """A random BLIP-2 (2-layer ViT, Q-Former and OPT, 4 query tokens) with the shipped CLIP BPE tokenizer."""
-        from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor, OPTConfig
+        from transformers import (
+            Blip2Config,
+            Blip2ForConditionalGeneration,
+            Blip2Processor,
+            BlipImageProcessor,
+            OPTConfig,
+        )
 
         from ..text.tokenizers import load_clip_tokenizer
 

@@ -55,9 +55,15 @@ class _Encoder:
         self.model = model.eval().to(self.device)
         self.processor = processor
         self.batch_size = int(batch_size)
+        self.progress = False  # tqdm bars over batches (long evaluation runs)
 
     def _batched(self, items: Sequence[Any], encode) -> torch.Tensor:
-        out = [encode(list(items[i : i + self.batch_size])) for i in range(0, len(items), self.batch_size)]
+        starts = range(0, len(items), self.batch_size)
+        if self.progress and len(starts) > 1:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=f"{self.name} embeddings", unit="batch", leave=False)
+        out = [encode(list(items[i : i + self.batch_size])) for i in starts]
         return torch.nn.functional.normalize(torch.cat(out).float(), dim=-1).cpu()
 
     @property

@@ -86,9 +86,10 @@ def caption_alignment(
         starts = tqdm(starts, desc="captioning", unit="batch")
     captions: list[str] = []
     for start in starts:
-        batch = list(captioner(list(images[start : start + batch_size]), prompts[start : start + batch_size]))
-        if len(batch) != len(images[start : start + batch_size]):
-            raise ValueError(f"the captioner returned {len(batch)} captions for {len(images[start:start + batch_size])}")
+        chunk = list(images[start : start + batch_size])
+        batch = list(captioner(chunk, prompts[start : start + batch_size]))
+        if len(batch) != len(chunk):
+            raise ValueError(f"the captioner returned {len(batch)} captions for {len(chunk)} images")
         captions += [str(c) for c in batch]
     # an empty caption embeds like any other string, and scores as the text it is
     cosines = text_cosine(embedder, captions, list(step_texts)).double().numpy()

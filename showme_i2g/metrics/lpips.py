@@ -8,7 +8,8 @@ The backbones are written here in plain torch, with module indices equal to torc
 ``vgg16().features`` and ``squeezenet1_1().features``, so torchvision's ImageNet state dicts load as they are
 (``features.``-prefixed whole-model dicts too). torchvision itself is only needed to *download* those weights
 (the ``gpu`` extra); offline, give ``backbone_weights`` as a local ``.pth``. The calibration heads are the official
-v0.1 files (``lin0.model.1.weight`` ...) that the ``lpips`` wheel ships in ``lpips/weights/v0.1/{alex,vgg,squeeze}.pth``;
+v0.1 files (``lin0.model.1.weight`` ...) that the ``lpips`` wheel ships in
+``lpips/weights/v0.1/{alex,vgg,squeeze}.pth``;
 they are found in that package's folder without importing it, or read from ``head_weights``.
 
 Inputs are images in ``[0, 1]`` (PIL images, uint8 arrays or float tensors), rescaled to the ``[-1, 1]`` the
@@ -56,7 +57,8 @@ class Fire(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.squeeze_activation(self.squeeze(x))
-        return torch.cat([self.expand1x1_activation(self.expand1x1(x)), self.expand3x3_activation(self.expand3x3(x))], 1)
+        left = self.expand1x1_activation(self.expand1x1(x))
+        return torch.cat([left, self.expand3x3_activation(self.expand3x3(x))], 1)
 
 
 def _vgg16_features() -> nn.Sequential:
@@ -104,7 +106,8 @@ def default_head_path(net: str) -> Path:
     spec = importlib.util.find_spec("lpips")
     if spec is None or not spec.submodule_search_locations:
         raise WeightsNotFoundError(
-            f"The LPIPS calibration weights for '{net}' are missing; `pip install --no-deps lpips` or pass head_weights."
+            f"The LPIPS calibration weights for '{net}' are missing; "
+            "`pip install --no-deps lpips` or pass head_weights."
         )
     return Path(next(iter(spec.submodule_search_locations))) / "weights" / "v0.1" / f"{net}.pth"
 

@@ -120,7 +120,9 @@ class LLM2VecEmbedder:
                                                  torch_dtype=torch.bfloat16 if self.device.type == "cuda" else None,
                                                  **kwargs)
         except OSError as error:
-            raise WeightsNotFoundError(f"The LLM2Vec model {base} is not on this machine; download it first.") from error
+            raise WeightsNotFoundError(
+                f"The LLM2Vec model {base} is not on this machine; download it first."
+            ) from error
         self.batch_size = int(batch_size)
         self.name = f"LLM2Vec {base}" + (f" + {peft}" if peft else "")
 
