@@ -402,7 +402,7 @@ def build_demo(studio: Studio):
                             with gr.Row():
                                 recipe_seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
                                 recipe_steps = gr.Slider(1, 100, value=illustration_default.num_inference_steps,
-                                                         step=1, label="Inference steps")
+                                                         step=1, label="Inference steps", elem_id="recipe-steps")
                             with gr.Row():
                                 recipe_guidance = gr.Slider(0, 15, value=illustration_default.guidance_scale,
                                                             step=0.5, label="Guidance")
@@ -412,7 +412,7 @@ def build_demo(studio: Studio):
                                                       info="0: steps drawn independently; 1: full neighbour attention")
                         with gr.Row():
                             illustrate_button = gr.Button("Illustrate", variant="primary", elem_id="illustrate")
-                            recipe_stop = gr.Button("Stop", variant="stop")
+                            recipe_stop = gr.Button("Stop", variant="stop", elem_id="recipe-stop")
                     with gr.Column(scale=3):
                         gallery = gr.Gallery(label="Steps", columns=4, height="auto", elem_id="gallery")
                         downloads = gr.File(label="Downloads: storyboard PNG, ZIP with run.json, HTML storyboard",

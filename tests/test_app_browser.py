@@ -52,7 +52,7 @@ def _load_app():
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
+def served(tmp_path_factory):
     app = _load_app()
     from showme_i2g.app_support import pick_presets
 
@@ -62,12 +62,13 @@ def url(tmp_path_factory):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     _, local_url, _ = app.launch(demo, studio, "127.0.0.1", port, block=False, quiet=True, ssr_mode=False)
-    yield local_url
+    yield local_url, studio
     demo.close()
 
 
 @pytest.fixture(scope="module")
-def page(url):
+def page(served):
+    url, _ = served
     executable = _chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
@@ -127,3 +128,22 @@ def test_three_tabs_in_a_real_browser(page, tmp_path) -> None:
     assert page.locator("#tab-animate video").count() >= 1
     _save(page, "animate", tmp_path)
     assert shot.exists()
+
+
+def test_stop_button_ends_a_long_run(page, served) -> None:
+    studio = served[1]
+    page.get_by_role("tab", name="Recipe → illustrations").click()
+    page.locator("#steps textarea").fill("\n".join(f"Stir the pot, round {i}." for i in range(1, 17)))
+    page.get_by_text("Options").first.click()
+    steps = page.locator("#recipe-steps input[type=number]")
+    steps.fill("100")
+    steps.press("Enter")
+    page.locator("#illustrate").click()
+    page.get_by_text("Illustrating every step").first.wait_for()  # the progress bar, fed by the pipeline
+    assert studio.models.busy(("illustration", "tiny"))
+    page.locator("#recipe-stop").click()
+    for _ in range(100):  # 16 images x 100 steps would take minutes; a Stop ends it at the next step
+        if not studio.models.busy(("illustration", "tiny")):
+            break
+        page.wait_for_timeout(100)
+    assert not studio.models.busy(("illustration", "tiny"))
