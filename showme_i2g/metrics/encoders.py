@@ -82,14 +82,14 @@ class CLIPEncoder(_Encoder):
     def from_pretrained(cls, model_id: str = DEFAULT_CLIP_MODEL, device: str | None = None, **kwargs) -> CLIPEncoder:
         from transformers import CLIPModel, CLIPProcessor
 
+        from ..text.tokenizers import check_tokenizer
+
         try:
             processor = CLIPProcessor.from_pretrained(model_id)
+            check_tokenizer(processor.tokenizer, f"CLIP model {model_id}")  # offline hub ids can load empty
             model = CLIPModel.from_pretrained(model_id, **kwargs)
         except OSError as error:
             raise _missing("CLIP", model_id, error) from error
-        from ..text.tokenizers import check_tokenizer
-
-        check_tokenizer(processor.tokenizer, f"CLIP model {model_id}")
         encoder = cls(model, processor, device)
         encoder.name = model_id
         return encoder
