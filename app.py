@@ -148,6 +148,17 @@ class Studio:
         self.example_photos = make_example_photos(self.runs.root / "examples")
 
     # ------------------------------------------------------------------ models
+    def _make_room(self, key: tuple) -> None:
+        """One model per family: loading another preset frees the one it replaces (one GPU holds one SDXL)."""
+        if self.models.evict(lambda other: other[0] != key[0] or other == key):
+            import gc
+
+            import torch
+
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
     def _illustrator(self, name: str):
         if name not in ILLUSTRATION_PRESETS:
             raise InvalidInputError(f"Unknown preset {name!r}; choose one from the list.")
@@ -155,6 +166,7 @@ class Studio:
         def load():
             from showme_i2g.i2g.pipeline import IllustrationPipeline
 
+            self._make_room(("illustration", name))
             pipe = IllustrationPipeline.from_preset(name, device=self.device)
             pipe.set_progress_bar_config(disable=True)
             return pipe
@@ -168,6 +180,7 @@ class Studio:
         def load():
             from showme_i2g.showme.pipeline import ShowMePipeline
 
+            self._make_room(("showme", name))
             pipe = ShowMePipeline.from_preset(name, device=self.device, lora_dir=self.lora_dir)
             pipe.progress_bar = False
             return pipe

@@ -454,6 +454,19 @@ class ModelCache:
         with run_lock:
             yield model
 
+    def evict(self, keep: Callable[[Hashable], bool]) -> list[Hashable]:
+        """Drop every model whose key ``keep`` rejects, each once its running call (if any) has finished.
+
+        On one GPU, switching presets must free the previous model rather than hold both; returns the keys dropped.
+        """
+        with self._guard:
+            doomed = [key for key in self._models if not keep(key)]
+        for key in doomed:
+            _, run_lock = self._locks(key)
+            with run_lock, self._guard:
+                self._models.pop(key, None)
+        return doomed
+
     def busy(self, key: Hashable) -> bool:
         """Whether a call is running on ``key``'s model now."""
         return self._locks(key)[1].locked()

@@ -202,7 +202,11 @@ def test_presets_without_weights_say_how_to_get_them(served, client) -> None:
     message = error_of(lambda: client.predict(handle_file(served[0].example_photos[0][0]), "Cut it", "edit",
                                               "dynamicrafter-256", 0, 2, 7.5, 4, 8, "crop", api_name="/photo"))
     assert message.startswith("The 'dynamicrafter-256' preset needs model.ckpt from Doubiiu/DynamiCrafter")
-    assert ("illustration", "sdxl") not in served[0].models.loaded()  # a failed load is not cached
+    loaded = served[0].models.loaded()
+    assert ("illustration", "sdxl") not in loaded  # a failed load is not cached...
+    assert ("illustration", "tiny") not in loaded  # ...and it freed the preset it was to replace
+    illustrate(client, steps="Boil.")
+    assert ("illustration", "tiny") in served[0].models.loaded()
 
 
 def test_recipe_tab_refuses_a_size_the_model_cannot_make(client) -> None:

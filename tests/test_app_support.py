@@ -285,6 +285,20 @@ def test_model_cache_retries_a_failed_load_and_runs_one_call_at_a_time() -> None
     assert waited.is_set() and not other.is_alive()
 
 
+def test_model_cache_evicts_a_model_only_after_its_running_call() -> None:
+    cache = ModelCache()
+    cache.get(("illustration", "sdxl"), lambda: "big")
+    cache.get(("showme", "tiny"), lambda: "other family")
+    evicted = []
+    with cache.use(("illustration", "sdxl"), lambda: "unused"):
+        other = threading.Thread(target=lambda: evicted.extend(cache.evict(lambda key: key[0] != "illustration")))
+        other.start()
+        other.join(0.2)
+        assert other.is_alive() and ("illustration", "sdxl") in cache.loaded()  # waits for the call to end
+    other.join(5)
+    assert evicted == [("illustration", "sdxl")] and cache.loaded() == [("showme", "tiny")]
+
+
 def test_stop_stops_the_runs_of_one_session_only_and_not_later_runs() -> None:
     stops = StopRegistry()
     mine, theirs = stops.token("me"), stops.token("you")
