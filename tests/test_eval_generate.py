@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root holds eval/
 from eval import generate  # noqa: E402
 from eval.showme import find_samples, load_instructions  # noqa: E402
 

@@ -33,7 +33,6 @@ from showme_i2g.i2g.attention import apply_neighbour_attention
 from showme_i2g.rewards.alignment import CLIPAlignmentReward
 from showme_i2g.training.loop import StepContext, step_generator
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root holds train/
 from train import i2g_pairwise, i2g_reward  # noqa: E402
 
 FAST = ["--preset", "tiny", "--resolution", "32", "--clause-backend", "punctuation", "--log-every", "1"]

@@ -31,25 +31,37 @@ from .i2g_protocol import (
     step_faithfulness,
 )
 from .image import EmbeddingSimilarity, batch_psnr, clip_i, clip_t, cosine_similarity, dino_i, psnr
+from .i3d import I3DFeatures, InceptionI3d
 from .lpips import LPIPS
+from .motion import FlowMidpointInterpolator, MotionScore, dynamic_degree, harmonic_mean, motion_score, motion_smoothness
 from .text import LLM2VecEmbedder, SentenceEmbedder, text_cosine
+from .video import FVD, FrameAverageCLIP, FrameFID, TransformersVQA, VQAScore, video_text_similarity, yes_probability
 
 __all__ = [
     "CAPTION_PROMPTS",
-    "CLIP_SCORE_WEIGHT",
     "CLIPEncoder",
     "CLIPScore",
+    "CLIP_SCORE_WEIGHT",
     "CaptionAlignment",
     "DINOEncoder",
     "DistributionComparison",
     "EmbeddingSimilarity",
     "FID",
+    "FVD",
+    "FlowMidpointInterpolator",
+    "FrameAverageCLIP",
+    "FrameFID",
+    "I3DFeatures",
     "InceptionFeatures",
+    "InceptionI3d",
     "LLM2VecEmbedder",
     "LPIPS",
+    "MotionScore",
     "RunningStatistics",
     "SentenceEmbedder",
+    "TransformersVQA",
     "VLMCaptioner",
+    "VQAScore",
     "batch_psnr",
     "caption_alignment",
     "chi_square",
@@ -61,14 +73,20 @@ __all__ = [
     "cross_image_consistency",
     "dino_i",
     "draw_prompts",
+    "dynamic_degree",
     "feature_statistics",
     "fid_from_images",
     "frechet_distance",
     "goal_faithfulness",
+    "harmonic_mean",
     "histogram",
     "kl_divergence",
+    "motion_score",
+    "motion_smoothness",
     "multiple_choice_accuracy",
     "psnr",
     "step_faithfulness",
     "text_cosine",
+    "video_text_similarity",
+    "yes_probability",
 ]

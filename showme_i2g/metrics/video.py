@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from ..errors import InvalidInputError, WeightsNotFoundError
+from .encoders import DEFAULT_CLIP_MODEL, CLIPEncoder  # ViCLIP's image tower is a ViT-L/14 too
 from .fid import FID, FeatureExtractor
 from .image import EmbeddingSimilarity
 
@@ -48,7 +49,6 @@ __all__ = [
 Clip = Any  # (T, H, W, 3) uint8 array or a list of such frames / PIL images
 DEFAULT_FVD_FRAMES = 16
 DEFAULT_VQA_MODEL = "llava-hf/llava-1.5-7b-hf"
-DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14"  # ViCLIP's image tower is a ViT-L/14 too
 VQA_QUESTION = 'Does this figure show "{instruction}"? Please answer yes or no.'
 """VQAScore's released template; ShowMe quotes its core, "Does this figure show {action instruction}?"."""
 
@@ -263,46 +263,19 @@ def video_text_similarity(video_embedder: Callable, text_embedder: Callable) -> 
     return EmbeddingSimilarity(video_embedder, text_embedder)
 
 
-class FrameAverageCLIP:
-    """CLIP (transformers ``CLIPModel``) as a video-text model: the mean of ``frames`` frame embeddings.
+class FrameAverageCLIP(CLIPEncoder):
+    """CLIP (:class:`~showme_i2g.metrics.encoders.CLIPEncoder`) as a video-text model: the mean of ``frames``
+    frame embeddings.
 
     This is the *frame-average approximation* of ViCLIP: same contrastive image-text space, no temporal model. Each
     frame embedding is L2-normalised before averaging (each frame counts equally) and the mean is renormalised.
-    ``image_embedder`` also serves CLIP-I on single images.
+    The inherited ``image_embedder`` / ``text_embedder`` also serve CLIP-I and CLIP-T.
     """
 
-    def __init__(self, model: Any, processor: Any, frames: int = 8, device: str | torch.device | None = None) -> None:
-        self.model, self.processor, self.frames = model.eval(), processor, int(frames)
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model.to(self.device)
-
-    @classmethod
-    def from_pretrained(cls, model_id: str = DEFAULT_CLIP_MODEL, **kwargs) -> FrameAverageCLIP:
-        from transformers import CLIPModel, CLIPProcessor
-
-        try:
-            return cls(CLIPModel.from_pretrained(model_id), CLIPProcessor.from_pretrained(model_id), **kwargs)
-        except OSError as error:
-            raise WeightsNotFoundError(
-                f"The CLIP model {model_id} is not on this machine; download it with "
-                f"`huggingface-cli download {model_id}`."
-            ) from error
-
-    @staticmethod
-    def _tensor(output: Any) -> torch.Tensor:
-        return output if isinstance(output, torch.Tensor) else output.pooler_output  # transformers 5 returns outputs
-
-    @torch.no_grad()
-    def image_embedder(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        pixels = self.processor(images=list(images), return_tensors="pt")["pixel_values"].to(self.device)
-        features = self._tensor(self.model.get_image_features(pixel_values=pixels)).float()
-        return torch.nn.functional.normalize(features, dim=-1).cpu()
-
-    @torch.no_grad()
-    def text_embedder(self, texts: Sequence[str]) -> torch.Tensor:
-        tokens = self.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True).to(self.device)
-        features = self._tensor(self.model.get_text_features(**tokens)).float()
-        return torch.nn.functional.normalize(features, dim=-1).cpu()
+    def __init__(self, model: Any, processor: Any, device: str | torch.device | None = None, batch_size: int = 32,
+                 frames: int = 8) -> None:
+        super().__init__(model, processor, device, batch_size)
+        self.frames = int(frames)
 
     @torch.no_grad()
     def video_embedder(self, clips: Sequence[Clip]) -> torch.Tensor:
