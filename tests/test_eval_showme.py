@@ -8,12 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from showme_i2g.media import save_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root holds eval/
 from eval import showme  # noqa: E402
+
+
+def _strict_json(path: Path) -> dict:
+    def refuse(constant: str):
+        raise AssertionError(f"{path} holds {constant}, which is not JSON")
+
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
 
 
 def _square_clip(shift: int, frames: int = 6, size: int = 48, seed: int = 0) -> np.ndarray:
@@ -40,13 +48,72 @@ def test_image_mode_with_cli_layout_and_run_json(tmp_path: Path) -> None:
     code = showme.main(["--generated", str(generated), "--targets", str(targets), "--mode", "image",
                         "--out", str(out), "--models", "tiny"])
     assert code == 0
-    record = json.loads((out / "results.json").read_text())
-    assert record["samples"] == 3 and record["mode"] == "image"
+    record = _strict_json(out / "results.json")
+    assert record["title"] == "ShowMe image evaluation"
+    assert record["settings"]["samples"] == 3 and record["settings"]["mode"] == "image"
     metrics = record["metrics"]
-    assert {"CLIP-I", "CLIP-T", "DINO-I", "FID", "PSNR"} <= set(metrics)
-    assert -1 <= metrics["CLIP-I"] <= 1 and metrics["FID"] >= 0 and np.isfinite(metrics["PSNR"])
-    assert "| CLIP-I |" in (out / "results.md").read_text()
-    assert Image.open(out / "grid.png").size == (3 * 128, 256)
+    assert list(metrics) == ["CLIP-I", "CLIP-T", "DINO-I", "FID", "PSNR", "LPIPS"]  # nothing skipped with tiny nets
+    assert record["lower_is_better"]["FID"] and record["lower_is_better"]["LPIPS"]
+    assert not record["lower_is_better"]["PSNR"]
+    assert -1 <= metrics["CLIP-I"] <= 1 and metrics["FID"] >= 0 and metrics["LPIPS"] > 0
+    samples = record["details"]["samples"]
+    assert [s["instruction"] for s in samples] == ["fold the towel", "open the jar", "cut the bread"]
+    # PSNR against the 48 px target: the generated image is resized to it, so recompute that way.
+    image = np.asarray(Image.open(generated / "sample1" / "edited.png").resize((48, 48), Image.Resampling.BICUBIC))
+    mse = np.mean((image.astype(float) - np.asarray(Image.open(targets / "sample1.png"), float)) ** 2)
+    assert samples[1]["PSNR"] == pytest.approx(10 * np.log10(255**2 / mse))
+    assert metrics["PSNR"] == pytest.approx(np.mean([s["PSNR"] for s in samples]))
+    assert metrics["LPIPS"] == pytest.approx(np.mean([s["LPIPS"] for s in samples]))
+    markdown = (out / "results.md").read_text()
+    assert "| CLIP-T ↑ |" in markdown and "| LPIPS ↓ |" in markdown and "## Settings" in markdown
+    assert "tiny random AlexNet-layout backbone" in markdown
+    for name in ("hist_clip_t.png", "hist_image_similarity.png", "hist_psnr.png", "hist_lpips.png",
+                 "grid_samples.png"):
+        assert name in record["plots"] and Image.open(out / name).size[0] > 100
+    with Image.open(out / "grid_samples.png") as grid:  # two rows (generated over target) of three 128 px cells
+        assert grid.size == (4 + 3 * 132, 4 + 2 * (14 + 128 + 4))
+
+
+def test_identical_pair_gives_zero_lpips_and_strict_json_for_infinite_psnr(tmp_path: Path) -> None:
+    generated, targets, out = tmp_path / "gen", tmp_path / "gt", tmp_path / "report"
+    generated.mkdir(), targets.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("same", "other"):
+        image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(image).save(generated / f"{name}.png")
+        Image.fromarray(image if name == "same" else 255 - image).save(targets / f"{name}.png")
+    (tmp_path / "i.json").write_text(json.dumps([{"name": "same", "instruction": "keep it"},
+                                                  {"name": "other", "instruction": "invert it"}]))
+    assert showme.main(["--generated", str(generated), "--targets", str(targets), "--mode", "image", "--out",
+                        str(out), "--models", "tiny", "--instructions", str(tmp_path / "i.json")]) == 0
+    record = _strict_json(out / "results.json")
+    other, same = record["details"]["samples"]  # sorted by name
+    assert same["LPIPS"] == pytest.approx(0.0, abs=1e-6) and other["LPIPS"] > 0
+    assert same["PSNR"] is None and record["metrics"]["PSNR"] is None  # infinite: null, not Infinity
+    assert same["CLIP-I"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_tiny_lpips_taps_match_alexnet_layout() -> None:
+    from showme_i2g.metrics.lpips import LPIPS_TAPS
+
+    metric = showme.tiny_lpips()
+    relus = tuple(i for i, layer in enumerate(metric.backbone) if isinstance(layer, torch.nn.ReLU))
+    assert relus == LPIPS_TAPS["alex"][0]
+    assert all((head.weight >= 0).all() for head in metric.heads)
+
+
+def test_unavailable_network_is_skipped_with_the_reason(monkeypatch, tmp_path: Path) -> None:
+    from showme_i2g.metrics.fid import InceptionFeatures
+    from showme_i2g.metrics.lpips import LPIPS
+
+    notes: list[str] = []
+    monkeypatch.setenv("SHOWME_FID_INCEPTION", str(tmp_path / "missing.pt"))
+    assert showme.optional_network("FID", InceptionFeatures, notes) is None
+    assert showme.optional_network("LPIPS", lambda: LPIPS("alex", backbone_weights=tmp_path / "no.pth"), notes) is None
+    assert notes[0].startswith("FID skipped: ") and "missing.pt" in notes[0]
+    assert notes[1].startswith("LPIPS skipped: ") and "no.pth" in notes[1]
+    with pytest.raises(ZeroDivisionError):  # anything but missing weights is a bug and keeps its traceback
+        showme.optional_network("X", lambda: 1 / 0, notes)
 
 
 def test_video_mode_with_files_frame_folders_and_instruction_csv(tmp_path: Path) -> None:
@@ -64,10 +131,17 @@ def test_video_mode_with_files_frame_folders_and_instruction_csv(tmp_path: Path)
     code = showme.main(["--generated", str(generated), "--targets", str(targets), "--mode", "video",
                         "--out", str(out), "--models", "tiny", "--instructions", str(instructions)])
     assert code == 0
-    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    record = _strict_json(out / "results.json")
+    metrics = record["metrics"]
     for key in ("FVD", "FID", "CLIP-I", "ViCLIP (frame-average CLIP)", "VQAScore", "Motion"):
         assert key in metrics and np.isfinite(metrics[key])
-    assert metrics["FVD frames"] == 6
+    assert record["settings"]["FVD frames"] == 6 and record["lower_is_better"]["FVD"]
+    assert [s["dynamic"] for s in record["details"]["samples"]] == [True, False, True]
+    for name in ("hist_video_similarity.png", "hist_vqascore.png", "hist_motion_smoothness.png",
+                 "grid_sample_a.png", "grid_sample_b.png", "grid_sample_c.png"):
+        assert name in record["plots"] and (out / name).is_file()
+    with Image.open(out / "grid_sample_a.png") as grid:  # 4 generated frames over 4 target frames
+        assert grid.size == (4 + 4 * 132, 4 + 2 * (14 + 128 + 4))
     # Two of the three clips move 3-4 px per frame at 48 px (threshold 6 * 48 / 256 = 1.1 px): 2/3 dynamic.
     assert metrics["Dynamic degree"] == pytest.approx(2 / 3)
     assert 0 < metrics["VQAScore"] < 1
