@@ -355,16 +355,15 @@ _CSS = """
 
 
 def _photo_input(gr, **kwargs):
-    """``gr.Image`` handing the page the uploaded file as it came: ``load_photo`` checks it (non-image, huge, damaged)
-    and says what is wrong in one sentence, where Gradio's own decoding would fail with a bare "Error"."""
+    """A ``gr.Image`` that hands over the uploaded file untouched, so that ``load_photo`` checks it (not a picture,
+    huge, damaged) and says what is wrong in one sentence, where Gradio's own decoding fails with a bare "Error".
 
-    class PhotoInput(gr.Image):
-        is_template = True  # drawn by the frontend as a plain gr.Image
-
-        def preprocess(self, payload):
-            return None if payload is None else payload.path
-
-    return PhotoInput(type="filepath", **kwargs)
+    The override is set on the instance: a ``gr.Image`` subclass would make Gradio write an ``app.pyi`` stub file
+    next to this one at import time.
+    """
+    photo = gr.Image(type="filepath", **kwargs)
+    photo.preprocess = lambda payload: None if payload is None else payload.path
+    return photo
 
 
 def build_demo(studio: Studio):
