@@ -30,12 +30,12 @@ from ..media import FitInfo, fit_photo, load_photo, restore_photo
 from ..presets import ShowMePreset, get_showme_preset
 from ..validation import check_number, clean_text
 from . import adapters
+from .conditioning import CONDITIONING_MODES, first_frame_concat
 from .dynamicrafter.config import CONFIGS
 from .dynamicrafter.model import DynamiCrafter
 
 MAX_INSTRUCTION_CHARS = 500
 MAX_FRAMES = 32
-CONDITIONING_MODES = ("mask", "repeat")
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -215,9 +215,7 @@ class ShowMePipeline:
                 empty = torch.cat([model.encode_text([""]), model.encode_image_context(torch.zeros_like(pixels))], 1)
                 context = torch.cat([empty, context])
             first = model.encode_latents(pixels, generator=generator)  # (1, 4, h, w)
-        concat = first.unsqueeze(2).repeat(1, 1, num_frames, 1, 1)
-        if conditioning == "mask":  # ShowMe: the photo as frame 0, zeros elsewhere (the release's mask_frame_cond)
-            concat[:, :, 1:] = 0
+        concat = first_frame_concat(first, num_frames, conditioning)  # ShowMe's "mask": the photo on frame 0 only
         shape = (1, first.shape[1], num_frames, *first.shape[2:])
         latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, model.dtype)
         sampler = model.sampler()
