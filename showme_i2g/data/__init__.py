@@ -13,6 +13,7 @@ Readers (:mod:`.readers`)
     annotations=annotations.json)``; ``read_wikihow(vgsi.jsonl, image_root=...)`` -- one recipe per method;
     ``read_epic100(EPIC_100_*.csv)`` -- one record per video, a step per narration (frames in ``meta``);
     ``read_ssv2(train.json, labels=labels.json, videos_root=...)`` -- one single-step record per clip;
+    ``read_ego4d(narration.json)`` -- one record per video, a step per camera-wearer narration ("#C C" removed);
     ``read_recipes_json(recipes.json)`` -- the project's own ``[{"id", "goal", "steps", "split"}]`` layout.
 
 Curation (:mod:`.curation`)
@@ -26,9 +27,12 @@ Training API (:mod:`.clips`)
     - ShowMe: ``Clip(media, instruction, id, source, start_frame, end_frame, start, end, meta)`` -- a video file
       or frame folder, a 0-based inclusive frame span (or seconds), the instruction. Build them with
       ``ssv2_clips(curate_ssv2(read_ssv2(train.json, videos_root=DIR))[0])`` or
-      ``epic100_clips(read_epic100(csv), root)``; ``load_clip_frames(clip, num_frames)`` returns
+      ``epic100_clips(read_epic100(csv), root)`` or ``ego4d_clips(read_ego4d(narration.json), root, before=1.0,
+      after=2.0)`` (a window around each narration's moment) or ``read_clip_manifest(clips.json)`` (the project's
+      own ``[{"video"|"frames", "instruction", "start"?, "end"?}]``); ``load_clip_frames(clip, num_frames)`` returns
       ``(T, H, W, 3)`` uint8 sampled uniformly over the span, first and last frame included
-      (``DEFAULT_NUM_FRAMES``: 12 for SSv2, 16 for EPIC as in ShowMe); ``curate_epic100(clips, text_image_sim,
+      (``DEFAULT_NUM_FRAMES``: 12 for SSv2, 16 for EPIC as in ShowMe), ``sample_clip`` the same with the media's
+      frame indices it took; ``curate_epic100(clips, text_image_sim,
       image_image_sim)`` returns ``(kept, dropped)`` with each kept clip ending at its selected final frame.
 """
 
@@ -39,8 +43,11 @@ from .clips import (
     adjacent_pairs,
     clip_span,
     curate_epic100,
+    ego4d_clips,
     epic100_clips,
     load_clip_frames,
+    read_clip_manifest,
+    sample_clip,
     ssv2_clips,
     uniform_indices,
 )
@@ -58,6 +65,7 @@ from .curation import (
 from .readers import (
     fill_template,
     read_captaincook4d,
+    read_ego4d,
     read_epic100,
     read_htstep,
     read_recipes_json,
@@ -83,17 +91,21 @@ __all__ = [
     "clip_span",
     "curate_epic100",
     "curate_ssv2",
+    "ego4d_clips",
     "epic100_clips",
     "fill_template",
     "final_frame_scores",
     "judge_template",
     "load_clip_frames",
     "read_captaincook4d",
+    "read_clip_manifest",
+    "read_ego4d",
     "read_epic100",
     "read_htstep",
     "read_recipes_json",
     "read_ssv2",
     "read_wikihow",
+    "sample_clip",
     "select_final_frame",
     "split_templates",
     "ssv2_clips",

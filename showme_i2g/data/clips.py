@@ -3,13 +3,16 @@
 I2G fine-tunes on pairs of neighbouring steps (v_i, v_{i+1}) of one recipe, so :func:`adjacent_pairs` turns any
 reader's :class:`~.records.Recipe` records into :class:`StepPair` items. ShowMe learns first frame + instruction
 -> last frame (stage 1) and -> the whole clip (stage 2), so :class:`Clip` is one span of one video with its
-instruction, :func:`ssv2_clips` / :func:`epic100_clips` build clips from the readers' records, and
-:func:`load_clip_frames` decodes a clip's span and samples it uniformly (the paper: 12 frames for SSv2, 16 for
-EPIC-KITCHENS). :func:`curate_epic100` applies ShowMe's final-frame selection to EPIC clips.
+instruction, :func:`ssv2_clips` / :func:`epic100_clips` / :func:`ego4d_clips` build clips from the readers'
+records, :func:`read_clip_manifest` reads the project's own JSON list of clips, and :func:`load_clip_frames` (or
+:func:`sample_clip`, which also says which frames it took) decodes a clip's span and samples it uniformly (the
+paper: 12 frames for SSv2, 16 for EPIC-KITCHENS). :func:`curate_epic100` applies ShowMe's final-frame selection
+to EPIC clips (and works on any clips, e.g. Ego4D's).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -29,14 +32,17 @@ __all__ = [
     "adjacent_pairs",
     "clip_span",
     "curate_epic100",
+    "ego4d_clips",
     "epic100_clips",
     "load_clip_frames",
+    "read_clip_manifest",
+    "sample_clip",
     "ssv2_clips",
     "uniform_indices",
 ]
 
-DEFAULT_NUM_FRAMES = {"ssv2": 12, "epic100": 16}
-"""Frames sampled per clip in ShowMe (§4, implementation details)."""
+DEFAULT_NUM_FRAMES = {"ssv2": 12, "epic100": 16, "ego4d": 16}
+"""Frames sampled per clip in ShowMe (§4, implementation details); Ego4D, egocentric like EPIC, takes EPIC's 16."""
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -145,6 +151,81 @@ def epic100_clips(recipes: Iterable[Recipe], root: str | Path) -> list[Clip]:
     return clips
 
 
+def ego4d_clips(
+    recipes: Iterable[Recipe], root: str | Path, *, before: float = 1.0, after: float = 2.0, fps: float = 30.0
+) -> list[Clip]:
+    """One clip per Ego4D narration (records from :func:`~.readers.read_ego4d`): ``before`` seconds before the
+    narration's timestamp to ``after`` seconds after it, so the clip shows the state before and after the action.
+
+    Ego4D narrations mark a single moment ("#C C cuts the onion" at 12.3 s), not a span, hence the window; its
+    canonical videos and ``timestamp_frame`` are at 30 fps (``fps``). The media is ``root/<video_uid>.mp4`` (the
+    ``full_scale`` download) or a frame folder ``root/<video_uid>/``, whichever exists.
+    """
+    if before < 0 or after <= 0 or fps <= 0:
+        raise ValueError(f"before must be >= 0 and after, fps > 0, got {before}, {after}, {fps}")
+    root = Path(root)
+    clips = []
+    for recipe in recipes:
+        candidates = (root / f"{recipe.id}.mp4", root / recipe.id)
+        media = next((path for path in candidates if path.exists()), candidates[0])
+        for step in recipe.steps:
+            frame = step.meta.get("timestamp_frame")
+            if frame is None:
+                frame = int(round(step.meta["timestamp_sec"] * fps))
+            first, last = max(0, frame - int(round(before * fps))), frame + int(round(after * fps))
+            seconds = step.meta["timestamp_sec"]
+            meta = {**step.meta, "fps": fps}
+            clips.append(
+                Clip(media, step.text, step.meta["narration_id"], "ego4d", first, last,
+                     max(0.0, seconds - before), seconds + after, meta)
+            )
+    return clips
+
+
+def read_clip_manifest(path: str | Path) -> list[Clip]:
+    """The project's own list of training clips: a JSON list (or ``{"clips": [...]}``) of
+    ``{"video"|"frames": path, "instruction": text, "start"?: frame, "end"?: frame, "id"?: text}``.
+
+    Paths are relative to the manifest's folder; ``start``/``end`` are 0-based frame indices, both inclusive
+    (``end`` is stage 1's target frame). Unlike the public datasets' readers this is strict: a manifest is written
+    by hand for one run, so the first bad entry stops it with a sentence naming the entry.
+
+    :raises InvalidInputError: when the file is missing, not JSON, empty, or an entry is malformed or names a
+        missing file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"The clip manifest {path} does not exist.")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidInputError(f"The clip manifest {path} is not valid JSON ({error.__class__.__name__}).") from None
+    items = raw.get("clips") if isinstance(raw, dict) else raw
+    if not isinstance(items, list) or not items:
+        raise InvalidInputError(f"The clip manifest {path} lists no clips.")
+    clips = []
+    for index, item in enumerate(items):
+        where = f"Clip {index + 1} of {path}"
+        if not isinstance(item, dict):
+            raise InvalidInputError(f"{where} is not an object with a video and an instruction.")
+        media = item.get("video") or item.get("frames")
+        instruction = item.get("instruction")
+        if not isinstance(media, str) or not isinstance(instruction, str) or not instruction.strip():
+            raise InvalidInputError(f"{where} needs a 'video' (or 'frames') path and a non-empty 'instruction'.")
+        file = (path.parent / media).resolve()
+        if not file.exists():
+            raise InvalidInputError(f"{where} names {media}, which does not exist.")
+        start, end = item.get("start"), item.get("end")
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise InvalidInputError(f"{where} has {name}={value!r}; frame indices are whole numbers from 0.")
+        if start is not None and end is not None and end < start:
+            raise InvalidInputError(f"{where} ends (frame {end}) before it starts (frame {start}).")
+        clip_id = str(item.get("id") or f"{path.stem}:{index + 1}")
+        clips.append(Clip(file, " ".join(instruction.split()), clip_id, "manifest", start, end, meta={"index": index}))
+    return clips
+
+
 def uniform_indices(first: int, last: int, count: int) -> list[int]:
     """``count`` indices spread evenly from ``first`` to ``last`` (both included; repeats when the span is short)."""
     if count < 1:
@@ -197,8 +278,12 @@ def clip_span(clip: Clip, length: int, fps: float | None = None) -> tuple[int, i
     return first, last
 
 
-def _sample(clip: Clip, num_frames: int | None) -> tuple[list[int], np.ndarray]:
-    """The sampled frame indices (into the media) and the frames themselves."""
+def sample_clip(clip: Clip, num_frames: int | None = None) -> tuple[list[int], np.ndarray]:
+    """:func:`load_clip_frames` that also returns which frames it took: ``(indices into the media, frames)``.
+
+    Training needs the indices for DynamiCrafter's frame-stride conditioning (the span's length over the number
+    of frames sampled); curation needs them to move a clip's end to the frame it selected.
+    """
     from PIL import Image
 
     from ..media import read_video_frames
@@ -239,7 +324,7 @@ def load_clip_frames(clip: Clip, num_frames: int | None = None) -> np.ndarray:
 
     :raises InvalidInputError: when the media is missing or unreadable, or the span is empty.
     """
-    return _sample(clip, num_frames)[1]
+    return sample_clip(clip, num_frames)[1]
 
 
 def curate_epic100(
@@ -261,7 +346,7 @@ def curate_epic100(
     kept: list[Clip] = []
     dropped: list[Clip] = []
     for clip in clips:
-        indices, frames = _sample(clip, num_frames)
+        indices, frames = sample_clip(clip, num_frames)
         best = select_final_frame(clip.instruction, list(frames), text_image_sim, image_image_sim, threshold, last_k)
         if best is None:
             dropped.append(clip)

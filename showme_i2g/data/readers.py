@@ -9,6 +9,7 @@ One function per source, each returning a :class:`~.records.ReadResult`:
 - :func:`read_wikihow` -- VGSI-style JSON lines: one recipe per method of each article, with step images.
 - :func:`read_epic100` -- one recipe per video: its narrations ordered by start time (EPIC has no goal text).
 - :func:`read_ssv2` -- one single-step record per clip, the template filled with its placeholders.
+- :func:`read_ego4d` -- Ego4D ``narration.json``: one recipe per video, a step per camera-wearer narration.
 - :func:`read_recipes_json` -- the project's own layout (a JSON list of goals and steps), e.g. a test split.
 
 A file that cannot be opened or parsed as a whole raises :class:`~showme_i2g.errors.InvalidInputError`; a bad
@@ -33,6 +34,7 @@ from .records import ReadResult, Recipe, Step
 __all__ = [
     "fill_template",
     "read_captaincook4d",
+    "read_ego4d",
     "read_epic100",
     "read_htstep",
     "read_recipes_json",
@@ -696,4 +698,87 @@ def read_ssv2(
             continue
         media = root / f"{clip}{video_suffix}" if root is not None else None
         result.recipes.append(Recipe(None, [Step(instruction, media=media)], "ssv2", clip, meta))
+    return result
+
+
+# --- Ego4D ---------------------------------------------------------------------------------------------------------
+
+_CAMERA_WEARER = re.compile(r"^\s*#c\s+c\b\s*", re.IGNORECASE)
+_UNSURE = re.compile(r"#unsure", re.IGNORECASE)
+
+
+def _ego4d_narration(item: Any, name: str) -> tuple[str, float, int | None, str | None]:
+    """(raw text, seconds, frame or None, annotation uid or None) of one narration, or ValueError saying why not."""
+    if not isinstance(item, dict):
+        raise ValueError(f"{name} is not a JSON object")
+    text = _text(item.get("narration_text"), f"narration_text of {name}")
+    seconds = item.get("timestamp_sec")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise ValueError(f"timestamp_sec of {name} is missing or not a number")
+    seconds = _float(seconds, f"timestamp_sec of {name}")
+    if seconds < 0:
+        raise ValueError(f"timestamp_sec of {name} is negative")
+    frame = item.get("timestamp_frame")
+    if frame is not None and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
+        raise ValueError(f"timestamp_frame of {name} is not a whole number from 0")
+    uid = item.get("annotation_uid")
+    return text, seconds, frame, uid if isinstance(uid, str) else None
+
+
+def read_ego4d(path: PathLike, *, passes: Sequence[str] = ("narration_pass_1",)) -> ReadResult:
+    """Ego4D's ``narration.json`` (``{video_uid: {"narration_pass_1": {"narrations": [...]}, ...}}``) as one
+    recipe per video, a step per narration of the camera wearer, ordered by time.
+
+    Each narration is ``{"timestamp_sec", "timestamp_frame", "narration_text", "annotation_uid"}``; its text
+    ("#C C cuts the onion") becomes the instruction without the "#C C" tag ("cuts the onion"). Narrations of other
+    people ("#O ...") and those the annotator was unsure of ("#unsure") are left out on purpose (``counts``), as
+    are videos without narrations (redacted ones). A malformed narration is a problem reported with the line its
+    video starts on and its position ("narration 3 of <uid> in narration_pass_1: ..."). ``meta`` of a step keeps
+    ``narration_id`` (``<uid>_<pass>_<index>``), ``timestamp_sec``, ``timestamp_frame`` (30 fps), ``pass``,
+    ``annotation_uid`` and the raw ``narration_text``; :func:`~.clips.ego4d_clips` turns them into clips.
+    """
+    result = ReadResult()
+    for line, video, record in _json_members(path):
+        if video is None:
+            raise InvalidInputError(f"The Ego4D file {path} is a list; narration.json maps each video_uid to its "
+                                    "narrations.")
+        if not isinstance(record, dict):
+            result.problem(path, line, f"video {video} is not a JSON object")
+            continue
+        steps: list[Step] = []
+        for name in passes:
+            block = record.get(name)
+            if block is None:
+                continue
+            narrations = block.get("narrations") if isinstance(block, dict) else None
+            if not isinstance(narrations, list):
+                result.problem(path, line, f"{name} of video {video} has no list of narrations")
+                continue
+            for index, item in enumerate(narrations):
+                where = f"narration {index + 1} of {video} in {name}"
+                try:
+                    raw, seconds, frame, uid = _ego4d_narration(item, where)
+                except ValueError as error:
+                    result.problem(path, line, str(error))
+                    continue
+                if _UNSURE.search(raw):
+                    result.count("unsure_narrations")
+                    continue
+                if not _CAMERA_WEARER.match(raw):
+                    result.count("other_person_narrations")
+                    continue
+                text = " ".join(_CAMERA_WEARER.sub("", raw, count=1).split()).rstrip(" .")
+                if not text:
+                    result.problem(path, line, f"{where} has no text after the #C C tag")
+                    continue
+                meta: dict[str, Any] = {"narration_id": f"{video}_{name}_{index}", "timestamp_sec": seconds,
+                                        "timestamp_frame": frame, "pass": name, "narration_text": raw}
+                if uid is not None:
+                    meta["annotation_uid"] = uid
+                steps.append(Step(text, start=seconds, end=seconds, meta=meta))
+        if not steps:
+            result.count("videos_without_narrations")
+            continue
+        steps.sort(key=lambda step: step.start)
+        result.recipes.append(Recipe(None, steps, "ego4d", video, {"status": record.get("status")}))
     return result

@@ -13,6 +13,11 @@ conditioning: the first frame's latent is concatenated to frame 0 only, zeros el
 (:class:`~showme_i2g.rewards.MotionReward`) is added for samples with t ≥ 500; the optical flow of each clip is
 computed once when the clip is loaded.
 
+Clips come from :mod:`showme_i2g.data` (:func:`load_clips`): the project's JSON manifest, SSv2 (curated
+templates), EPIC-KITCHENS-100 or Ego4D narrations, as :class:`~showme_i2g.data.Clip` records sampled uniformly by
+:func:`~showme_i2g.data.sample_clip`; the first-frame conditioning is
+:func:`~showme_i2g.showme.conditioning.first_frame_concat`, the one the pipeline samples with.
+
 Both stages use DynamiCrafter's conditioning dropout for classifier-free guidance (the release's ``uncond_prob``
 0.05: text dropped for 10 % of samples, image for 10 %, both for 5 %). The shared loop
 (:mod:`showme_i2g.training.loop`) does the rest: accelerate, checkpoints, exact resume, logging.
@@ -20,7 +25,6 @@ Both stages use DynamiCrafter's conditioning dropout for classifier-free guidanc
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,11 +37,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ShowMeError
+from ..data import (
+    Clip,
+    curate_ssv2,
+    ego4d_clips,
+    epic100_clips,
+    load_clip_frames,
+    read_clip_manifest,
+    read_ego4d,
+    read_epic100,
+    read_ssv2,
+    sample_clip,
+    ssv2_clips,
+)
+from ..errors import InvalidInputError
 from ..flow import FlowEstimator, default_flow
 from ..presets import get_showme_preset
 from ..rewards import DEFAULT_DEPTH_MODEL, DepthEstimator, HED, MotionReward, StructureReward, clip_flow_magnitudes
 from ..showme import adapters
+from ..showme.conditioning import first_frame_concat
 from ..showme.dynamicrafter.config import CONFIGS
 from ..showme.dynamicrafter.model import DynamiCrafter
 from .config import DataError, RunConfig, TrainingConfigError
@@ -47,7 +65,7 @@ logger = logging.getLogger(__name__)
 
 UNCOND_PROB = 0.05
 ADAPTER_FILES = {1: "edit.safetensors", 2: "animate.safetensors"}
-DATASETS = ("manifest", "ssv2", "epic100")
+DATASETS = ("manifest", "ssv2", "epic100", "ego4d")
 
 
 # ============================================================================================ configuration
@@ -57,10 +75,11 @@ class ShowMeTrainConfig(RunConfig):
 
     preset: str = field(default="dynamicrafter-256", metadata={"help": "base model preset (tiny for tests)"})
     weights: str | None = field(default=None, metadata={"help": "local DynamiCrafter model.ckpt"})
-    data: str = field(default="", metadata={"help": "the data: a manifest JSON of clips and instructions"})
+    data: str = field(default="", metadata={"help": "the data: a manifest JSON of clips (or --dataset's file)"})
     dataset: str = field(default="manifest", metadata={"help": "format of --data: " + ", ".join(DATASETS)})
     videos_root: str | None = field(default=None, metadata={"help": "ssv2: folder of <id>.webm; epic100: folder "
-                                                                    "of <video_id>/ frame folders"})
+                                                                    "of <video_id>/ frame folders; ego4d: folder "
+                                                                    "of <video_uid>.mp4"})
     resolution: int | None = field(default=None, metadata={"help": "square training size (default: the model's)"})
     uncond_prob: float = field(default=UNCOND_PROB, metadata={"help": "conditioning dropout for CFG"})
     fs: int | None = field(default=None, metadata={"help": "frame-stride conditioning (default: the model's)"})
@@ -132,123 +151,32 @@ class Stage2Config(ShowMeTrainConfig):
 
 
 # ============================================================================================ data
-@dataclass
-class ClipEntry:
-    """One training clip: frames from a video file or a folder of images, an instruction, an optional frame range."""
+def load_clips(config: ShowMeTrainConfig) -> list[Clip]:
+    """The run's clips (:class:`showme_i2g.data.Clip`), read with the data API and checked before any model is built.
 
-    source: Path
-    instruction: str
-    start: int | None = None
-    end: int | None = None  # inclusive; the stage-1 target frame
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def read_manifest(path: str | Path) -> list[ClipEntry]:
-    """A JSON list (or ``{"clips": [...]}``) of ``{"video"|"frames": path, "instruction": text, "start"?, "end"?}``;
-    paths are relative to the manifest's folder.
-
-    :raises DataError: with one sentence when the file is missing, unreadable, empty or names a missing clip.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"The training data {path} does not exist.")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"The manifest {path} is not valid JSON ({exc.__class__.__name__}).") from exc
-    items = raw.get("clips") if isinstance(raw, dict) else raw
-    if not isinstance(items, list) or not items:
-        raise DataError(f"The manifest {path} lists no clips.")
-    entries = []
-    for index, item in enumerate(items):
-        where = f"clip {index + 1} of {path}"
-        if not isinstance(item, dict):
-            raise DataError(f"{where} is not an object with a video and an instruction.")
-        source = item.get("video") or item.get("frames")
-        instruction = item.get("instruction")
-        if not isinstance(source, str) or not isinstance(instruction, str) or not instruction.strip():
-            raise DataError(f"{where} needs a 'video' (or 'frames') path and a non-empty 'instruction'.")
-        file = (path.parent / source).resolve()
-        if not file.exists():
-            raise DataError(f"{where} names {source}, which does not exist.")
-        start, end = item.get("start"), item.get("end")
-        for name, value in (("start", start), ("end", end)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise DataError(f"{where} has {name}={value!r}; frame indices are whole numbers from 0.")
-        entries.append(ClipEntry(file, instruction.strip(), start, end, {"index": index}))
-    return entries
-
-
-def read_ssv2_entries(samples: str | Path, videos_root: str | Path) -> list[ClipEntry]:
-    """SSv2 ``train.json`` clips whose template survives the paper's curation (174 -> 112 templates)."""
-    from ..data import curate_ssv2, read_ssv2
-
-    if not Path(samples).is_file():
-        raise DataError(f"The training data {samples} does not exist.")
-    kept, _ = curate_ssv2(read_ssv2(samples, videos_root=videos_root))
-    return [ClipEntry(r.steps[0].media, r.steps[0].text, meta={"id": r.id}) for r in kept]
-
-
-def read_epic100_entries(annotations: str | Path, frames_root: str | Path) -> list[ClipEntry]:
-    """EPIC-KITCHENS-100 narrations as clips over ``frames_root/<video_id>/`` (the released RGB frame folders),
-    from ``start_frame`` to ``stop_frame`` (or a curated ``target_frame`` in the step's meta)."""
-    from ..data import read_epic100
-
-    if not Path(annotations).is_file():
-        raise DataError(f"The training data {annotations} does not exist.")
-    entries = []
-    for recipe in read_epic100(annotations):
-        for step in recipe.steps:
-            start = step.meta["start_frame"] - 1  # EPIC frame numbers (frame_0000000001.jpg) start at 1
-            end = step.meta.get("target_frame", step.meta["stop_frame"]) - 1
-            entries.append(ClipEntry(Path(frames_root) / recipe.id, step.text, start, end, dict(step.meta)))
-    return entries
-
-
-def load_entries(config: ShowMeTrainConfig) -> list[ClipEntry]:
-    """The run's clips, checked before any model is built.
+    ``manifest``: :func:`~showme_i2g.data.read_clip_manifest`; ``ssv2``: SSv2 ``train.json`` curated to the paper's
+    112 templates; ``epic100``: EPIC-KITCHENS-100 narrations over the released frame folders or videos; ``ego4d``:
+    Ego4D ``narration.json``, a window around each camera-wearer narration.
 
     :raises DataError: when the data is missing, unreadable, empty, or names clips that are not on disk.
     """
-    if config.dataset == "manifest":
-        return read_manifest(config.data)
-    if config.dataset == "ssv2":
-        entries = read_ssv2_entries(config.data, config.videos_root)
-    else:
-        entries = read_epic100_entries(config.data, config.videos_root)
-    if not entries:
+    try:
+        if config.dataset == "manifest":
+            return read_clip_manifest(config.data)
+        if config.dataset == "ssv2":
+            clips = ssv2_clips(curate_ssv2(read_ssv2(config.data, videos_root=config.videos_root))[0])
+        elif config.dataset == "epic100":
+            clips = epic100_clips(read_epic100(config.data), config.videos_root)
+        else:
+            clips = ego4d_clips(read_ego4d(config.data), config.videos_root)
+    except InvalidInputError as exc:  # the data API's sentence, as the training's DataError
+        raise DataError(str(exc)) from exc
+    if not clips:
         raise DataError(f"{config.data} holds no usable {config.dataset} clips.")
-    missing = [e.source for e in entries if not e.source.exists()]
+    missing = [c.media for c in clips if not Path(c.media).exists()]
     if missing:
-        raise DataError(f"{len(missing)} of {len(entries)} {config.dataset} clips are not on disk, e.g. {missing[0]}.")
-    return entries
-
-
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-
-
-def read_clip_frames(entry: ClipEntry) -> list[np.ndarray]:
-    """All frames of the clip's range, (H, W, 3) uint8 each."""
-    from ..media import read_video_frames
-
-    if entry.source.is_dir():  # read only the range's files (EPIC frame folders hold whole videos)
-        files = sorted(p for p in entry.source.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-        files = files[entry.start or 0 : None if entry.end is None else entry.end + 1]
-        frames = [np.asarray(PIL.Image.open(p).convert("RGB")) for p in files]
-    else:
-        try:
-            frames = read_video_frames(entry.source)
-        except ShowMeError as exc:
-            raise DataError(str(exc)) from exc
-        frames = frames[entry.start or 0 : None if entry.end is None else entry.end + 1]
-    if not frames:
-        raise DataError(f"The clip {entry.source} has no frames in the range it names.")
-    return frames
-
-
-def uniform_indices(length: int, count: int) -> np.ndarray:
-    """``count`` indices spread uniformly over ``length`` frames, first and last included."""
-    return np.linspace(0, length - 1, count).round().astype(np.int64)
+        raise DataError(f"{len(missing)} of {len(clips)} {config.dataset} clips are not on disk, e.g. {missing[0]}.")
+    return clips
 
 
 def fit_frame(frame: np.ndarray, size: int) -> np.ndarray:
@@ -269,18 +197,17 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 class EditPairs(torch.utils.data.Dataset):
     """Stage 1 items: the clip's first frame, its last frame (the state after the action) and the instruction."""
 
-    def __init__(self, entries: Sequence[ClipEntry], size: int) -> None:
-        self.entries, self.size = list(entries), size
+    def __init__(self, clips: Sequence[Clip], size: int) -> None:
+        self.clips, self.size = list(clips), size
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.clips)
 
     def __getitem__(self, index: int) -> dict:
-        entry = self.entries[index]
-        frames = read_clip_frames(entry)
-        pair = np.stack([fit_frame(frames[0], self.size), fit_frame(frames[-1], self.size)])
+        clip = self.clips[index]
+        pair = np.stack([fit_frame(frame, self.size) for frame in load_clip_frames(clip, 2)])  # first, last
         first, last = to_tensor(pair)
-        return {"first": first, "last": last, "instruction": entry.instruction}
+        return {"first": first, "last": last, "instruction": clip.instruction}
 
 
 class Clips(torch.utils.data.Dataset):
@@ -288,27 +215,26 @@ class Clips(torch.utils.data.Dataset):
     the clip's optical-flow magnitudes pooled to the latent grid (T−1, h, w) for the motion reward."""
 
     def __init__(
-        self, entries: Sequence[ClipEntry], size: int, num_frames: int, latent_size: int,
+        self, clips: Sequence[Clip], size: int, num_frames: int, latent_size: int,
         flow: FlowEstimator | None,
     ) -> None:
-        self.entries, self.size, self.num_frames = list(entries), size, num_frames
+        self.clips, self.size, self.num_frames = list(clips), size, num_frames
         self.latent_size, self.flow = latent_size, flow
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.clips)
 
     def __getitem__(self, index: int) -> dict:
-        entry = self.entries[index]
-        frames = read_clip_frames(entry)
-        picks = uniform_indices(len(frames), self.num_frames)
-        clip = np.stack([fit_frame(frames[i], self.size) for i in picks])
+        clip = self.clips[index]
+        picks, frames = sample_clip(clip, self.num_frames)
+        frames = np.stack([fit_frame(frame, self.size) for frame in frames])
         item = {
-            "frames": to_tensor(clip).transpose(0, 1),  # (3, T, H, W)
-            "instruction": entry.instruction,
-            "fs": max(1, round((len(frames) - 1) / max(self.num_frames - 1, 1))),
+            "frames": to_tensor(frames).transpose(0, 1),  # (3, T, H, W)
+            "instruction": clip.instruction,
+            "fs": max(1, round((picks[-1] - picks[0]) / max(self.num_frames - 1, 1))),  # source frames per step
         }
         if self.flow is not None:
-            item["flow"] = clip_flow_magnitudes(clip, (self.latent_size, self.latent_size), self.flow)
+            item["flow"] = clip_flow_magnitudes(frames, (self.latent_size, self.latent_size), self.flow)
         return item
 
 
@@ -352,14 +278,6 @@ def conditioning_dropout(batch: int, prob: float, generator: torch.Generator) ->
     """DynamiCrafter's joint dropout: one draw r per sample; text dropped if r < 2p, image if p ≤ r < 3p."""
     r = torch.rand(batch, generator=generator)
     return r < 2 * prob, (r >= prob) & (r < 3 * prob)
-
-
-def first_frame_concat(first_latent: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """ShowMe's fixed first-frame conditioning: (b, c, h, w) -> (b, c, T, h, w), the latent on frame 0, zeros
-    elsewhere (what ``ShowMePipeline`` samples with ``conditioning="mask"``)."""
-    concat = first_latent.new_zeros(first_latent.shape[0], first_latent.shape[1], num_frames, *first_latent.shape[2:])
-    concat[:, :, 0] = first_latent
-    return concat
 
 
 class ShowMeTrainingModel(nn.Module):
@@ -440,7 +358,7 @@ class ShowMeTrainingModel(nn.Module):
         z_first, z_last = pair[:b], pair[b:]
         drop_text, drop_image = conditioning_dropout(b, self.uncond_prob, generator)
         context = self.context(first, batch["instruction"], drop_text, drop_image)
-        concat = (z_first * (~drop_image).to(device, z_first.dtype).view(-1, 1, 1, 1)).unsqueeze(2)
+        concat = first_frame_concat(z_first * (~drop_image).to(device, z_first.dtype).view(-1, 1, 1, 1), 1)
         fs = torch.full((b,), self.fs or model.config.default_fs, device=device, dtype=torch.long)
         noise_loss, x0, timesteps = self.diffusion_loss(z_last.unsqueeze(2), concat, context, fs, generator)
         out = {"loss": noise_loss, "noise_loss": noise_loss.detach()}
@@ -463,7 +381,7 @@ class ShowMeTrainingModel(nn.Module):
         drop_text, drop_image = conditioning_dropout(b, self.uncond_prob, generator)
         context = self.context(first, batch["instruction"], drop_text, drop_image)
         keep = (~drop_image).to(device, latents.dtype).view(-1, 1, 1, 1)
-        concat = first_frame_concat(latents[:, :, 0] * keep, t)
+        concat = first_frame_concat(latents[:, :, 0] * keep, t, "mask")
         if self.fs is None and "fs" in batch:
             fs = batch["fs"].to(device)
         else:
@@ -529,20 +447,20 @@ def _fit(config: ShowMeTrainConfig, accelerator, trainer: ShowMeTrainingModel, d
 def train_stage1(config: Stage1Config, on_step_end=None) -> tuple[TrainResult, Path]:
     """Stage 1; returns the loop's result and the path of ``edit.safetensors``."""
     config.validate()
-    entries = load_entries(config)  # data problems surface before any model is built
+    clips = load_clips(config)  # data problems surface before any model is built
     size, _ = _resolution(config)
     accelerator = create_accelerator(config)
     structure = build_structure_reward(config)
     model = load_base_model(config, edit_rank=config.rank, animate_rank=1)
     trainer = ShowMeTrainingModel(model, 1, structure=structure, uncond_prob=config.uncond_prob,
                                   reward_from_step=config.reward_from_step, fs=config.fs)
-    return _fit(config, accelerator, trainer, EditPairs(entries, size), 1, on_step_end)
+    return _fit(config, accelerator, trainer, EditPairs(clips, size), 1, on_step_end)
 
 
 def train_stage2(config: Stage2Config, on_step_end=None) -> tuple[TrainResult, Path]:
     """Stage 2; returns the loop's result and the path of ``animate.safetensors``."""
     config.validate()
-    entries = load_entries(config)
+    clips = load_clips(config)
     size, latent = _resolution(config)
     edit_rank = adapter_file_rank(config.edit_adapter) if config.edit_adapter else config.edit_rank
     flow = default_flow(config.flow) if config.motion_reward else None
@@ -554,5 +472,5 @@ def train_stage2(config: Stage2Config, on_step_end=None) -> tuple[TrainResult, P
         logger.warning("No edit adapter given: stage 2 trains on an untrained (zero) edit LoRA.")
     motion = MotionReward(config.motion_weight, config.motion_min_timestep) if config.motion_reward else None
     trainer = ShowMeTrainingModel(model, 2, motion=motion, uncond_prob=config.uncond_prob, fs=config.fs)
-    dataset = Clips(entries, size, config.num_frames, latent, flow)
+    dataset = Clips(clips, size, config.num_frames, latent, flow)
     return _fit(config, accelerator, trainer, dataset, 2, on_step_end)
