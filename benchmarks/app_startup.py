@@ -49,6 +49,12 @@ def _wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) ->
     raise SystemExit(f"the app did not answer within {timeout:.0f} s")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far: unlike wall time, barely affected by other work on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--planner", action="store_true", help="also time 'Write the steps' (loads the GGUF planner)")
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         illustrate()
         cold = time.perf_counter() - started
         rows.append(("cold start -> first recipe done", cold))
+        rows.append(("  the app's CPU time until then", _cpu_seconds(process.pid)))
 
         def timed(name, call):
             start = time.perf_counter()
