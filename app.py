@@ -29,16 +29,15 @@ from showme_i2g.app_support import (
     banner_markdown,
     fit_instruction,
     make_example_photos,
-    parse_step_lines,
     pick_presets,
     preset_choices,
-    steps_to_text,
     write_animation_outputs,
     write_recipe_outputs,
     write_run_json,
 )
 from showme_i2g.errors import InvalidInputError, ShowMeError
 from showme_i2g.presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS
+from showme_i2g.text.step_lines import parse_step_lines, steps_to_text
 from showme_i2g.validation import check_number
 
 RECIPES_FILE = Path(__file__).resolve().parent / "examples" / "i2g_appendix_recipes.json"

@@ -1,6 +1,6 @@
 """What the Gradio app (``app.py``) needs that is neither UI nor model logic: plain Python, testable without a browser.
 
-* The steps box: :func:`parse_step_lines` / :func:`steps_to_text`; a step as a ShowMe instruction: :func:`fit_instruction`.
+* A step as a ShowMe instruction: :func:`fit_instruction` (the steps box is parsed by ``text.step_lines``).
 * The recipe tab's downloads: :func:`write_recipe_outputs` (step PNGs, storyboard PNG, ``run.json``, a ZIP of them
   all and a self-contained HTML storyboard from :func:`make_html_storyboard`).
 * "Animate my recipe": :func:`burn_caption` and :func:`stitch_clips` (one instructional video with the step text
@@ -21,7 +21,6 @@ import html
 import io
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -40,29 +39,6 @@ from . import __version__
 from .errors import InvalidInputError
 from .media import _font, make_storyboard, save_step_images, save_video
 from .presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS, IllustrationPreset, ShowMePreset
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Steps typed one per line
-# ---------------------------------------------------------------------------------------------------------------------
-
-# "1.", "2)", "Step 3:", "- ", "* ", "• " at the start of a line: the list markers people paste with their steps.
-# A marker needs a space after it (or to end the line), so "1.5 cups of flour" keeps its number.
-_LIST_MARKER = re.compile(r"^\s*(?:(?:step\s*)?\d{1,3}\s*[.):\-]\s+|(?:step\s*)?\d{1,3}\s*[.):]$|[-*•]\s+)", re.I)
-
-
-def parse_step_lines(text: str | None) -> list[str]:
-    """One step per non-empty line, with a leading "1." / "Step 2:" / "-" marker dropped (empty text -> [])."""
-    if text is None:
-        return []
-    if not isinstance(text, str):
-        raise InvalidInputError("The steps must be text, one step per line.")
-    steps = (_LIST_MARKER.sub("", line, count=1).strip() for line in text.splitlines())
-    return [step for step in steps if step]
-
-
-def steps_to_text(steps: Sequence[str]) -> str:
-    """The inverse of :func:`parse_step_lines` for the steps box: one step per line."""
-    return "\n".join(" ".join(step.split()) for step in steps)
 
 
 def fit_instruction(text: str, max_chars: int) -> str:

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 from .errors import InvalidInputError, ShowMeError
 from .presets import ILLUSTRATION_PRESETS
-
-_LIST_MARKER = re.compile(r"^\s*(?:(?:step\s*)?\d+\s*[.):-]|[-*•])\s*", re.IGNORECASE)
-
+from .text.step_lines import parse_step_lines
 
 def read_steps_file(path: Path) -> list[str]:
     """One step per non-empty line; a leading "1." / "Step 2:" / "-" marker is dropped."""
@@ -27,7 +24,7 @@ def read_steps_file(path: Path) -> list[str]:
         raise InvalidInputError(f"The steps file {path} is not UTF-8 text.") from None
     except OSError as exc:
         raise InvalidInputError(f"The steps file {path} cannot be read ({exc.strerror}).") from None
-    return [_LIST_MARKER.sub("", line).strip() for line in text.splitlines() if line.strip()]
+    return parse_step_lines(text)
 
 
 def _add_illustrate(subparsers) -> None:

@@ -24,10 +24,8 @@ from showme_i2g.app_support import (
     fit_instruction,
     make_example_photos,
     make_html_storyboard,
-    parse_step_lines,
     pick_presets,
     preset_choices,
-    steps_to_text,
     stitch_clips,
     write_animation_outputs,
     write_recipe_outputs,
@@ -35,6 +33,7 @@ from showme_i2g.app_support import (
 from showme_i2g.errors import InvalidInputError
 from showme_i2g.media import read_video_frames
 from showme_i2g.presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS
+from showme_i2g.text.step_lines import parse_step_lines, steps_to_text
 
 
 def _solid(colour, size=(64, 48)) -> Image.Image:

@@ -130,3 +130,9 @@ def test_cli_edit_refuses_a_file_that_is_not_a_photo(tmp_path, capsys):
                  "--out", str(tmp_path / "o"), "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and err.startswith("error: ") and not (tmp_path / "o").exists()
+
+
+def test_steps_file_keeps_quantities_that_look_like_list_numbers(tmp_path: Path) -> None:
+    f = tmp_path / "steps.txt"
+    f.write_text("1. Add 1.5 cups of flour\n2) 2 eggs, beaten\n", encoding="utf-8")
+    assert read_steps_file(f) == ["Add 1.5 cups of flour", "2 eggs, beaten"]
