@@ -546,3 +546,87 @@ def read_video_frames(path: str | os.PathLike) -> list[np.ndarray]:
     except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as error:
         raise InvalidInputError(f"{_describe(path)} is not a video we can read.") from error
     return frames
+
+
+_ANIMATION_SUFFIXES = (".gif", ".webp", ".png", ".apng")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video's header says: frames per second (None for animations without a rate) and the frame count."""
+
+    fps: float | None
+    frame_count: int
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Frame rate and frame count of a video or animation from its header alone (no frame is decoded).
+
+    For ffmpeg videos the count is ``round(duration x fps)``, exact for the constant-rate files datasets ship.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"There is no video at {_describe(path)}; please check the file name.")
+    if path.suffix.lower() in _ANIMATION_SUFFIXES:
+        try:
+            with Image.open(path) as animation:
+                count = getattr(animation, "n_frames", 1)
+                duration = animation.info.get("duration")
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise InvalidInputError(f"{_describe(path)} is not an animation we can read.") from error
+        return VideoInfo(1000.0 / duration if duration else None, count)
+    import imageio_ffmpeg
+
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        reader.close()
+    except (OSError, RuntimeError, StopIteration) as error:
+        raise InvalidInputError(f"{_describe(path)} is not a video we can read.") from error
+    fps, duration = meta.get("fps"), meta.get("duration")
+    if not fps or not duration or not math.isfinite(duration):
+        raise InvalidInputError(f"{_describe(path)} does not say its frame rate and duration.")
+    return VideoInfo(float(fps), max(int(round(duration * fps)), 0))
+
+
+def read_video_frame(path: str | os.PathLike, index: int, *, info: VideoInfo | None = None) -> np.ndarray:
+    """Frame ``index`` (0-based) of a video or animation as (h, w, 3) uint8, decoding as little as possible.
+
+    One key frame out of a long recording should not cost decoding the recording: ffmpeg is asked to seek
+    (``-ss`` before the input: jump to the preceding key frame, decode from there, drop frames before the
+    time) to half a frame before the frame's timestamp ``index / fps`` and to stop after one frame, so the
+    float time lands safely inside the wanted frame. Animations step through frames with Pillow and stop at
+    ``index``. ``info`` (from :func:`probe_video`) saves reading the header again.
+
+    :raises InvalidInputError: when the file is missing or unreadable or has no frame ``index``.
+    """
+    path = Path(path)
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise InvalidInputError(f"A frame index is a whole number from 0, not {index!r}.")
+    if not path.is_file():
+        raise InvalidInputError(f"There is no video at {_describe(path)}; please check the file name.")
+    if path.suffix.lower() in _ANIMATION_SUFFIXES:
+        try:
+            with Image.open(path) as animation:
+                if index >= getattr(animation, "n_frames", 1):
+                    raise InvalidInputError(f"{_describe(path)} has no frame {index}.")
+                animation.seek(index)
+                return np.array(animation.convert("RGB"))
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise InvalidInputError(f"{_describe(path)} is not an animation we can read.") from error
+    info = info or probe_video(path)
+    import imageio_ffmpeg
+
+    seconds = max(0.0, (int(index) - 0.5) / info.fps)
+    try:
+        reader = imageio_ffmpeg.read_frames(
+            str(path), input_params=["-ss", f"{seconds:.6f}"], output_params=["-frames:v", "1"]
+        )
+        meta = next(reader)
+        width, height = meta["size"]
+        frames = [np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3).copy() for raw in reader]
+    except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as error:
+        raise InvalidInputError(f"{_describe(path)} is not a video we can read.") from error
+    if not frames:
+        raise InvalidInputError(f"{_describe(path)} has no frame {index} ({info.frame_count} frames).")
+    return frames[0]

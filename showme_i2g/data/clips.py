@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .curation import ImageImageSimilarity, TextImageSimilarity, select_final_frame
-from .records import Recipe, Step
+from .records import Problem, Recipe, Step
 
 __all__ = [
     "DEFAULT_NUM_FRAMES",
@@ -34,10 +34,15 @@ __all__ = [
     "curate_epic100",
     "ego4d_clips",
     "epic100_clips",
+    "extract_step_frames",
+    "find_step_video",
+    "FrameExtraction",
+    "KEY_FRAMES",
     "load_clip_frames",
     "read_clip_manifest",
     "sample_clip",
     "ssv2_clips",
+    "step_key_frame",
     "uniform_indices",
 ]
 
@@ -354,3 +359,130 @@ def curate_epic100(
         target = indices[best]
         kept.append(replace(clip, end_frame=target, meta={**clip.meta, "target_frame": target + 1}))
     return kept, dropped
+
+
+# --- I2G: step key frames from videos ------------------------------------------------------------------------------
+
+KEY_FRAMES = ("last", "middle")
+"""Which frame of a step's segment illustrates it: the last (default) or the middle one."""
+
+VIDEO_SUFFIXES = (".mp4", ".MP4", ".mkv", ".webm", ".mov")
+
+
+@dataclass
+class FrameExtraction:
+    """What :func:`extract_step_frames` did: frames written, frames found already cached, steps it could not use.
+
+    ``problems`` names, per step, the expected video file and why the step has no frame (no video, no time
+    span, an unreadable video...); ``images`` maps ``(recipe id, step index)`` to the cached frame.
+    """
+
+    written: int = 0
+    reused: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    images: dict[tuple[str, int], Path] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> int:
+        return self.written + self.reused
+
+
+def find_step_video(recipe: Recipe, step: Step, videos_root: str | Path) -> Path:
+    """The video a step was cut from: the step's own ``media`` when that is a video, else the recipe's video.
+
+    A recipe of HT-Step or CaptainCook4D is one recording whose id is the file name: ``<id>.mp4`` (HT-Step's
+    HowTo100M ids; also .mkv/.webm/.mov) or ``<id>_360p.mp4`` / ``<id>_4k.mp4`` (CaptainCook4D's downloads).
+    Returns the first candidate that exists, else ``videos_root/<id>.mp4`` (the caller reports it missing).
+    """
+    root = Path(videos_root)
+    candidates = []
+    if step.media is not None and Path(step.media).suffix.lower() not in IMAGE_SUFFIXES:
+        media = Path(step.media)
+        candidates.append(media if media.is_absolute() else root / media)
+    candidates += [root / f"{recipe.id}{suffix}" for suffix in VIDEO_SUFFIXES]
+    candidates += [root / f"{recipe.id}_{quality}.mp4" for quality in ("360p", "4k")]
+    return next((path for path in candidates if path.is_file()), root / f"{recipe.id}.mp4")
+
+
+def step_key_frame(step: Step, video: Path, frame: str = "last", *, info=None) -> int:
+    """The index in ``video`` of the frame that illustrates ``step``: the last or middle frame of its segment.
+
+    The default is the segment's *last* frame because a step's illustration shows the state the step leaves
+    behind (the onions chopped, the dough rolled out), which is what I2G's step images depict and what the next
+    step starts from; the middle frame shows the action under way (hands, tools in motion) and is offered for
+    comparison. The segment is ``start``..``end`` seconds, turned into frames as :func:`clip_span` does
+    (first ``floor(start x fps)``, last ``ceil(end x fps) - 1``, clamped to the video).
+
+    :raises InvalidInputError: when the step has no time span or the video cannot be read.
+    """
+    from ..media import probe_video
+
+    if frame not in KEY_FRAMES:
+        raise InvalidInputError(f"The key frame must be one of {', '.join(KEY_FRAMES)}, not {frame!r}.")
+    if step.start is None or step.end is None:
+        raise InvalidInputError("the step has no start and end time in its video")
+    info = info or probe_video(video)
+    if not info.fps:
+        raise InvalidInputError(f"{video.name} has no frame rate to place the step's times in")
+    clip = Clip(video, step.text, f"segment {step.start:g}-{step.end:g} s", start=step.start, end=step.end)
+    first, last = clip_span(clip, info.frame_count, info.fps)
+    return last if frame == "last" else (first + last) // 2
+
+
+def _cached_frame(folder: Path, index: int) -> Path | None:
+    return next((p for p in (folder / f"{index}{s}" for s in IMAGE_SUFFIXES) if p.is_file()), None)
+
+
+def extract_step_frames(
+    recipes: Iterable[Recipe], videos_root: str | Path, cache_dir: str | Path, *, frame: str = "last"
+) -> FrameExtraction:
+    """Write each step's key frame (:func:`step_key_frame`) to ``cache_dir/<recipe id>/<k>.png`` once.
+
+    ``k`` is the step's 0-based position in ``recipe.steps``, the layout I2G's pairwise training reads. A frame
+    already in the cache (any image suffix) is reused without opening the video, so later epochs, resumed runs
+    and other runs on the same data decode nothing; a new frame is written under a temporary name and renamed,
+    so an interrupted extraction never leaves a half-written image. Each video's header is read once and each
+    frame is decoded by seeking (:func:`showme_i2g.media.read_video_frame`), never the whole recording.
+    Steps without a video or a time span are reported in ``problems`` (file and step) and skipped.
+    """
+    import os
+    import uuid
+
+    from PIL import Image
+
+    from ..media import probe_video, read_video_frame
+
+    if frame not in KEY_FRAMES:
+        raise InvalidInputError(f"The key frame must be one of {', '.join(KEY_FRAMES)}, not {frame!r}.")
+    cache = Path(cache_dir)
+    result = FrameExtraction()
+    for recipe in recipes:
+        folder = cache / recipe.id
+        infos: dict[Path, Any] = {}
+        for k, step in enumerate(recipe.steps):
+            cached = _cached_frame(folder, k)
+            if cached is not None:
+                result.reused += 1
+                result.images[(recipe.id, k)] = cached
+                continue
+            video = find_step_video(recipe, step, videos_root)
+            where = f"recipe {recipe.id} step {k}"
+            if not video.is_file():
+                result.problems.append(Problem(str(video), None, f"{where}: the video does not exist"))
+                continue
+            try:
+                if video not in infos:
+                    infos[video] = probe_video(video)
+                index = step_key_frame(step, video, frame, info=infos[video])
+                pixels = read_video_frame(video, index, info=infos[video])
+            except InvalidInputError as error:
+                result.problems.append(Problem(str(video), None, f"{where}: {str(error).rstrip('.')}"))
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{k}.png"
+            temporary = folder / f".{k}.{uuid.uuid4().hex[:8]}.partial.png"
+            Image.fromarray(pixels).save(temporary)
+            os.replace(temporary, target)
+            result.written += 1
+            result.images[(recipe.id, k)] = target
+    return result

@@ -35,6 +35,7 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
+from ..data.clips import KEY_FRAMES, FrameExtraction, extract_step_frames
 from ..data.records import Recipe, Step
 from ..errors import InvalidInputError
 from ..i2g.attention import apply_neighbour_attention
@@ -55,6 +56,8 @@ __all__ = [
     "add_i2g_lora",
     "draft_sample",
     "encode_groups",
+    "extract_pairwise_frames",
+    "frame_cache",
     "load_i2g_lora",
     "load_prompt_windows",
     "load_step_pairs",
@@ -113,7 +116,14 @@ class PairwiseConfig(I2GConfig):
 
     data: str | None = field(default=None, metadata={"help": "recipes file (format: --data-format)"})
     data_format: str = field(default="json", metadata={"help": ", ".join(DATA_FORMATS)})
-    images: str | None = field(default=None, metadata={"help": "folder of step images"})
+    images: str | None = field(default=None, metadata={
+        "help": "folder of step images (with --videos-root: the key-frame cache; default <out>/step_frames)"})
+    annotations: str | None = field(default=None, metadata={
+        "help": "HT-Step: annotations.json (step segments in videos); CaptainCook4D: activity_step_description.csv"})
+    videos_root: str | None = field(default=None, metadata={
+        "help": "folder of HT-Step/CaptainCook4D videos: extract each step's key frame into --images once"})
+    frame: str = field(default="last", metadata={"help": "key frame of a step's segment: last or middle"})
+    extract_only: bool = field(default=False, metadata={"help": "extract the key frames, then stop (no training)"})
     uncond_prob: float = field(default=0.1, metadata={"help": "conditioning dropout probability (per pair)"})
     lr: float = 1e-4
     rank: int = 16
@@ -126,8 +136,16 @@ class PairwiseConfig(I2GConfig):
             raise TrainingConfigError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}.")
         if not Path(self.data).is_file():
             raise DataError(f"The recipes file {self.data} does not exist.")
-        if self.images and not Path(self.images).is_dir():
+        if self.annotations is not None and not Path(self.annotations).is_file():
+            raise DataError(f"The annotations file {self.annotations} does not exist.")
+        if self.videos_root is not None and not Path(self.videos_root).is_dir():
+            raise DataError(f"The videos folder {self.videos_root} does not exist.")
+        if self.images and not self.videos_root and not Path(self.images).is_dir():
             raise DataError(f"The images folder {self.images} does not exist.")
+        if self.frame not in KEY_FRAMES:
+            raise TrainingConfigError(f"frame must be one of {', '.join(KEY_FRAMES)}, got {self.frame!r}.")
+        if self.extract_only and not self.videos_root:
+            raise TrainingConfigError("extract_only needs --videos-root to extract key frames from.")
         if not 0 <= self.uncond_prob < 1:
             raise TrainingConfigError(f"uncond_prob must be in [0, 1), got {self.uncond_prob}.")
 
@@ -232,8 +250,15 @@ def _read_json_recipes(path: Path, images: Path | None) -> list[Recipe]:
     return recipes
 
 
-def load_recipes(path: str | Path, data_format: str, images: str | Path | None = None) -> list[Recipe]:
-    """Recipes from any supported source, as the data readers' :class:`Recipe` records."""
+def load_recipes(
+    path: str | Path, data_format: str, images: str | Path | None = None, annotations: str | Path | None = None
+) -> list[Recipe]:
+    """Recipes from any supported source, as the data readers' :class:`Recipe` records.
+
+    ``annotations`` is the source's second file: HT-Step's ``annotations.json`` (without it the recipes are the
+    taxonomy's articles, with no video segments) or CaptainCook4D's ``activity_step_description.csv`` (the goal
+    texts; without it recordings have no goal and give no training pairs).
+    """
     path = Path(path)
     images = Path(images) if images else None
     if data_format == "json":
@@ -244,9 +269,9 @@ def load_recipes(path: str | Path, data_format: str, images: str | Path | None =
         if data_format == "wikihow":
             result = readers.read_wikihow(path, image_root=images)
         elif data_format == "htstep":
-            result = readers.read_htstep(path)
+            result = readers.read_htstep(path, annotations=annotations)
         elif data_format == "captaincook4d":
-            result = readers.read_captaincook4d(path)
+            result = readers.read_captaincook4d(path, step_descriptions=annotations)
         else:
             raise TrainingConfigError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {data_format!r}.")
     except InvalidInputError as exc:
@@ -276,10 +301,48 @@ def _step_image(recipe: Recipe, index: int, step: Step, images: Path | None) -> 
     return None
 
 
+def frame_cache(config: PairwiseConfig) -> Path:
+    """Where key frames extracted from videos go: ``--images`` if given, else ``<out>/step_frames``."""
+    return Path(config.images) if config.images else Path(config.output_dir) / "step_frames"
+
+
+def extract_pairwise_frames(config: PairwiseConfig, recipes: Sequence[Recipe] | None = None) -> FrameExtraction:
+    """Extract (once) the key frame of every step of the config's recipes from ``videos_root`` into the cache.
+
+    Steps that cannot be used are logged one by one (file and step) and counted; if no step at all has a frame
+    the run stops with one sentence, before any model is built.
+    """
+    if not config.videos_root:
+        raise TrainingConfigError("Give the folder of the recipes' videos with --videos-root DIR.")
+    cache = frame_cache(config)
+    if recipes is None:
+        recipes = load_recipes(config.data, config.data_format, cache, config.annotations)
+    result = extract_step_frames(recipes, config.videos_root, cache, frame=config.frame)
+    for problem in result.problems:
+        logger.warning("No key frame: %s", problem)
+    if result.problems:
+        logger.warning("%d of %d steps have no key frame and are left out.", len(result.problems),
+                       len(result.problems) + result.usable)
+    if not result.usable:
+        steps = len(result.problems)
+        first = result.problems[0] if result.problems else None
+        raise DataError(
+            f"None of the {steps} steps in {config.data} has a usable video under {config.videos_root}"
+            + (f" (first: {first})" if first else "") + "; check --videos-root and --data-format."
+        )
+    logger.info("Key frames in %s: %d extracted, %d already cached.", cache, result.written, result.reused)
+    return result
+
+
 def load_step_pairs(config: PairwiseConfig) -> list[StepPair]:
-    """Every adjacent pair (i, i+1) whose two steps both have an image, with clauses split once up front."""
-    images = Path(config.images) if config.images else None
-    recipes = load_recipes(config.data, config.data_format, images)
+    """Every adjacent pair (i, i+1) whose two steps both have an image, with clauses split once up front.
+
+    With ``videos_root`` the images are the steps' key frames, extracted into the cache first.
+    """
+    images = frame_cache(config) if config.videos_root else Path(config.images) if config.images else None
+    recipes = load_recipes(config.data, config.data_format, images, config.annotations)
+    if config.videos_root:
+        extract_pairwise_frames(config, recipes)
     splitter = _splitter(config.clause_backend)
     pairs, skipped = [], 0
     for recipe in recipes:
