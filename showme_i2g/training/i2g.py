@@ -284,8 +284,8 @@ def load_recipes(
 def _step_image(recipe: Recipe, index: int, step: Step, images: Path | None) -> Path | None:
     """A step's image: its own ``media`` if that is an image file, else ``images/<recipe id>/<index>.<ext>``.
 
-    The folder convention serves video datasets (HT-Step, CaptainCook4D): extract one key frame per step
-    beforehand and store it under the recipe's id with the 0-based step number.
+    The folder convention serves video datasets (HT-Step, CaptainCook4D): one key frame per step under the
+    recipe's id with the 0-based step number, which ``videos_root`` fills (:func:`extract_pairwise_frames`).
     """
     if step.media is not None:
         media = Path(step.media)
