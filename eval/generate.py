@@ -8,7 +8,8 @@ I2G (Table 1), on recipes: ``--method ours|independent|sdxl|sd15|sd21-turbo --da
   with the step text as the prompt (SDXL base 1.0, Stable Diffusion 1.5, SD-Turbo).
 
 ``--data`` is a recipes file: the JSON layout of :func:`showme_i2g.data.read_recipes_json` (default), or with
-``--format captaincook4d|htstep|wikihow`` a dataset file its reader takes. ``--split`` keeps the recipes whose
+``--format captaincook4d|htstep|wikihow`` a dataset file its reader takes
+(:func:`showme_i2g.data.formats.read_recipe_file`, shared with ``eval.i2g``). ``--split`` keeps the recipes whose
 ``split`` (HT-Step: ``subset``) matches; ``--split all`` takes every recipe. Output, as ``python -m showme_i2g
 illustrate`` writes it: ``DIR/<recipe id>/step_01.png ...``, ``storyboard.png`` and ``run.json`` (goal, steps,
 method, preset, seed and every setting). Recipes over 16 steps are rendered in consecutive chunks of at most 16.
@@ -45,11 +46,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from showme_i2g.data.formats import RECIPE_FORMATS
 from showme_i2g.errors import InvalidInputError, ShowMeError
 
 I2G_METHODS = ("ours", "independent", "sdxl", "sd15", "sd21-turbo")
 SHOWME_METHODS = ("showme-edit", "instructpix2pix", "showme-video", "dynamicrafter")
-FORMATS = ("json", "captaincook4d", "htstep", "wikihow")
 MAX_CHUNK = 16  # IllustrationPipeline's step limit
 
 
@@ -120,15 +121,9 @@ def _select_split(records: list[tuple[str | None, Any]], split: str, path: Path)
 
 def load_recipes(path: Path, data_format: str, split: str) -> list[Sample]:
     """The split's recipes as samples; rows a reader skipped are printed (file:line and why)."""
-    from showme_i2g import data
+    from showme_i2g.data.formats import read_recipe_file
 
-    readers: dict[str, Callable] = {
-        "json": data.read_recipes_json,
-        "captaincook4d": data.read_captaincook4d,
-        "htstep": data.read_htstep,
-        "wikihow": data.read_wikihow,
-    }
-    result = readers[data_format](path)
+    result = read_recipe_file(path, data_format)
     for problem in result.problems:
         print(f"skipped {problem}", file=sys.stderr)
     labelled = [(r.meta.get("split", r.meta.get("subset")), r) for r in result]
@@ -363,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", required=True, choices=I2G_METHODS + SHOWME_METHODS)
     parser.add_argument("--data", type=Path, required=True, help="recipes (I2G methods) or photo items (ShowMe)")
-    parser.add_argument("--format", choices=FORMATS, default="json", help="recipes file format (I2G methods)")
+    parser.add_argument("--format", choices=RECIPE_FORMATS, default="json", help="recipes file format (I2G methods)")
     parser.add_argument("--split", default="test", help="which split to render, or 'all'")
     parser.add_argument("--out", type=Path, required=True, help="one folder per sample is written here")
     parser.add_argument("--tiny", action="store_true", help="the method's tiny twin (random weights; tests)")

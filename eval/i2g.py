@@ -2,7 +2,11 @@
 
 Usage::
 
-    python -m eval.i2g --generated DIR --references ANNOTATIONS --human SCORES.csv --out REPORT_DIR
+    python -m eval.i2g --generated DIR --references ANNOTATIONS [--format json] --human SCORES.csv --out REPORT_DIR
+
+    # large sets, one process per GPU: each captions and embeds its share of the images, the main process
+    # gathers them, computes the set-level numbers (KL, Chi2, faithfulness, FID) and writes the report
+    accelerate launch --num_processes 8 -m eval.i2g --generated DIR --references ANNOTATIONS ...
 
 Inputs
     ``--generated DIR``: one folder per recipe, as ``python -m eval.generate`` and ``python -m showme_i2g
@@ -11,10 +15,14 @@ Inputs
     (the recipe id, or the id with ``/`` and other unsafe characters written as ``_``), else by ``run.json``'s
     ``"goal"``. Every recipe folder must match a recipe and hold exactly one image per step.
 
-    ``--references ANNOTATIONS``: the recipes as JSON, the layout of :func:`showme_i2g.data.read_recipes_json`:
-    ``[{"id", "goal", "steps": ["text", {"text", "image"?}, ...], "split"?}, ...]`` (or ``{"recipes": [...]}``).
-    Step images, when given (paths relative to the file or ``--image-root``), are the real pictures FID compares
-    against; without at least two of them FID is skipped and the report says so.
+    ``--references ANNOTATIONS``: the recipes, read by :func:`showme_i2g.data.formats.read_recipe_file` as
+    ``--format``: ``json`` (default), the layout of :func:`showme_i2g.data.read_recipes_json`:
+    ``[{"id", "goal", "steps": ["text", {"text", "image"?}, ...], "split"?}, ...]`` (or ``{"recipes": [...]}``);
+    or a dataset's own annotations: ``captaincook4d`` (``step_annotations.csv``, with
+    ``activity_step_description.csv`` and ``error_annotations.json`` when they lie beside it; recipe id = recording
+    id such as ``1_7``, steps with errors dropped), ``htstep`` (``taxonomy.csv``) or ``wikihow`` (VGSI JSON lines,
+    images under ``--image-root``). Step images, when given (paths relative to the file or ``--image-root``), are
+    the real pictures FID compares against; without at least two of them FID is skipped and the report says so.
 
     ``--human SCORES.csv``: human alignment scores on CLIPScore's scale, 0 (unrelated) to 2.5 (perfect), one row
     per judged image; a ``score`` column is required, ``recipe_id`` and ``step`` (1-based) are optional and only
@@ -40,6 +48,12 @@ Models: ``--clip``, ``--dino``, ``--captioner`` (a BLIP-2 or LLaVA hub id or fol
 sentence-transformers id or folder, or ``llm2vec``) pick the networks; ``--tiny`` builds tiny random CLIP, DINOv2 and
 BLIP-2 networks in code (the real offline MiniLM still embeds the text) so a whole run works offline; its numbers
 test the pipeline, not a model. Bad input: one sentence, exit code 2.
+
+Several processes (``accelerate launch -m eval.i2g ...``): the images are split into contiguous shards, one per
+process (:func:`showme_i2g.evaluation.distributed.map_in_shards`); each process opens, captions and embeds only its
+shard (CLIP, DINOv2, FID features) on its own GPU, the results are gathered in image order, and the main process alone
+computes the set-level metrics and writes the report. The caption prompts are drawn over the whole set before the
+split, so they do not depend on the number of processes; one process gives exactly the undistributed results.
 """
 
 from __future__ import annotations
@@ -56,6 +70,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from showme_i2g.data.formats import RECIPE_FORMATS
 from showme_i2g.errors import InvalidInputError, ShowMeError
 
 DEFAULT_BINS = 10
@@ -81,13 +96,15 @@ def _safe(identifier: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", identifier).strip("_")
 
 
-def load_references(path: Path, image_root: Path | None) -> tuple[list[Any], list[str]]:
-    """The reference recipes and the reader's problems (each ``file:line: why``)."""
-    from showme_i2g.data import read_recipes_json
+def load_references(path: Path, data_format: str = "json", image_root: Path | None = None
+                    ) -> tuple[list[Any], list[str]]:
+    """The reference recipes read as ``data_format`` (see the module docstring) and the reader's problems (each
+    ``file:line: why``)."""
+    from showme_i2g.data.formats import read_recipe_file
 
     if not path.is_file():
         raise InvalidInputError(f"The annotations file {path} does not exist.")
-    result = read_recipes_json(path, image_root=image_root)
+    result = read_recipe_file(path, data_format, image_root=image_root)
     if not result.recipes:
         raise InvalidInputError(f"The annotations file {path} holds no usable recipe.")
     return result.recipes, [str(p) for p in result.problems]
@@ -226,46 +243,122 @@ def build_suite(args: argparse.Namespace) -> Suite:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def evaluate(args: argparse.Namespace) -> Any:
-    """Read the inputs, run every metric, and return the filled :class:`~showme_i2g.evaluation.report.Report`."""
-    from showme_i2g.evaluation.report import Report
-    from showme_i2g.metrics.distribution import compare_distributions
-    from showme_i2g.metrics.fid import FID
-    from showme_i2g.metrics.i2g_protocol import (
-        caption_alignment,
-        cross_image_consistency,
-        goal_faithfulness,
-        step_faithfulness,
-    )
+@dataclass
+class ImageResult:
+    """The per-image network outputs one process computes for its shard (plain arrays, cheap to gather)."""
 
-    recipes, problems = load_references(args.references, args.image_root)
-    for problem in problems:
+    caption: str
+    cosine: float  # cos(embed(caption), embed(step text))
+    clip_image: np.ndarray
+    clip_step: np.ndarray
+    dino: np.ndarray
+    fid: np.ndarray | None  # FID features of the image, None with --no-fid
+
+
+def _batches(count: int, size: int) -> range:
+    return range(0, count, size)
+
+
+def _fid_rows(features: Any, images: list[Image.Image], batch_size: int) -> list[np.ndarray]:
+    """FID features of ``images``, one row each, computed ``batch_size`` images per network call."""
+    import torch
+
+    rows: list[np.ndarray] = []
+    with torch.no_grad():
+        for start in _batches(len(images), batch_size):
+            batch = features(images[start : start + batch_size])
+            rows += list(batch.detach().cpu().numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch))
+    return rows
+
+
+def image_work(suite: Suite, paths: list[Path], steps: list[str], prompts: list[str], batch_size: int,
+               fid: bool, progress: bool = False) -> list[ImageResult]:
+    """Everything I2G computes image by image, for one shard: the caption (with the prompt drawn for that image over
+    the whole set, so the drawing does not depend on the sharding), its text cosine with the step, CLIP image and
+    step-text embeddings, DINOv2 embeddings and FID features."""
+    from showme_i2g.metrics.text import text_cosine
+
+    images = [_open_image(p) for p in paths]
+    starts = _batches(len(images), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="captioning", unit="batch")
+    captions: list[str] = []
+    for start in starts:
+        batch = list(suite.captioner(images[start : start + batch_size], prompts[start : start + batch_size]))
+        expected = len(images[start : start + batch_size])
+        if len(batch) != expected:
+            raise ValueError(f"the captioner returned {len(batch)} captions for {expected} images")
+        captions += [str(c) for c in batch]
+    cosines = text_cosine(suite.embedder, captions, steps).double().numpy()
+    clip_images = suite.clip.image_embedder(images).cpu().numpy()
+    clip_steps = suite.clip.text_embedder(steps).cpu().numpy()
+    dino = suite.dino.image_embedder(images).cpu().numpy()
+    fid_rows = _fid_rows(suite.fid_features, images, batch_size) if fid else [None] * len(images)
+    return [ImageResult(*row) for row in zip(captions, cosines, clip_images, clip_steps, dino, fid_rows)]
+
+
+def evaluate(args: argparse.Namespace) -> Any:
+    """Read the inputs, run every metric, and return the filled :class:`~showme_i2g.evaluation.report.Report`.
+
+    The per-image networks run on this process's shard of the images (:func:`~showme_i2g.evaluation.distributed.
+    map_in_shards`); on other processes than the main one this returns ``None`` once the shards are gathered.
+    """
+    import torch
+
+    from showme_i2g.evaluation.distributed import is_main_process, map_in_shards, process_device
+    from showme_i2g.evaluation.report import Report
+    from showme_i2g.metrics.captioning import draw_prompts
+    from showme_i2g.metrics.distribution import CLIP_SCORE_WEIGHT, clip_score, compare_distributions
+    from showme_i2g.metrics.fid import FID
+    from showme_i2g.metrics.i2g_protocol import cross_image_consistency, goal_faithfulness, step_faithfulness
+
+    main_process = is_main_process()
+    recipes, problems = load_references(args.references, args.format, args.image_root)
+    for problem in problems if main_process else ():
         print(f"warning: skipped {problem}", file=sys.stderr)
     samples = find_samples(args.generated, recipes)
     human = load_human_scores(args.human)
+    args.device = process_device(args.device)
     suite = build_suite(args)
 
-    images = [_open_image(p) for s in samples for p in s.images]
+    paths = [p for s in samples for p in s.images]
     steps = [step.text for s in samples for step in s.recipe.steps]
     goals = [s.recipe.goal or s.recipe.id for s in samples]
     recipe_of_image = [i for i, s in enumerate(samples) for _ in s.images]
-    progress = not args.quiet
+    prompts = draw_prompts(len(paths), args.seed)  # I2G appendix A.2: one of 21 prompts per image, drawn over the set
+    references = [Path(step.media) for s in samples for step in s.recipe.steps if step.media is not None]
+    run_fid = not args.no_fid and len(references) >= 2 and len(paths) >= 2
 
-    alignment = caption_alignment(images, steps, suite.captioner, suite.embedder, seed=args.seed,
-                                  batch_size=args.batch_size, progress=progress)
-    table = compare_distributions(human, alignment.scores, args.bins, SCORE_RANGE, args.smoothing)
+    per_image = map_in_shards(
+        lambda chunk: image_work(suite, [paths[i] for i in chunk], [steps[i] for i in chunk],
+                                 [prompts[i] for i in chunk], args.batch_size, run_fid, progress=not args.quiet),
+        list(range(len(paths))),
+    )
+    real_features = map_in_shards(
+        lambda chunk: _fid_rows(suite.fid_features, [_open_image(references[i]) for i in chunk], args.batch_size),
+        list(range(len(references))) if run_fid else [],
+    )
+    if not main_process:
+        return None
 
-    clip_images = suite.clip.image_embedder(images)
-    step_embeddings = suite.clip.text_embedder(steps)
-    goal_embeddings = suite.clip.text_embedder(goals)
+    cosines = np.array([r.cosine for r in per_image], dtype=np.float64)
+    alignment_scores = clip_score(cosines, CLIP_SCORE_WEIGHT)
+    captions = [r.caption for r in per_image]
+    table = compare_distributions(human, alignment_scores, args.bins, SCORE_RANGE, args.smoothing)
+
+    clip_images = torch.from_numpy(np.stack([r.clip_image for r in per_image]))
+    step_embeddings = torch.from_numpy(np.stack([r.clip_step for r in per_image]))
+    goal_embeddings = suite.clip.text_embedder(goals).cpu()
     clip_step = 2.5 * (clip_images * step_embeddings).sum(-1).clamp(min=0)
     clip_goal = 2.5 * (clip_images * goal_embeddings[recipe_of_image]).sum(-1).clamp(min=0)
-    dino = suite.dino.image_embedder(images)
+    dino = torch.from_numpy(np.stack([r.dino for r in per_image]))
     starts = np.cumsum([0] + [len(s.images) for s in samples])
 
     report = Report("I2G evaluation", settings={
         "generated": str(args.generated), "references": str(args.references), "human scores": str(args.human),
-        "recipes": len(samples), "images": len(images), "human ratings": int(human.size),
+        "recipes": len(samples), "images": len(paths), "human ratings": int(human.size),
         **suite.names, "caption prompts": "I2G appendix A.2 (21), drawn with random.Random(seed)", "seed": args.seed,
         "alignment score": "2.5 * max(cos(caption, step), 0)",
         "binning": f"{args.bins} equal bins over [0, 2.5], scores clipped into the end bins",
@@ -275,7 +368,7 @@ def evaluate(args: argparse.Namespace) -> Any:
     })
     report.add_metric("KL x100", table.kl_x100, lower_is_better=True)
     report.add_metric("Chi2 x100", table.chi2_x100, lower_is_better=True)
-    report.add_metric("Alignment (caption, mean)", float(alignment.scores.mean()), lower_is_better=False)
+    report.add_metric("Alignment (caption, mean)", float(alignment_scores.mean()), lower_is_better=False)
     report.add_metric("Human score (mean)", float(human.mean()))
     report.add_metric("CLIPScore (step)", float(clip_step.mean()), lower_is_better=False)
     report.add_metric("CLIPScore (goal)", float(clip_goal.mean()), lower_is_better=False)
@@ -286,18 +379,16 @@ def evaluate(args: argparse.Namespace) -> Any:
     report.add_metric("Cross-image consistency %",
                       cross_image_consistency([dino[a:b] for a, b in zip(starts[:-1], starts[1:])]))
 
-    references = [step.media for s in samples for step in s.recipe.steps if step.media is not None]
     if args.no_fid:
         report.add_note("FID skipped (--no-fid)")
-    elif len(references) < 2 or len(images) < 2:
+    elif not run_fid:
         report.add_note("FID skipped: it needs at least two reference step images in the annotations and two "
                         "generated images")
     else:
         fid = FID(suite.fid_features)
-        for start in range(0, len(references), args.batch_size):
-            fid.update([_open_image(Path(p)) for p in references[start : start + args.batch_size]], real=True)
-        for start in range(0, len(images), args.batch_size):
-            fid.update(images[start : start + args.batch_size], real=False)
+        for features, statistics in ((real_features, fid.real), ([r.fid for r in per_image], fid.fake)):
+            for start in _batches(len(features), args.batch_size):  # the batches the features were computed in
+                statistics.update(np.stack(features[start : start + args.batch_size]))
         report.add_metric("FID", fid.compute(), lower_is_better=True)
         report.settings["FID references"] = len(references)
     for note in suite.notes:
@@ -305,7 +396,7 @@ def evaluate(args: argparse.Namespace) -> Any:
     for problem in problems:
         report.add_note(f"annotation row skipped: {problem}")
 
-    report.add_histogram("alignment", {"model (caption alignment)": alignment.scores, "human": human},
+    report.add_histogram("alignment", {"model (caption alignment)": alignment_scores, "human": human},
                          title="Step alignment scores", xlabel="score (0-2.5)", bins=args.bins, range=SCORE_RANGE)
     report.add_histogram("clipscore", {"CLIPScore (step)": clip_step.numpy(), "CLIPScore (goal)": clip_goal.numpy()},
                          title="CLIPScore", xlabel="score (0-2.5)", bins=args.bins, range=SCORE_RANGE)
@@ -314,8 +405,8 @@ def evaluate(args: argparse.Namespace) -> Any:
                     labels=[f"{s.recipe.id}: {s.recipe.goal or ''}" for s in shown])
     report.details["samples"] = [
         {"recipe": samples[r].recipe.id, "folder": samples[r].folder.name, "image": str(samples[r].images[k]),
-         "step": k + 1, "step text": steps[i], "prompt": alignment.prompts[i], "caption": alignment.captions[i],
-         "alignment": float(alignment.scores[i]), "clipscore step": float(clip_step[i]),
+         "step": k + 1, "step text": steps[i], "prompt": prompts[i], "caption": captions[i],
+         "alignment": float(alignment_scores[i]), "clipscore step": float(clip_step[i]),
          "clipscore goal": float(clip_goal[i])}
         for i, (r, k) in enumerate((r, k) for r, s in enumerate(samples) for k in range(len(s.images)))
     ]
@@ -328,11 +419,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="I2G Table 1 (caption alignment vs human scores: KL, Chi2 x100), CLIPScore, goal/step "
                     "faithfulness, cross-image consistency and FID for one folder of illustrations.",
         epilog="Layouts: DIR/<recipe id>/step_01.png ... (+ run.json), as eval.generate and `showme_i2g illustrate` "
-               "write them; ANNOTATIONS: [{\"id\", \"goal\", \"steps\": [text | {\"text\", \"image\"}]}] JSON; "
+               "write them; ANNOTATIONS: [{\"id\", \"goal\", \"steps\": [text | {\"text\", \"image\"}]}] JSON, "
+               "or a dataset's annotations with --format; "
                "SCORES.csv: a 'score' column in [0, 2.5] (optional recipe_id, step). See the module docstring.",
     )
     parser.add_argument("--generated", type=Path, required=True, help="folder of recipe folders with step images")
-    parser.add_argument("--references", type=Path, required=True, help="recipes JSON (goal + steps [+ images])")
+    parser.add_argument("--references", type=Path, required=True,
+                        help="the recipes: a JSON file (goal + steps [+ images]) or a dataset file, see --format")
+    parser.add_argument("--format", choices=RECIPE_FORMATS, default="json",
+                        help="how --references is read: the project's JSON or a dataset's own annotations")
     parser.add_argument("--human", type=Path, required=True, help="CSV of human alignment scores (column 'score')")
     parser.add_argument("--out", type=Path, required=True, help="report folder (results.md, results.json, plots)")
     parser.add_argument("--image-root", type=Path, help="folder the annotations' step images are relative to")
@@ -373,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check(args)
         report = evaluate(args)
+        if report is None:  # not the main process: its shard is gathered, the main process writes the report
+            return 0
         report.write(args.out)
     except ShowMeError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -116,3 +116,39 @@ def test_bad_input_is_one_sentence_and_exit_code_2(inputs, capsys, change, messa
     assert main(_argv(paths)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "Traceback" not in err and err.count("\n") == 0
+
+
+def test_captaincook4d_annotations_as_references(tmp_path: Path) -> None:
+    """--format captaincook4d reads the real sample annotations (goals from the step descriptions beside them)."""
+    import shutil
+
+    source = Path(__file__).parent / "data" / "samples" / "captaincook4d"
+    annotations = tmp_path / "cc4d"
+    annotations.mkdir()
+    header, *rows = (source / "step_annotations.csv").read_text(encoding="utf-8").splitlines()
+    kept = [row for row in rows if row.startswith(('"1_28"', '"1_30"'))]  # two short recordings
+    (annotations / "step_annotations.csv").write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
+    shutil.copy(source / "activity_step_description.csv", annotations / "activity_step_description.csv")
+    from showme_i2g.data.formats import read_recipe_file
+
+    recipes = {r.id: r for r in read_recipe_file(annotations / "step_annotations.csv", "captaincook4d")}
+    assert set(recipes) == {"1_28", "1_30"} and recipes["1_30"].goal == "Microwave Egg Sandwich"
+    generated, seed = tmp_path / "generated", 0
+    for recipe_id, recipe in recipes.items():
+        (generated / recipe_id).mkdir(parents=True)
+        for k in range(len(recipe.steps)):
+            _picture(seed := seed + 1, size=32).save(generated / recipe_id / f"step_{k + 1:02d}.png")
+    human = tmp_path / "human.csv"
+    human.write_text("score\n2.5\n1.0\n2.0\n")
+    out = tmp_path / "report"
+    argv = ["--generated", str(generated), "--references", str(annotations / "step_annotations.csv"),
+            "--format", "captaincook4d", "--human", str(human), "--out", str(out), "--tiny", "--quiet"]
+    assert main(argv) == 0
+    record = json.loads((out / "results.json").read_text())
+    total = sum(len(r.steps) for r in recipes.values())
+    assert record["settings"]["images"] == total and record["settings"]["recipes"] == 2
+    samples = record["details"]["samples"]
+    assert [s["step text"] for s in samples] == [step.text for rid in ("1_28", "1_30") for step in recipes[rid].steps]
+    assert "FID skipped" in " ".join(record["notes"])  # the annotations carry no step pictures
+    # the JSON reader would take the CSV for a JSON file: the format decides how the references are read
+    assert main(argv[:4] + ["--format", "json"] + argv[6:]) == 2
