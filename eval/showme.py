@@ -24,6 +24,13 @@ settings, notes, per-sample scores under ``details.samples``), ``results.md`` (t
 ``hist_*.png`` (per-sample score distributions with KDE) and per-sample grids, generated over target:
 ``grid_samples.png`` (image mode, first ``--grid-samples`` samples) or ``grid_sample_NAME.png`` (video mode, 4
 frames each). Bad input: one sentence, exit code 2.
+
+Large sets on several GPUs: ``accelerate launch --num_processes 8 -m eval.showme --generated DIR --targets DIR
+--mode video --out REPORT_DIR``. The samples (in name order) are split into contiguous shards, one per process
+(:func:`showme_i2g.evaluation.distributed.map_in_shards`); each process reads and scores only its shard on its own
+GPU (CLIP, DINO, PSNR, LPIPS, VQA, optical flow, and the Inception / I3D features), the per-sample results and features
+are gathered in order, and the main process alone computes FID, FVD, the means and the Motion Score and writes the
+report. One process gives exactly the undistributed results.
 """
 
 from __future__ import annotations
@@ -289,12 +296,33 @@ def _psnr(generated: list[Image.Image], targets: list[Image.Image]) -> np.ndarra
     return batch_psnr(np.stack([np.asarray(g) for g in generated]), np.stack([np.asarray(t) for t in targets]), 255.0)
 
 
-def _fid(make_metric: Callable, features: Callable, real: list, fake: list) -> float:
-    """FID/FVD of ``fake`` against ``real``, statistics accumulated ``CHUNK`` items at a time."""
-    metric = make_metric(features)
-    for items, is_real in ((real, True), (fake, False)):
-        for start in range(0, len(items), CHUNK):
-            metric.update(items[start : start + CHUNK], real=is_real)
+def _feature_rows(extract: Callable, items: list, expand: Callable[[Any], list] | None = None,
+                  batch: int | None = None) -> list[np.ndarray]:
+    """The features of each item (``(rows, D)``: one row, or one per expanded part such as a frame), computed
+    ``CHUNK`` items per step and each step's inputs ``batch`` at a time: the calls the metric's own ``update`` makes,
+    so one process reproduces an undistributed run exactly."""
+    import torch
+
+    out: list[np.ndarray] = []
+    for start in range(0, len(items), CHUNK):
+        parts = [expand(item) if expand else [item] for item in items[start : start + CHUNK]]
+        inputs = [x for p in parts for x in p]
+        step = batch or len(inputs)
+        with torch.no_grad():
+            rows = np.concatenate([np.asarray(torch.as_tensor(extract(inputs[i : i + step])).detach().cpu())
+                                   for i in range(0, len(inputs), step)])
+        out += np.split(rows, np.cumsum([len(p) for p in parts])[:-1])
+    return out
+
+
+def _fid_from_rows(metric: Any, real: list[np.ndarray], fake: list[np.ndarray], batch: int | None = None) -> float:
+    """FID/FVD from gathered per-sample features, merged in the batches :func:`_feature_rows` computed them in."""
+    for rows_list, statistics in ((real, metric.real), (fake, metric.fake)):
+        for start in range(0, len(rows_list), CHUNK):
+            rows = np.concatenate(rows_list[start : start + CHUNK])
+            step = batch or len(rows)
+            for i in range(0, len(rows), step):
+                statistics.update(rows[i : i + step])
     return metric.compute()
 
 
@@ -308,27 +336,47 @@ def _per_sample(names: list[str], instructions: dict[str, str], scores: dict[str
             for i, n in enumerate(names)]
 
 
-def evaluate_images(suite: Suite, report: Any, names, generated, targets, instructions, grid_samples: int) -> None:
-    """ShowMe Table 1 on image pairs: fills ``report`` with metrics, histograms, the grid and per-sample scores."""
+def _gathered(per_sample: list[dict[str, Any]], key: str) -> list[Any]:
+    return [sample[key] for sample in per_sample]
+
+
+def evaluate_images(suite: Suite, report: Any, names, generated, targets, instructions, grid_samples: int) -> bool:
+    """ShowMe Table 1 on image pairs: fills ``report`` with metrics, histograms, the grid and per-sample scores.
+
+    The pairs are scored on this process's shard (:func:`~showme_i2g.evaluation.distributed.map_in_shards`); only
+    the main process fills the report (returns whether it did)."""
+    from showme_i2g.evaluation.distributed import is_main_process, map_in_shards
     from showme_i2g.metrics.fid import FID
     from showme_i2g.metrics.image import clip_i, clip_t, dino_i
 
-    gen = [Image.fromarray(read_image(generated[n])) for n in names]
-    tgt = [Image.fromarray(read_image(targets[n])) for n in names]
-    gen_sized = [g.resize(t.size, Image.Resampling.BICUBIC) if g.size != t.size else g for g, t in zip(gen, tgt)]
-    scores: dict[str, Any] = {
-        "CLIP-I": clip_i(suite.clip.image_embedder)(gen, tgt).numpy(),
-        "CLIP-T": clip_t(suite.clip.image_embedder, suite.clip.text_embedder)(gen, [instructions[n] for n in names])
-        .numpy(),
-    }
-    if suite.dino is not None:
-        scores["DINO-I"] = dino_i(suite.dino)(gen, tgt).numpy()
-    scores["PSNR"] = _paired_by_size(_psnr, gen_sized, tgt)
-    if suite.lpips is not None:
-        scores["LPIPS"] = _paired_by_size(suite.lpips, gen_sized, tgt)
+    def work(chunk: list[str]) -> list[dict[str, Any]]:
+        gen = [Image.fromarray(read_image(generated[n])) for n in chunk]
+        tgt = [Image.fromarray(read_image(targets[n])) for n in chunk]
+        gen_sized = [g.resize(t.size, Image.Resampling.BICUBIC) if g.size != t.size else g for g, t in zip(gen, tgt)]
+        scores: dict[str, Any] = {
+            "CLIP-I": clip_i(suite.clip.image_embedder)(gen, tgt).numpy(),
+            "CLIP-T": clip_t(suite.clip.image_embedder, suite.clip.text_embedder)(gen, [instructions[n] for n in chunk])
+            .numpy(),
+        }
+        if suite.dino is not None:
+            scores["DINO-I"] = dino_i(suite.dino)(gen, tgt).numpy()
+        scores["PSNR"] = _paired_by_size(_psnr, gen_sized, tgt)
+        if suite.lpips is not None:
+            scores["LPIPS"] = _paired_by_size(suite.lpips, gen_sized, tgt)
+        fid = suite.fid_features is not None
+        real = _feature_rows(suite.fid_features, tgt) if fid else [None] * len(chunk)
+        fake = _feature_rows(suite.fid_features, gen) if fid else [None] * len(chunk)
+        return [{"scores": {k: v[i] for k, v in scores.items()}, "real": real[i], "fake": fake[i]}
+                for i in range(len(chunk))]
+
+    per_sample = map_in_shards(work, names)
+    if not is_main_process():
+        return False
+    scores = {k: np.asarray([s["scores"][k] for s in per_sample]) for k in per_sample[0]["scores"]}
     table = {name: float(np.mean(values)) for name, values in scores.items()}
     if suite.fid_features is not None:
-        table["FID"] = _fid(FID, suite.fid_features, tgt, gen)
+        table["FID"] = _fid_from_rows(FID(suite.fid_features), _gathered(per_sample, "real"),
+                                      _gathered(per_sample, "fake"))
     _add_metrics(report, {name: table[name] for name in IMAGE_TABLE if name in table})  # ShowMe Table 1's order
     report.add_histogram("clip_t", {"CLIP-T": scores["CLIP-T"]}, title="Per-sample CLIP-T",
                          xlabel="cosine(image, instruction)")
@@ -338,41 +386,66 @@ def evaluate_images(suite: Suite, report: Any, names, generated, targets, instru
     if "LPIPS" in scores:
         report.add_histogram("lpips", {"LPIPS": scores["LPIPS"]}, title="Per-sample LPIPS",
                              xlabel="LPIPS (lower is closer)")
-    shown = slice(0, grid_samples)
-    report.add_grid("samples", [gen[shown], tgt[shown]], labels=["generated: " + ", ".join(names[shown]), "target"])
+    shown = names[:grid_samples]
+    report.add_grid("samples", [[Image.fromarray(read_image(folder[n])) for n in shown] for folder in
+                                (generated, targets)], labels=["generated: " + ", ".join(shown), "target"])
     report.details["samples"] = _per_sample(names, instructions, scores)
+    return True
 
 
-def evaluate_videos(suite: Suite, report: Any, names, generated, targets, instructions, grid_samples: int) -> None:
-    """ShowMe Table 2 on video pairs: fills ``report`` with metrics, histograms, grids and per-sample scores."""
+def evaluate_videos(suite: Suite, report: Any, names, generated, targets, instructions, grid_samples: int) -> bool:
+    """ShowMe Table 2 on video pairs: fills ``report`` with metrics, histograms, grids and per-sample scores.
+
+    Sharded like :func:`evaluate_images`; a first sharded pass finds the shortest clip (FVD's frame count)."""
+    from showme_i2g.evaluation.distributed import is_main_process, map_in_shards
     from showme_i2g.metrics.image import clip_i
-    from showme_i2g.metrics.motion import motion_score
+    from showme_i2g.metrics.motion import harmonic_mean, motion_score
     from showme_i2g.metrics.video import FVD, FrameFID, VQAScore, video_text_similarity
 
-    gen = [read_clip(generated[n]) for n in names]
-    tgt = [read_clip(targets[n]) for n in names]
-    texts = [instructions[n] for n in names]
-    frames = min(16, *(len(c) for c in gen + tgt))
-    per_video_clip_i = []
-    for g, t in zip(gen, tgt):
-        index = np.linspace(0, len(t) - 1, len(g)).round().astype(int)  # frame t of each against its target frame
-        pairs = [Image.fromarray(f) for f in g], [Image.fromarray(t[i]) for i in index]
-        per_video_clip_i.append(clip_i(suite.clip.image_embedder).mean(*pairs))
-    vqa = VQAScore(suite.vqa)
-    scores: dict[str, Any] = {
-        "CLIP-I": np.asarray(per_video_clip_i),
-        "ViCLIP (frame-average CLIP)": video_text_similarity(suite.clip.video_embedder, suite.clip.text_embedder)(
-            gen, texts).numpy(),
-        "VQAScore": np.asarray(vqa.videos(gen, texts), np.float64),
-    }
-    motion = motion_score(gen, suite.flow)
-    scores.update({"dynamic": np.asarray(motion.dynamic), "Motion smoothness": np.asarray(motion.smoothness)})
-    table = {"FVD": _fid(lambda f: FVD(f, num_frames=frames), suite.i3d, tgt, gen)}
-    if suite.fid_features is not None:
-        table["FID"] = _fid(FrameFID, suite.fid_features, tgt, gen)
+    lengths = map_in_shards(lambda chunk: [min(len(read_clip(generated[n])), len(read_clip(targets[n])))
+                                           for n in chunk], names)
+    frames = min(16, *lengths)
+    fvd, vqa = FVD(suite.i3d, num_frames=frames), VQAScore(suite.vqa)
+    frame_fid = FrameFID(suite.fid_features) if suite.fid_features is not None else None
+
+    def work(chunk: list[str]) -> list[dict[str, Any]]:
+        gen = [read_clip(generated[n]) for n in chunk]
+        tgt = [read_clip(targets[n]) for n in chunk]
+        texts = [instructions[n] for n in chunk]
+        per_video_clip_i = []
+        for g, t in zip(gen, tgt):
+            index = np.linspace(0, len(t) - 1, len(g)).round().astype(int)  # frame t of each against its target's
+            pairs = [Image.fromarray(f) for f in g], [Image.fromarray(t[i]) for i in index]
+            per_video_clip_i.append(clip_i(suite.clip.image_embedder).mean(*pairs))
+        motion = motion_score(gen, suite.flow)
+        scores: dict[str, Any] = {
+            "CLIP-I": np.asarray(per_video_clip_i),
+            "ViCLIP (frame-average CLIP)": video_text_similarity(suite.clip.video_embedder,
+                                                                 suite.clip.text_embedder)(gen, texts).numpy(),
+            "VQAScore": np.asarray(vqa.videos(gen, texts), np.float64),
+            "dynamic": np.asarray(motion.dynamic), "Motion smoothness": np.asarray(motion.smoothness),
+        }
+        i3d = lambda clips: suite.i3d(fvd.clip_batch(clips))  # noqa: E731
+        fvd_rows = {"fvd real": _feature_rows(i3d, tgt), "fvd fake": _feature_rows(i3d, gen)}
+        if frame_fid is not None:
+            frames_of = lambda clip: [Image.fromarray(f) for f in clip]  # noqa: E731
+            fvd_rows["fid real"] = _feature_rows(frame_fid.feature_extractor, tgt, frames_of, frame_fid.batch_size)
+            fvd_rows["fid fake"] = _feature_rows(frame_fid.feature_extractor, gen, frames_of, frame_fid.batch_size)
+        return [{"scores": {k: v[i] for k, v in scores.items()}, **{k: v[i] for k, v in fvd_rows.items()}}
+                for i in range(len(chunk))]
+
+    per_sample = map_in_shards(work, names)
+    if not is_main_process():
+        return False
+    scores = {k: np.asarray([s["scores"][k] for s in per_sample]) for k in per_sample[0]["scores"]}
+    table = {"FVD": _fid_from_rows(fvd, _gathered(per_sample, "fvd real"), _gathered(per_sample, "fvd fake"))}
+    if frame_fid is not None:
+        table["FID"] = _fid_from_rows(frame_fid, _gathered(per_sample, "fid real"), _gathered(per_sample, "fid fake"),
+                                      frame_fid.batch_size)
     table.update({k: float(np.mean(scores[k])) for k in ("CLIP-I", "ViCLIP (frame-average CLIP)", "VQAScore")})
-    table.update({"Motion": motion.motion_score, "Dynamic degree": motion.dynamic_degree,
-                  "Motion smoothness": motion.motion_smoothness})
+    degree, smoothness = float(np.mean(scores["dynamic"])), float(np.mean(scores["Motion smoothness"]))
+    table.update({"Motion": harmonic_mean(degree, smoothness), "Dynamic degree": degree,
+                  "Motion smoothness": smoothness})  # the set-level parts of metrics.motion.motion_score
     _add_metrics(report, table)
     report.settings.update({"FVD frames": frames, "VQAScore frames": vqa.frames})
     report.add_histogram("video_similarity", {k: scores[k] for k in ("CLIP-I", "ViCLIP (frame-average CLIP)")},
@@ -381,16 +454,19 @@ def evaluate_videos(suite: Suite, report: Any, names, generated, targets, instru
                          xlabel='P("Yes")', range=(0.0, 1.0))
     report.add_histogram("motion_smoothness", {"Motion smoothness": scores["Motion smoothness"]},
                          title="Per-video motion smoothness", xlabel="VBench motion smoothness")
-    for name, g, t in list(zip(names, gen, tgt))[:grid_samples]:
-        picks = [clip[np.linspace(0, len(clip) - 1, 4).round().astype(int)] for clip in (g, t)]
+    for name in names[:grid_samples]:
+        clips = read_clip(generated[name]), read_clip(targets[name])
+        picks = [clip[np.linspace(0, len(clip) - 1, 4).round().astype(int)] for clip in clips]
         report.add_grid(f"sample_{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}",
                         [[Image.fromarray(f) for f in p] for p in picks],
                         labels=[f"generated: {name}: {instructions[name]}", "target"])
     report.details["samples"] = _per_sample(names, instructions, scores)
+    return True
 
 
 def run(args: argparse.Namespace) -> Any:
-    """Read both folders, run the mode's metrics, and return the filled (unwritten) report."""
+    """Read both folders, run the mode's metrics, and return the filled (unwritten) report (``None`` on processes
+    other than the main one of a multi-process launch)."""
     from showme_i2g.evaluation.report import Report
 
     generated = find_samples(args.generated, args.mode, "generated")
@@ -408,7 +484,9 @@ def run(args: argparse.Namespace) -> Any:
     if args.models == "tiny":
         suite = _tiny_suite(args.mode)
     else:
-        suite = _real_suite(args.mode, args.device, args.lpips_net, args.lpips_backbone)
+        from showme_i2g.evaluation.distributed import process_device
+
+        suite = _real_suite(args.mode, process_device(args.device), args.lpips_net, args.lpips_backbone)
     report = Report(f"ShowMe {args.mode} evaluation", settings={
         "mode": args.mode, "models": suite.name, "samples": len(names), "generated": str(args.generated),
         "targets": str(args.targets), **suite.networks,
@@ -416,7 +494,8 @@ def run(args: argparse.Namespace) -> Any:
     if args.mode == "image":
         report.settings["resizing"] = "generated images resized to their target's size (bicubic) for PSNR and LPIPS"
     evaluate = evaluate_images if args.mode == "image" else evaluate_videos
-    evaluate(suite, report, names, generated, targets, instructions, args.grid_samples)
+    if not evaluate(suite, report, names, generated, targets, instructions, args.grid_samples):
+        return None  # not the main process: its shard went to the main process, which writes the report
     for note in suite.notes:
         report.add_note(note)
     return report
@@ -444,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         report = run(args)
+        if report is None:
+            return 0
         written = report.write(args.out)
     except ShowMeError as error:
         print(f"error: {error}", file=sys.stderr)
