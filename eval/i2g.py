@@ -276,22 +276,14 @@ def image_work(suite: Suite, paths: list[Path], steps: list[str], prompts: list[
     """Everything I2G computes image by image, for one shard: the caption (with the prompt drawn for that image over
     the whole set, so the drawing does not depend on the sharding), its text cosine with the step, CLIP image and
     step-text embeddings, DINOv2 embeddings and FID features."""
-    from showme_i2g.metrics.text import text_cosine
+    from showme_i2g.metrics.i2g_protocol import caption_alignment
 
+    if not paths:  # with more processes than images a shard can be empty
+        return []
     images = [_open_image(p) for p in paths]
-    starts = _batches(len(images), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="captioning", unit="batch")
-    captions: list[str] = []
-    for start in starts:
-        batch = list(suite.captioner(images[start : start + batch_size], prompts[start : start + batch_size]))
-        expected = len(images[start : start + batch_size])
-        if len(batch) != expected:
-            raise ValueError(f"the captioner returned {len(batch)} captions for {expected} images")
-        captions += [str(c) for c in batch]
-    cosines = text_cosine(suite.embedder, captions, steps).double().numpy()
+    aligned = caption_alignment(images, steps, suite.captioner, suite.embedder, batch_size=batch_size,
+                                progress=progress, prompts=prompts)
+    captions, cosines = aligned.captions, aligned.cosines
     clip_images = suite.clip.image_embedder(images).cpu().numpy()
     clip_steps = suite.clip.text_embedder(steps).cpu().numpy()
     dino = suite.dino.image_embedder(images).cpu().numpy()

@@ -131,3 +131,28 @@ def test_tiny_encoders_and_captioner_run_on_pil_images():
     assert len(captions) == 3 and all(isinstance(c, str) and c for c in captions)
     assert captioner(images[:1], prompts[:1]) == captions[:1]  # left padding: batching does not change a caption
     assert captioner.prompt(CAPTION_PROMPTS[7]) == "Question: What do you see in this picture? Answer:"
+
+
+def test_caption_alignment_uses_given_prompts_and_refuses_a_wrong_count() -> None:
+    from PIL import Image
+
+    from showme_i2g.errors import InvalidInputError
+    from showme_i2g.metrics.i2g_protocol import caption_alignment
+
+    seen: list[str] = []
+
+    def captioner(images, prompts):
+        seen.extend(prompts)
+        return ["a bowl" for _ in images]
+
+    def embedder(texts):
+        import torch
+
+        return torch.tensor([[1.0, 0.0] if "bowl" in t else [0.0, 1.0] for t in texts])
+
+    images = [Image.new("RGB", (8, 8)) for _ in range(2)]
+    result = caption_alignment(images, ["a bowl", "a pan"], captioner, embedder, prompts=["p1", "p2"])
+    assert seen == ["p1", "p2"] and result.prompts == ["p1", "p2"]
+    assert result.scores.tolist() == [2.5, 0.0]
+    with pytest.raises(InvalidInputError, match="2 images"):
+        caption_alignment(images, ["a bowl", "a pan"], captioner, embedder, prompts=["p1"])

@@ -45,12 +45,16 @@ from .clips import (
     curate_epic100,
     ego4d_clips,
     epic100_clips,
+    extract_step_frames,
+    find_step_video,
     load_clip_frames,
     read_clip_manifest,
     sample_clip,
     ssv2_clips,
+    step_key_frame,
     uniform_indices,
 )
+from .formats import RECIPE_FORMATS, read_recipe_file
 from .curation import (
     SSV2_RULES,
     SSV2_TEMPLATES,
@@ -76,6 +80,11 @@ from .readers import (
 from .records import Problem, ReadResult, Recipe, Step
 
 __all__ = [
+    "read_recipe_file",
+    "RECIPE_FORMATS",
+    "step_key_frame",
+    "find_step_video",
+    "extract_step_frames",
     "DEFAULT_NUM_FRAMES",
     "SSV2_RULES",
     "SSV2_TEMPLATES",

@@ -72,13 +72,22 @@ def caption_alignment(
     batch_size: int = 8,
     w: float = CLIP_SCORE_WEIGHT,
     progress: bool = False,
+    prompts: Sequence[str] | None = None,
 ) -> CaptionAlignment:
-    """I2G's alignment score of each image with its step text: ``w * max(cos(embed(caption), embed(step)), 0)``."""
+    """I2G's alignment score of each image with its step text: ``w * max(cos(embed(caption), embed(step)), 0)``.
+
+    ``prompts`` (one per image) overrides the seeded draw: a sharded evaluation draws them over the whole set once,
+    so the prompts do not depend on how the set was split.
+    """
     if len(images) != len(step_texts):
         raise InvalidInputError(f"{len(images)} images cannot be paired with {len(step_texts)} step texts.")
     if len(images) == 0:
         raise InvalidInputError("There are no images to caption.")
-    prompts = draw_prompts(len(images), seed)
+    if prompts is None:
+        prompts = draw_prompts(len(images), seed)
+    elif len(prompts) != len(images):
+        raise InvalidInputError(f"{len(prompts)} caption prompts cannot be paired with {len(images)} images.")
+    prompts = list(prompts)
     starts = range(0, len(images), batch_size)
     if progress:
         from tqdm.auto import tqdm
