@@ -1,6 +1,10 @@
 """showme_i2g in the browser: recipe -> illustrations, photo -> edit / video, and a recipe animated step by step.
 
     python app.py [--preset NAME] [--showme-preset NAME] [--lora-dir DIR] [--port N] [--host H] [--share]
+                  [--lora FILE] [--edit-adapter FILE] [--animate-adapter FILE]
+
+Trained adapters (``--lora`` for the illustrations, ``--edit-adapter`` / ``--animate-adapter`` for photo edits and
+videos) are chosen when the app starts, never typed into the page; every model the app loads uses them.
 
 This file only builds the page, checks what people type and hands it to the library (``IllustrationPipeline``,
 ``ShowMePipeline``, ``StepPlanner``); files are written by ``showme_i2g.media`` and ``showme_i2g.app_support``.
@@ -9,6 +13,7 @@ On a Hugging Face Space, the ``spaces`` package (when installed) gives each heav
 """
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -77,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="photo edit / video preset (env SHOWME_SHOWME_PRESET; default: best one present)")
     parser.add_argument("--lora-dir", type=Path, default=env("SHOWME_LORA_DIR") or None,
                         help="folder with the ShowMe LoRA files lora_image.pth, lora_video.pth (env SHOWME_LORA_DIR)")
+    parser.add_argument("--lora", type=Path, default=env("SHOWME_LORA") or None,
+                        help="a trained I2G LoRA (file or its lora/ folder) for the illustrations (env SHOWME_LORA)")
+    parser.add_argument("--edit-adapter", type=Path, default=env("SHOWME_EDIT_ADAPTER") or None,
+                        help="a trained edit adapter, edit.safetensors (env SHOWME_EDIT_ADAPTER)")
+    parser.add_argument("--animate-adapter", type=Path, default=env("SHOWME_ANIMATE_ADAPTER") or None,
+                        help="a trained animate adapter, animate.safetensors (env SHOWME_ANIMATE_ADAPTER)")
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME") or ("0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
                         help="address to serve on (env GRADIO_SERVER_NAME; default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT") or 0) or None,
@@ -122,6 +133,40 @@ def _session(request) -> str:
     return getattr(request, "session_hash", None) or ""
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainedAdapters:
+    """Adapter files trained with ``train/`` that every model the app loads uses (chosen at start, not in the page)."""
+
+    lora: Path | None = None  # I2G LoRA for the illustrations
+    edit: Path | None = None  # ShowMe edit adapter
+    animate: Path | None = None  # ShowMe animate adapter
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "TrainedAdapters":
+        return cls(lora=args.lora, edit=args.edit_adapter, animate=args.animate_adapter)
+
+    def check(self) -> None:
+        """Refuse a path that does not exist at start rather than at the first click (the files load lazily)."""
+        for flag, path in (("--lora", self.lora), ("--edit-adapter", self.edit), ("--animate-adapter", self.animate)):
+            if path is not None and not path.exists():
+                raise InvalidInputError(f"{flag} {path}: there is no such file or folder.")
+
+    def banner(self) -> str:
+        """Banner lines naming the loaded files (their names only: the page does not show this machine's folders)."""
+        lines = []
+        if self.lora is not None:
+            lines.append(f"**Trained I2G LoRA:** `{self.lora.name}`")
+        named = [f"{kind} `{path.name}`" for kind, path in (("edit", self.edit), ("animate", self.animate)) if path]
+        if named:
+            lines.append(f"**Trained ShowMe adapters:** {', '.join(named)}")
+        return "  \n".join(lines)
+
+
+def full_banner(choice: PresetChoice, trained: TrainedAdapters) -> str:
+    """The presets' banner, then the trained adapter files in use."""
+    return "  \n".join(part for part in (banner_markdown(choice), trained.banner()) if part)
+
+
 class Studio:
     """Everything the buttons share: the chosen presets, the models (each loaded once, on first use), Stop, folders.
 
@@ -136,10 +181,12 @@ class Studio:
         lora_dir: str | os.PathLike | None = None,
         runs_dir: str | os.PathLike | None = None,
         planner_factory: Callable[[], Any] | None = None,
+        adapters: TrainedAdapters | None = None,
     ) -> None:
         self.choice = choice
         self.device = device
         self.lora_dir = lora_dir
+        self.adapters = adapters or TrainedAdapters()
         self.models = ModelCache()
         self.stops = StopRegistry()
         self.runs = RunFolders(runs_dir)
@@ -166,7 +213,7 @@ class Studio:
             from showme_i2g.i2g.pipeline import IllustrationPipeline
 
             self._make_room(("illustration", name))
-            pipe = IllustrationPipeline.from_preset(name, device=self.device)
+            pipe = IllustrationPipeline.from_preset(name, device=self.device, lora=self.adapters.lora)
             pipe.set_progress_bar_config(disable=True)
             return pipe
 
@@ -180,7 +227,8 @@ class Studio:
             from showme_i2g.showme.pipeline import ShowMePipeline
 
             self._make_room(("showme", name))
-            pipe = ShowMePipeline.from_preset(name, device=self.device, lora_dir=self.lora_dir)
+            pipe = ShowMePipeline.from_preset(name, device=self.device, lora_dir=self.lora_dir,
+                                              edit_adapter=self.adapters.edit, animate_adapter=self.adapters.animate)
             pipe.progress_bar = False
             return pipe
 
@@ -392,7 +440,7 @@ def build_demo(studio: Studio):
                    delete_cache=(3600, 6 * 3600)) as demo:
         gr.Markdown("# showme_i2g\nIllustrate a recipe step by step, turn a photo into the moment after an action "
                     "or a short video of it, and animate a whole recipe.")
-        gr.Markdown(banner_markdown(choice), elem_id="banner")
+        gr.Markdown(full_banner(choice, studio.adapters), elem_id="banner")
         recipe_run = gr.State(None)
 
         with gr.Tabs():
@@ -559,7 +607,9 @@ def _import_pipelines() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    trained = TrainedAdapters.from_args(args)
     try:
+        trained.check()
         on_gpu = args.device is None or args.device.startswith("cuda")
         choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=on_gpu)
         if on_gpu and choice.illustration_available != ("tiny",):
@@ -570,8 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     except ShowMeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(banner_markdown(choice).replace("**", "").replace("`", "").replace("  \n", "\n"), flush=True)
-    studio = Studio(choice, device=args.device, lora_dir=args.lora_dir, runs_dir=args.runs_dir)
+    print(full_banner(choice, trained).replace("**", "").replace("`", "").replace("  \n", "\n"), flush=True)
+    studio = Studio(choice, device=args.device, lora_dir=args.lora_dir, runs_dir=args.runs_dir, adapters=trained)
     launch(build_demo(studio), studio, args.host, args.port, share=args.share)
     return 0
 

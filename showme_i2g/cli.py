@@ -49,6 +49,9 @@ def _add_illustrate(subparsers) -> None:
     p.add_argument("--negative", help="negative prompt")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--weights", type=Path, help="local folder holding the preset's base weights")
+    p.add_argument("--lora", type=Path,
+                   help="a trained I2G LoRA: pytorch_lora_weights.safetensors or the lora/ folder training wrote")
+    p.add_argument("--lora-scale", type=float, default=1.0, help="strength of --lora (0 = off; default 1)")
     p.set_defaults(run=_illustrate)
 
 
@@ -75,7 +78,8 @@ def _illustrate(args) -> int:
     from .media import make_storyboard, save_step_images
 
     print(f"Loading the '{args.preset}' preset...", file=sys.stderr)
-    pipe = IllustrationPipeline.from_preset(args.preset, device=args.device, weights=args.weights)
+    pipe = IllustrationPipeline.from_preset(args.preset, device=args.device, weights=args.weights, lora=args.lora,
+                                            lora_scale=args.lora_scale)
     if args.plan:
         from .text.planner import StepPlanner
 
@@ -122,6 +126,8 @@ def _add_photo_arguments(p, default_preset: str = "tiny") -> None:
     p.add_argument("--cpu-offload", action="store_true", help="keep parts on the CPU until needed (less GPU memory)")
     p.add_argument("--weights", type=Path, help="local DynamiCrafter model.ckpt")
     p.add_argument("--lora-dir", type=Path, help="folder with the ShowMe LoRA files (lora_image.pth, lora_video.pth)")
+    p.add_argument("--edit-adapter", type=Path, help="a trained edit adapter (stage 1's edit.safetensors)")
+    p.add_argument("--animate-adapter", type=Path, help="a trained animate adapter (stage 2's animate.safetensors)")
 
 
 def _add_edit(subparsers) -> None:
@@ -153,7 +159,8 @@ def _load_showme(args):
     print(f"Loading the '{args.preset}' preset...", file=sys.stderr)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     pipe = ShowMePipeline.from_preset(args.preset, device=args.device, torch_dtype=dtype, weights=args.weights,
-                                      lora_dir=args.lora_dir, cpu_offload=args.cpu_offload)
+                                      lora_dir=args.lora_dir, cpu_offload=args.cpu_offload,
+                                      edit_adapter=args.edit_adapter, animate_adapter=args.animate_adapter)
     return pipe, photo
 
 

@@ -324,3 +324,23 @@ def test_progress_is_reported_and_stop_ends_the_run_and_frees_the_model(served, 
     # The next run of the same session is not stopped by the earlier Stop.
     gallery = illustrate(client, steps="Taste it.")[0]
     assert len(gallery) == 1
+
+
+def test_trained_adapter_flags_and_env_reach_the_models_and_the_banner(tmp_path, monkeypatch) -> None:
+    """--lora / --edit-adapter / --animate-adapter (or their env variables) are given to every model load."""
+    from showme_i2g.app_support import PresetChoice
+
+    lora, edit = tmp_path / "lora", tmp_path / "edit.safetensors"
+    monkeypatch.setenv("SHOWME_EDIT_ADAPTER", str(edit))
+    monkeypatch.delenv("SHOWME_LORA", raising=False)
+    monkeypatch.delenv("SHOWME_ANIMATE_ADAPTER", raising=False)
+    args = app.build_parser().parse_args(["--lora", str(lora)])
+    trained = app.TrainedAdapters.from_args(args)
+    assert trained == app.TrainedAdapters(lora=lora, edit=edit, animate=None)
+    assert app.main(["--lora", str(lora), "--port", "1"]) == 2  # nothing there yet: refused before any page starts
+    choice = pick_presets("tiny", "tiny")
+    assert isinstance(choice, PresetChoice)
+    banner = app.full_banner(choice, trained)
+    assert "**Trained I2G LoRA:** `lora`" in banner and "**Trained ShowMe adapters:** edit `edit.safetensors`" in banner
+    assert str(tmp_path) not in banner  # file names only, never this machine's folders
+    assert app.full_banner(choice, app.TrainedAdapters()) == app.banner_markdown(choice)

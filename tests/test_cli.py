@@ -136,3 +136,49 @@ def test_steps_file_keeps_quantities_that_look_like_list_numbers(tmp_path: Path)
     f = tmp_path / "steps.txt"
     f.write_text("1. Add 1.5 cups of flour\n2) 2 eggs, beaten\n", encoding="utf-8")
     assert read_steps_file(f) == ["Add 1.5 cups of flour", "2 eggs, beaten"]
+
+
+def _edit_adapter(tmp_path: Path, rank: int = 3) -> Path:
+    """A trained-format ``edit`` adapter (``save_adapter``) at a rank other than the tiny preset's, non-zero."""
+    import torch
+
+    from showme_i2g.showme import adapters
+    from showme_i2g.showme.dynamicrafter.config import CONFIGS
+    from showme_i2g.showme.pipeline import build_random_model
+
+    model = build_random_model(CONFIGS["tiny"])
+    adapters.add_showme_adapters(model, edit_rank=rank, animate_rank=rank)
+    with torch.no_grad():
+        for _, layer in adapters._lora_layers(model, "edit"):
+            layer.lora_B["edit"].weight.normal_(std=0.3)
+    path = tmp_path / "edit.safetensors"
+    adapters.save_adapter(model, "edit", path)
+    return path
+
+
+def test_cli_edit_with_a_trained_edit_adapter_names_it_in_run_json(tmp_path):
+    photo, adapter = _photo(tmp_path), _edit_adapter(tmp_path)
+    args = ["edit", "--preset", "tiny", "--image", str(photo), "--instruction", "cut the onion", "--seed", "0",
+            "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*args, "--out", str(tmp_path / "tuned"), "--edit-adapter", str(adapter)]) == 0
+    run = json.loads((tmp_path / "tuned" / "run.json").read_text())
+    assert run["edit_adapter"] == str(adapter) and run["animate_adapter"] is None
+    assert json.loads((tmp_path / "plain" / "run.json").read_text())["edit_adapter"] is None
+    plain, tuned = (Image.open(tmp_path / d / "edited.png").tobytes() for d in ("plain", "tuned"))
+    assert plain != tuned
+
+
+def test_cli_adapter_of_the_wrong_kind_is_one_sentence(tmp_path, capsys):
+    code = main(["animate", "--preset", "tiny", "--image", str(_photo(tmp_path)), "--instruction", "cut the onion",
+                 "--frames", "2", "--out", str(tmp_path / "o"), "--device", "cpu",
+                 "--animate-adapter", str(_edit_adapter(tmp_path))])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.startswith("error: ") and "holds the 'edit' adapter, not the 'animate' one" in err
+
+
+def test_cli_illustrate_with_a_missing_lora_is_one_sentence(tmp_path, capsys):
+    code = main(["illustrate", "--preset", "tiny", "--goal", "Make tea", "--step", "Boil water.", "--out",
+                 str(tmp_path / "o"), "--device", "cpu", "--lora", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err == f"error: There is no I2G LoRA at {tmp_path / 'nowhere'}."

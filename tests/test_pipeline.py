@@ -122,3 +122,65 @@ def test_bad_input_is_one_clear_sentence(pipe, goal, steps, kwargs, message):
         pipe(goal, steps, **kwargs)
     text = str(info.value)
     assert "\n" not in text and text.endswith(".") and len(text) < 200
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A trained I2G LoRA loaded by path
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_lora(tmp_path_factory) -> Path:
+    """An I2G LoRA in the training helper's format (``save_i2g_lora``) with random non-zero up-projections."""
+    from showme_i2g.training.i2g import I2GConfig, add_i2g_lora, save_i2g_lora
+
+    unet = IllustrationPipeline.from_preset("tiny", device="cpu").unet
+    add_i2g_lora(unet, I2GConfig(preset="tiny", rank=2))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    folder = tmp_path_factory.mktemp("i2g") / "lora"
+    save_i2g_lora(unet, folder)
+    return folder
+
+
+def _tiny_images(**kwargs) -> tuple[np.ndarray, dict]:
+    pipe = IllustrationPipeline.from_preset("tiny", device="cpu", **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    result = pipe("Bake bread", ["Add flour.", "Knead the dough."], seed=0, output_type="np")
+    return result.images, result.metadata
+
+
+def test_from_preset_loads_a_trained_lora_by_path(trained_lora):
+    base, base_meta = _tiny_images()
+    tuned, meta = _tiny_images(lora=trained_lora)  # the run folder; the file itself works the same
+    off, _ = _tiny_images(lora=trained_lora / "pytorch_lora_weights.safetensors", lora_scale=0.0)
+    assert np.isfinite(tuned).all() and np.abs(base - tuned).max() > 1e-3
+    np.testing.assert_allclose(off, base, atol=1e-5)  # scale 0 switches the adapter off
+    assert meta["lora"] == str(trained_lora / "pytorch_lora_weights.safetensors") and meta["lora_scale"] == 1.0
+    assert base_meta["lora"] is None and base_meta["lora_scale"] is None
+
+
+def test_training_package_re_exports_the_one_loader():
+    from showme_i2g.i2g import lora
+    from showme_i2g.training import i2g
+
+    assert i2g.load_i2g_lora is lora.load_i2g_lora and i2g.LORA_FILENAME == lora.LORA_FILENAME
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda d: d / "missing.safetensors", "WeightsNotFoundError", "There is no I2G LoRA at"),
+    (lambda d: (d / "junk.safetensors").write_text("not a LoRA") and d / "junk.safetensors", "InvalidInputError",
+     "is not an SDXL LoRA that fits the 'tiny' preset's UNet"),
+])
+def test_a_bad_lora_is_one_sentence(tmp_path, make, error, message):
+    from showme_i2g import errors
+
+    with pytest.raises(getattr(errors, error), match=message) as info:
+        IllustrationPipeline.from_preset("tiny", device="cpu", lora=make(tmp_path))
+    assert "\n" not in str(info.value)
+
+
+def test_a_lora_scale_out_of_range_is_one_sentence(trained_lora):
+    with pytest.raises(InvalidInputError, match="lora_scale must be a number from 0 to 4"):
+        IllustrationPipeline.from_preset("tiny", device="cpu", lora=trained_lora, lora_scale=9.0)

@@ -141,3 +141,67 @@ def test_chunked_decoding_matches_one_shot(pipe, photo):
     whole = pipe.animate(photo, "cut the onion", num_frames=4, seed=3)
     chunked = pipe.animate(photo, "cut the onion", num_frames=4, seed=3, decode_chunk_size=1)
     assert all(np.abs(_array(a) - _array(b)).max() <= 1 for a, b in zip(whole.frames, chunked.frames))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Trained adapter files (train/showme_stage1.py, stage 2) loaded by path, at the rank their file records
+# ---------------------------------------------------------------------------------------------------------------------
+def _save_trained(tmp_path, name: str, rank: int) -> tuple:
+    """A ``save_adapter`` file of adapter ``name`` at ``rank`` (not the tiny preset's 4) with non-zero weights."""
+    from showme_i2g.showme.pipeline import build_random_model
+
+    model = build_random_model(ShowMePipeline.from_preset("tiny", device="cpu").config)
+    adapters.add_showme_adapters(model, edit_rank=rank, animate_rank=rank)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for key, tensor in adapters._adapter_state_dict(model, name).items():
+            tensor.normal_(std=0.3)
+    path = tmp_path / f"{name}.safetensors"
+    adapters.save_adapter(model, name, path)
+    return path, adapters._adapter_state_dict(model, name)
+
+
+def test_from_preset_loads_a_trained_edit_adapter_at_its_rank(pipe, photo, tmp_path):
+    path, saved = _save_trained(tmp_path, adapters.EDIT, rank=3)
+    assert adapters.adapter_file_info(path) == ("edit", 3)
+    tuned = ShowMePipeline.from_preset("tiny", device="cpu", edit_adapter=path)
+    tuned.progress_bar = False
+    assert adapters.adapter_rank(tuned.model, "edit") == 3 and adapters.adapter_rank(tuned.model, "animate") == 4
+    loaded = adapters._adapter_state_dict(tuned.model, "edit")
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
+    plain = pipe.edit(photo, "cut the onion", seed=0)
+    edited = tuned.edit(photo, "cut the onion", seed=0)
+    assert np.abs(_array(plain.image) - _array(edited.image)).max() > 1.0
+    assert edited.metadata["edit_adapter"] == str(path) and edited.metadata["animate_adapter"] is None
+    assert plain.metadata["edit_adapter"] is None
+
+
+def test_from_preset_loads_a_trained_animate_adapter(pipe, photo, tmp_path):
+    path, _ = _save_trained(tmp_path, adapters.ANIMATE, rank=2)
+    tuned = ShowMePipeline.from_preset("tiny", device="cpu", animate_adapter=path)
+    tuned.progress_bar = False
+    plain = pipe.animate(photo, "cut the onion", num_frames=2, seed=0).frames
+    video = tuned.animate(photo, "cut the onion", num_frames=2, seed=0)
+    assert np.abs(_array(plain[1]) - _array(video.frames[1])).max() > 1.0
+    assert video.metadata["animate_adapter"] == str(path)
+
+
+def test_a_bad_adapter_file_is_one_sentence(tmp_path):
+    animate, _ = _save_trained(tmp_path, adapters.ANIMATE, rank=2)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not safetensors at all")
+    cases = [
+        (dict(edit_adapter=tmp_path / "none.safetensors"), WeightsNotFoundError, "There is no ShowMe adapter file"),
+        (dict(edit_adapter=junk), InvalidInputError, "is not a readable safetensors adapter file"),
+        (dict(edit_adapter=animate), InvalidInputError, "holds the 'animate' adapter, not the 'edit' one"),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message) as info:
+            ShowMePipeline.from_preset("tiny", device="cpu", **kwargs)
+        assert "\n" not in str(info.value)
+
+
+def test_one_trained_adapter_must_match_the_release_rank_it_sits_beside(tmp_path):
+    path, _ = _save_trained(tmp_path, adapters.EDIT, rank=3)
+    with pytest.raises(InvalidInputError, match="rank-3 'edit' adapter, but the 'showme' preset's LoRA files"):
+        ShowMePipeline.from_preset("showme", device="cpu", weights=tmp_path / "model.ckpt", edit_adapter=path)

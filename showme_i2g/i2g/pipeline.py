@@ -54,6 +54,9 @@ class IllustrationOutput(BaseOutput):
     metadata: dict = field(default_factory=dict)
 
 
+MAX_LORA_SCALE = 4.0
+
+
 def default_device() -> str:
     if torch.cuda.is_available():
         return "cuda"
@@ -72,6 +75,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
     preset: IllustrationPreset | None = None
     planner = None  # a StepPlanner used when __call__ gets no steps; loaded on first need
     clause_splitter: ClauseSplitter | None = None
+    lora_file: str | None = None  # a trained I2G LoRA loaded by load_trained_lora, recorded in every run's metadata
+    lora_scale: float | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -82,8 +87,14 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         device: str | torch.device | None = None,
         torch_dtype: torch.dtype | None = None,
         weights: str | PathLike | None = None,
+        lora: str | PathLike | None = None,
+        lora_scale: float = 1.0,
     ) -> IllustrationPipeline:
-        """Load a named preset (see :mod:`showme_i2g.presets`); ``weights`` points at a local copy of its base."""
+        """Load a named preset (see :mod:`showme_i2g.presets`); ``weights`` points at a local copy of its base.
+
+        ``lora`` is an I2G LoRA trained by ``train/i2g_pairwise.py`` or ``train/i2g_reward.py`` (the safetensors file
+        or its run folder); it is loaded after the preset (and any LoRA the preset fuses) and runs at ``lora_scale``.
+        """
         preset = get_illustration_preset(name)
         device = torch.device(device or default_device())
         if preset.base is None:
@@ -93,7 +104,19 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         else:
             pipe = cls._load_real_preset(preset, device, torch_dtype, weights)
         pipe.preset = preset
+        if lora is not None:
+            pipe.load_trained_lora(lora, scale=lora_scale)
         return pipe.to(device)
+
+    def load_trained_lora(self, path: str | PathLike, scale: float = 1.0) -> IllustrationPipeline:
+        """Load a trained I2G LoRA (file or run folder) at ``scale``; run metadata names its file from then on."""
+        from .lora import load_i2g_lora, lora_file
+
+        inputs.check_number(scale, "lora_scale", 0, MAX_LORA_SCALE)
+        scale = float(scale)
+        load_i2g_lora(self, path, scale=scale)
+        self.lora_file, self.lora_scale = str(lora_file(path)), scale
+        return self
 
     @classmethod
     def _load_real_preset(
@@ -296,6 +319,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             "width": width,
             "neighbour_weight": neighbour_weight,
             "negative_prompt": negative_prompt,
+            "lora": self.lora_file,
+            "lora_scale": self.lora_scale,
             "scheduler": type(self.scheduler).__name__,
             "clause_backend": self._splitter().backend,
             "planner": planner_name,

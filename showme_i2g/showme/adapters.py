@@ -40,8 +40,8 @@ the Resampler's stage-1 LoRA trainable (its ``image_proj_model`` is built with `
 here all of ``edit`` is frozen in stage 2, so stage 2 cannot disturb the image model.
 
 Files: :func:`save_adapter` / :func:`load_adapter` use safetensors with peft's per-module key names (adapter name
-removed) and the adapter's name and rank in the metadata; :func:`load_release_lora` reads the authors'
-``lora_image.pth`` / ``lora_video.pth``.
+removed) and the adapter's name and rank in the metadata (:func:`adapter_file_info` reads those two);
+:func:`load_release_lora` reads the authors' ``lora_image.pth`` / ``lora_video.pth``.
 """
 
 from __future__ import annotations
@@ -51,13 +51,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 from torch import nn
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, WeightsNotFoundError
 from .dynamicrafter.attention import TemporalTransformer
 from .dynamicrafter.model import DynamiCrafter
 
@@ -292,6 +293,27 @@ def _examples(keys, limit: int = 3) -> str:
     keys = sorted(keys)
     shown = ", ".join(repr(k) for k in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def adapter_file_info(path: str | PathLike) -> tuple[str, int]:
+    """(adapter name, rank) recorded in a file written by :func:`save_adapter`, read without loading its tensors,
+    so that a model can be given adapters of the file's rank before :func:`load_adapter`.
+
+    :raises WeightsNotFoundError: when there is no such file. :raises InvalidInputError: when it is not one.
+    """
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        raise WeightsNotFoundError(f"There is no ShowMe adapter file at {path}.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - OSError, or safetensors' own SafetensorError
+        raise InvalidInputError(f"{path} is not a readable safetensors adapter file ({exc}).") from exc
+    name, rank = metadata.get("adapter"), metadata.get("rank", "")
+    if metadata.get("format") != FILE_FORMAT or name not in ADAPTERS or not rank.isdigit() or int(rank) < 1:
+        raise InvalidInputError(f"{path} is not a ShowMe adapter file written by save_adapter.")
+    return name, int(rank)
 
 
 def load_adapter(model: DynamiCrafter, name: str, path: str | PathLike) -> None:

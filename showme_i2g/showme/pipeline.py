@@ -36,6 +36,9 @@ from .dynamicrafter.model import DynamiCrafter
 
 MAX_INSTRUCTION_CHARS = 500
 MAX_FRAMES = 32
+RELEASE_RANKS = {adapters.EDIT: 128, adapters.ANIMATE: 64}
+"""The ranks of the authors' LoRAs (and of every real preset's adapters unless a trained file says otherwise)."""
+TINY_RANKS = {adapters.EDIT: 4, adapters.ANIMATE: 4}
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -104,6 +107,7 @@ class ShowMePipeline:
             for name, buffer in self.model.named_buffers(recurse=False):
                 self.model._buffers[name] = buffer.to(self.device)
         self.progress_bar = True
+        self.adapter_files: dict[str, str] = {}  # trained adapter files loaded by from_preset, named in run metadata
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -116,21 +120,62 @@ class ShowMePipeline:
         weights: str | PathLike | None = None,
         lora_dir: str | PathLike | None = None,
         cpu_offload: bool = False,
+        edit_adapter: str | PathLike | None = None,
+        animate_adapter: str | PathLike | None = None,
     ) -> ShowMePipeline:
-        """Load a preset; ``weights`` is a local DynamiCrafter checkpoint, ``lora_dir`` the ShowMe LoRA folder."""
+        """Load a preset; ``weights`` is a local DynamiCrafter checkpoint, ``lora_dir`` the ShowMe LoRA folder.
+
+        ``edit_adapter`` / ``animate_adapter`` are adapter files trained here (``train/showme_stage1.py`` writes
+        ``edit.safetensors``, stage 2 ``animate.safetensors``). Each is built at the rank its file records and
+        replaces that adapter of the preset; the authors' LoRA files are read only for an adapter not given.
+        """
         preset = get_showme_preset(name)
+        trained = cls._trained_adapters(edit_adapter, animate_adapter)  # bad files fail before any model is built
         device = torch.device(device) if device is not None else _default_device()
         config = CONFIGS[preset.config]
+        defaults = TINY_RANKS if preset.checkpoint is None else RELEASE_RANKS
+        ranks = {adapter: trained[adapter][1] if adapter in trained else defaults[adapter]
+                 for adapter in adapters.ADAPTERS}
+        release = bool(preset.lora_files) and set(trained) != set(adapters.ADAPTERS)
+        if release:
+            cls._check_release_ranks(preset, trained)
         if preset.checkpoint is None:
             model = build_random_model(config)
-            adapters.add_showme_adapters(model, edit_rank=4, animate_rank=4)
         else:
             dtype = torch_dtype or (torch.float16 if device.type == "cuda" else torch.float32)
             model = DynamiCrafter.from_checkpoint(cls._checkpoint_path(preset, weights), config, dtype=dtype)
-            adapters.add_showme_adapters(model)
-            if preset.lora_files:
-                cls._load_loras(model, preset, lora_dir)
-        return cls(model, preset, device=device, cpu_offload=cpu_offload)
+        adapters.add_showme_adapters(model, edit_rank=ranks[adapters.EDIT], animate_rank=ranks[adapters.ANIMATE])
+        if release:
+            cls._load_loras(model, preset, lora_dir)
+        for adapter, (path, _) in trained.items():
+            adapters.load_adapter(model, adapter, path)
+        pipe = cls(model, preset, device=device, cpu_offload=cpu_offload)
+        pipe.adapter_files = {adapter: str(path) for adapter, (path, _) in trained.items()}
+        return pipe
+
+    @staticmethod
+    def _trained_adapters(edit_adapter, animate_adapter) -> dict[str, tuple[Path, int]]:
+        """{adapter: (file, rank)} of the trained adapter files given, each checked to hold the adapter it is for."""
+        trained = {}
+        for adapter, path in ((adapters.EDIT, edit_adapter), (adapters.ANIMATE, animate_adapter)):
+            if path is None:
+                continue
+            saved, rank = adapters.adapter_file_info(path)
+            if saved != adapter:
+                raise InvalidInputError(f"{path} holds the {saved!r} adapter, not the {adapter!r} one.")
+            trained[adapter] = (Path(path), rank)
+        return trained
+
+    @staticmethod
+    def _check_release_ranks(preset: ShowMePreset, trained: dict[str, tuple[Path, int]]) -> None:
+        """The authors' lora_video.pth fills both adapters, so one trained adapter must match the release's rank."""
+        for adapter, (path, rank) in trained.items():
+            if rank != RELEASE_RANKS[adapter]:
+                raise InvalidInputError(
+                    f"{path} holds a rank-{rank} {adapter!r} adapter, but the '{preset.name}' preset's LoRA files "
+                    f"fill it at rank {RELEASE_RANKS[adapter]}: give both trained adapters or use a dynamicrafter "
+                    "preset."
+                )
 
     @staticmethod
     def _checkpoint_path(preset: ShowMePreset, weights) -> Path:
@@ -278,6 +323,8 @@ class ShowMePipeline:
             "fs": fs,
             "num_frames": num_frames,
             "conditioning": conditioning,
+            "edit_adapter": self.adapter_files.get(adapters.EDIT),
+            "animate_adapter": self.adapter_files.get(adapters.ANIMATE),
             "fit": fit,
             "model_size": [self.config.height, self.config.width],
             "photo_size": [photo.height, photo.width],

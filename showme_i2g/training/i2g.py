@@ -40,6 +40,8 @@ from ..data.records import Recipe, Step
 from ..errors import InvalidInputError
 from ..i2g.attention import apply_neighbour_attention
 from ..i2g.encoding import encode_instruction
+from ..i2g.lora import ADAPTER_NAME, LORA_FILENAME, load_i2g_lora
+from ..i2g.lora import lora_file as _lora_file
 from .config import DataError, RunConfig, TrainingConfigError
 from .loop import ResumableBatches, StepContext, TrainResult, create_accelerator, train, weight_dtype
 
@@ -67,8 +69,6 @@ __all__ = [
     "train_reward",
 ]
 
-ADAPTER_NAME = "i2g"
-LORA_FILENAME = "pytorch_lora_weights.safetensors"
 LORA_DIR = "lora"
 DATA_FORMATS = ("json", "wikihow", "htstep", "captaincook4d")
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -511,11 +511,6 @@ def add_i2g_lora(unet: torch.nn.Module, config: I2GConfig) -> None:
         param.requires_grad_(name in lora_parameter_names(unet, config.adapter_name))
 
 
-def _lora_file(path: str | Path) -> Path:
-    path = Path(path)
-    return path / LORA_FILENAME if path.is_dir() else path
-
-
 def _load_into_adapter(unet: torch.nn.Module, path: str | Path, adapter_name: str) -> None:
     """Continue from a saved I2G LoRA (diffusers format) in the freshly added adapter; ranks must agree."""
     from diffusers.utils import convert_unet_state_dict_to_peft
@@ -541,16 +536,6 @@ def save_i2g_lora(unet: torch.nn.Module, directory: str | Path, adapter_name: st
     state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name=adapter_name))
     StableDiffusionXLPipeline.save_lora_weights(str(directory), unet_lora_layers=state, weight_name=LORA_FILENAME)
     return Path(directory) / LORA_FILENAME
-
-
-def load_i2g_lora(pipe, path: str | Path, adapter_name: str = ADAPTER_NAME, scale: float = 1.0):
-    """Load a trained I2G LoRA (file or run folder) into an ``IllustrationPipeline`` and activate it at ``scale``."""
-    file = _lora_file(path)
-    if not file.is_file():
-        raise InvalidInputError(f"There is no I2G LoRA at {path}.")
-    pipe.load_lora_weights(str(file.parent), weight_name=file.name, adapter_name=adapter_name)
-    pipe.set_adapters([adapter_name], adapter_weights=[scale])
-    return pipe
 
 
 # ====================================================================== shared set-up
