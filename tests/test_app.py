@@ -344,3 +344,26 @@ def test_trained_adapter_flags_and_env_reach_the_models_and_the_banner(tmp_path,
     assert "**Trained I2G LoRA:** `lora`" in banner and "**Trained ShowMe adapters:** edit `edit.safetensors`" in banner
     assert str(tmp_path) not in banner  # file names only, never this machine's folders
     assert app.full_banner(choice, app.TrainedAdapters()) == app.banner_markdown(choice)
+
+
+def test_studio_loads_its_models_with_the_trained_adapters(tmp_path) -> None:
+    """The model cache's loaders pass the files on: the ShowMe model holds the edit adapter at the file's rank."""
+    import torch
+
+    from showme_i2g.showme import adapters
+    from showme_i2g.showme.dynamicrafter.config import CONFIGS
+    from showme_i2g.showme.pipeline import build_random_model
+
+    model = build_random_model(CONFIGS["tiny"])
+    adapters.add_showme_adapters(model, edit_rank=2, animate_rank=2)
+    with torch.no_grad():
+        for _, layer in adapters._lora_layers(model, "edit"):
+            layer.lora_B["edit"].weight.fill_(0.25)
+    edit = tmp_path / "edit.safetensors"
+    adapters.save_adapter(model, "edit", edit)
+    studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path / "runs",
+                        adapters=app.TrainedAdapters(edit=edit))
+    with studio._showme("tiny") as pipe:
+        assert pipe.adapter_files == {"edit": str(edit)} and adapters.adapter_rank(pipe.model, "edit") == 2
+        first = next(layer for _, layer in adapters._lora_layers(pipe.model, "edit"))
+        assert torch.all(first.lora_B["edit"].weight == 0.25)
