@@ -412,15 +412,12 @@ def build_structure_reward(config: Stage1Config) -> StructureReward | None:
                            max_timestep=config.reward_max_timestep)
 
 
-def adapter_file_rank(path: str | Path) -> int:
-    """The rank recorded in an adapter file written by :func:`~showme_i2g.showme.adapters.save_adapter`."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return int((handle.metadata() or {})["rank"])
-    except Exception as exc:  # noqa: BLE001 - unreadable file, missing or bad metadata
-        raise DataError(f"{path} is not an adapter file written by ShowMe's stage 1 (no rank recorded).") from exc
+def edit_file_rank(path: str | Path) -> int:
+    """The rank of the ``edit`` adapter in a stage-1 file (stage 2 builds its ``edit`` at that rank to load it)."""
+    name, rank = adapters.adapter_file_info(path)
+    if name != adapters.EDIT:
+        raise DataError(f"{path} holds the {name!r} adapter, not stage 1's 'edit'.")
+    return rank
 
 
 def _resolution(config: ShowMeTrainConfig) -> tuple[int, int]:
@@ -462,7 +459,7 @@ def train_stage2(config: Stage2Config, on_step_end=None) -> tuple[TrainResult, P
     config.validate()
     clips = load_clips(config)
     size, latent = _resolution(config)
-    edit_rank = adapter_file_rank(config.edit_adapter) if config.edit_adapter else config.edit_rank
+    edit_rank = edit_file_rank(config.edit_adapter) if config.edit_adapter else config.edit_rank
     flow = default_flow(config.flow) if config.motion_reward else None
     accelerator = create_accelerator(config)
     model = load_base_model(config, edit_rank=edit_rank, animate_rank=config.rank)
