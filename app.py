@@ -145,6 +145,11 @@ class TrainedAdapters:
     def from_args(cls, args: argparse.Namespace) -> "TrainedAdapters":
         return cls(lora=args.lora, edit=args.edit_adapter, animate=args.animate_adapter)
 
+    @property
+    def complete(self) -> bool:
+        """Both ShowMe adapters are ours, so the ``showme`` preset needs none of the authors' LoRA files."""
+        return self.edit is not None and self.animate is not None
+
     def check(self) -> None:
         """Refuse a path that does not exist at start rather than at the first click (the files load lazily)."""
         for flag, path in (("--lora", self.lora), ("--edit-adapter", self.edit), ("--animate-adapter", self.animate)):
@@ -611,12 +616,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trained.check()
         on_gpu = args.device is None or args.device.startswith("cuda")
-        choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=on_gpu)
+        choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=on_gpu,
+                              trained_adapters=trained.complete)
         if on_gpu and choice.illustration_available != ("tiny",):
             import torch  # worth its import time only when SDXL weights are cached: fp16 files count on a GPU only
 
             if not torch.cuda.is_available():
-                choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=False)
+                choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=False,
+                                      trained_adapters=trained.complete)
     except ShowMeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -300,14 +300,22 @@ def illustration_weights_present(
 
 
 def showme_weights_present(
-    preset: ShowMePreset, *, lora_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
+    preset: ShowMePreset,
+    *,
+    lora_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    trained_adapters: bool = False,
 ) -> bool:
-    """Whether the preset's DynamiCrafter checkpoint is cached and, for ``showme``, its LoRA files are in ``lora_dir``."""
+    """Whether the preset's DynamiCrafter checkpoint is cached and, for ``showme``, its LoRA files are in ``lora_dir``.
+
+    ``trained_adapters``: both an ``edit`` and an ``animate`` file of our own are given, so the authors' LoRA files
+    are not needed (the pipeline then never reads them).
+    """
     if preset.checkpoint is None:
         return True
     if not _cached(*preset.checkpoint, cache_dir):
         return False
-    if preset.lora_files:
+    if preset.lora_files and not trained_adapters:
         return lora_dir is not None and all((Path(lora_dir) / name).is_file() for name in preset.lora_files)
     return True
 
@@ -329,6 +337,7 @@ def pick_presets(
     lora_dir: str | os.PathLike | None = None,
     on_gpu: bool = False,
     cache_dir: str | os.PathLike | None = None,
+    trained_adapters: bool = False,
 ) -> PresetChoice:
     """The named presets, or for a family not named, its best preset whose weights are present (else ``tiny``).
 
@@ -344,7 +353,8 @@ def pick_presets(
     )
     showme_available = tuple(
         name for name in SHOWME_ORDER
-        if showme_weights_present(SHOWME_PRESETS[name], lora_dir=lora_dir, cache_dir=cache_dir)
+        if showme_weights_present(SHOWME_PRESETS[name], lora_dir=lora_dir, cache_dir=cache_dir,
+                                  trained_adapters=trained_adapters)
     )
     return PresetChoice(
         illustration=illustration or illustration_available[0],

@@ -331,3 +331,9 @@ def test_example_photos_are_drawn_once(tmp_path) -> None:
     stamp = os.stat(examples[0][0]).st_mtime_ns
     assert make_example_photos(tmp_path, size=(160, 120)) == examples
     assert os.stat(examples[0][0]).st_mtime_ns == stamp
+
+
+def test_pick_presets_counts_showme_as_present_with_both_trained_adapters(tmp_path) -> None:
+    _cache(tmp_path, "Doubiiu/DynamiCrafter", ["model.ckpt"])
+    assert "showme" not in pick_presets(cache_dir=tmp_path).showme_available
+    assert pick_presets(cache_dir=tmp_path, trained_adapters=True).showme == "showme"
