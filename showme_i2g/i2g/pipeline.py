@@ -22,9 +22,9 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import retrieve_timesteps
 from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import get_module_execution_device
 
 from .. import __version__
+from ..cuda_graphs import StepGraphs
 from ..errors import InvalidInputError, WeightsNotFoundError
 from ..presets import IllustrationPreset, get_illustration_preset
 from ..text.clauses import ClauseSplitter
@@ -32,6 +32,7 @@ from ..text.tokenizers import check_tokenizer
 from . import inputs
 from .attention import neighbour_attention_enabled
 from .encoding import encode_instruction
+from .vae import DEFAULT_DECODE_CHUNK, decode_latents
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,15 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         pipe.preset = preset
         if lora is not None:
             pipe.load_trained_lora(lora, scale=lora_scale)
+        pipe.freeze()
         return pipe.to(device)
+
+    def freeze(self) -> IllustrationPipeline:
+        """No weight of an inference pipeline requires grad (training makes its own LoRA parameters trainable)."""
+        for component in self.components.values():
+            if isinstance(component, torch.nn.Module):
+                component.requires_grad_(False)
+        return self
 
     def load_trained_lora(self, path: str | PathLike, scale: float = 1.0) -> IllustrationPipeline:
         """Load a trained I2G LoRA (file or run folder) at ``scale``; run metadata names its file from then on."""
@@ -175,6 +184,30 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             self.planner = StepPlanner.default(device=str(self._execution_device))
         return self.planner.plan(goal, max_steps=max_steps, seed=seed)
 
+    # ------------------------------------------------------------------ the denoising step
+    cuda_graphs: bool = True
+    """On a GPU, replay each denoising step's UNet call from a CUDA graph (see :mod:`showme_i2g.cuda_graphs`)."""
+    _step_graphs: StepGraphs | None = None
+
+    def _unet_step(self, model_input, timestep, encoder_states, pooled, time_ids, encoder_mask=None) -> torch.Tensor:
+        """The UNet call of one denoising step, as a function of tensors only (what a CUDA graph captures)."""
+        return self.unet(
+            model_input,
+            timestep,
+            encoder_hidden_states=encoder_states,
+            encoder_attention_mask=encoder_mask,
+            added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids},
+            return_dict=False,
+        )[0]
+
+    def _cuda_graphs_for_this_call(self) -> StepGraphs:
+        """The graph cache, switched off where weights move between calls (model CPU offload hooks)."""
+        if self._step_graphs is None:
+            self._step_graphs = StepGraphs()
+        offloaded = bool(getattr(self, "_all_hooks", None)) or hasattr(self.unet, "_hf_hook")
+        self._step_graphs.enabled = self.cuda_graphs and not offloaded
+        return self._step_graphs
+
     # ------------------------------------------------------------------ the call
     def check_illustration_inputs(
         self, num_inference_steps: int, guidance_scale: float, height: int, width: int, neighbour_weight: float
@@ -195,18 +228,15 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         channels = self.unet.config.in_channels
         return self.prepare_latents(num_steps, channels, height, width, dtype, self._execution_device, generator, latents)
 
-    def decode(self, latents: torch.Tensor, output_type: str):
-        """Latents -> images; an fp16 SDXL VAE overflows, so it decodes in float32 as diffusers does."""
+    def decode(self, latents: torch.Tensor, output_type: str, chunk_size: int | None = DEFAULT_DECODE_CHUNK):
+        """Latents -> images, ``chunk_size`` images per VAE call (see :mod:`.vae`: float32 where SDXL's VAE needs
+        it, its dtype restored afterwards, memory independent of the number of steps)."""
         if output_type == "latent":
             return latents
-        vae = self.vae
-        if vae.dtype == torch.float16 and vae.config.force_upcast:
-            vae.to(torch.float32)
-        latents = latents.to(get_module_execution_device(vae), vae.dtype) / vae.config.scaling_factor
-        images = vae.decode(latents, return_dict=False)[0]
+        images = decode_latents(self.vae, latents, chunk_size=chunk_size)
         return self.image_processor.postprocess(images, output_type=output_type)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(
         self,
         goal: str,
@@ -224,6 +254,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         output_type: str = "pil",
         progress_callback: ProgressCallback | None = None,
         max_planned_steps: int = 8,
+        decode_chunk_size: int | None = DEFAULT_DECODE_CHUNK,
     ) -> IllustrationOutput:
         """Illustrate ``steps`` of ``goal``; with ``steps=None`` the planner writes them first.
 
@@ -236,6 +267,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
                 attention over the three images' tokens).
             generator, seed: the noise source; with neither, a random seed is drawn and recorded.
             progress_callback: called as ``progress_callback(done, total)`` after every denoising step.
+            decode_chunk_size: step images per VAE call (1: peak memory independent of the number of steps;
+                ``None``: all at once).
         """
         started = time.perf_counter()
         default_steps, default_guidance, default_size = self._defaults()
@@ -287,19 +320,16 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(0)
 
+        graphs = self._cuda_graphs_for_this_call()
+        graph_key = ("i2g", n, neighbour_weight, encoder_mask is not None)
+        conditioning = (encoder_states, pooled, time_ids) + (() if encoder_mask is None else (encoder_mask,))
         with neighbour_attention_enabled(self.unet, num_steps=n, neighbour_weight=neighbour_weight):
             with self.progress_bar(total=len(timesteps)) as bar:
                 for i, t in enumerate(timesteps):
                     model_input = torch.cat([latents] * 2) if guidance else latents
                     model_input = self.scheduler.scale_model_input(model_input, t)
-                    noise = self.unet(
-                        model_input,
-                        t,
-                        encoder_hidden_states=encoder_states,
-                        encoder_attention_mask=encoder_mask,
-                        added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids},
-                        return_dict=False,
-                    )[0]
+                    timestep = t.to(device).reshape(1).expand(model_input.shape[0])
+                    noise = graphs.run(graph_key, self._unet_step, model_input, timestep, *conditioning)
                     if guidance:
                         uncond, cond = noise.chunk(2)
                         noise = uncond + guidance_scale * (cond - uncond)
@@ -308,7 +338,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
                     if progress_callback is not None:
                         progress_callback(i + 1, len(timesteps))
 
-        images = self.decode(latents, output_type)
+        images = self.decode(latents, output_type, chunk_size=decode_chunk_size)
         self.maybe_free_model_hooks()
         metadata = {
             "preset": self.preset.name if self.preset else None,

@@ -240,6 +240,13 @@ def set_mode(model: DynamiCrafter, mode: str) -> None:
     _unet(model).set_temporal_bypass(mode == "image")
 
 
+def active_adapter_names(model: nn.Module) -> tuple[str, ...]:
+    """The adapters that some LoRA layer of ``model`` runs now (sorted): with the temporal bypass, what a mode is."""
+    return tuple(sorted({
+        name for _, layer in _lora_layers(model) if not layer.disable_adapters for name in layer.active_adapters
+    }))
+
+
 @contextmanager
 def mode(model: DynamiCrafter, mode: str) -> Iterator[None]:
     """:func:`set_mode` for a ``with`` block; the previous adapters and temporal bypass come back afterwards."""

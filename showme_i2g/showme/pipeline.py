@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -25,6 +25,7 @@ from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..cuda_graphs import StepGraphs
 from ..errors import InvalidInputError, WeightsNotFoundError
 from ..media import FitInfo, fit_photo, load_photo, restore_photo
 from ..presets import ShowMePreset, get_showme_preset
@@ -39,6 +40,8 @@ MAX_FRAMES = 32
 RELEASE_RANKS = {adapters.EDIT: 128, adapters.ANIMATE: 64}
 """The ranks of the authors' LoRAs (and of every real preset's adapters unless a trained file says otherwise)."""
 TINY_RANKS = {adapters.EDIT: 4, adapters.ANIMATE: 4}
+DEFAULT_ANIMATE_BATCH = 8
+"""Clips sampled together by ``animate_many``: 8 clips of 16 frames at 256 px need about 7 GiB of activations."""
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -81,7 +84,7 @@ def build_random_model(config, seed: int = 0) -> DynamiCrafter:
         for param in model.unet.parameters():
             if param.ndim > 1 and not param.any():
                 param.normal_(std=0.1)
-    return model.eval()
+    return model.requires_grad_(False).eval()
 
 
 class ShowMePipeline:
@@ -89,14 +92,17 @@ class ShowMePipeline:
 
     Build it from a preset (``ShowMePipeline.from_preset("showme", lora_dir=...)``) or around a model.
     ``cpu_offload=True`` keeps each part on the CPU until it is needed (the text and image towers, the UNet and the
-    autoencoder take turns on the GPU); ``decode_chunk_size`` bounds the autoencoder's memory.
+    autoencoder take turns on the GPU); ``decode_chunk_size`` bounds the autoencoder's memory. On a GPU each
+    denoising step is replayed from a CUDA graph (captured once per mode and shape; ``cuda_graphs=False`` runs
+    every step eagerly). Every public call runs under ``torch.inference_mode``: sampling never builds an autograd
+    graph, and a pipeline's model is frozen (training makes its own parameters trainable).
     """
 
     def __init__(
         self, model: DynamiCrafter, preset: ShowMePreset | None = None, device: str | torch.device | None = None,
-        cpu_offload: bool = False,
+        cpu_offload: bool = False, cuda_graphs: bool = True,
     ) -> None:
-        self.model = model.eval()
+        self.model = model.requires_grad_(False).eval()
         self.preset = preset
         self.device = torch.device(device) if device is not None else _default_device()
         self.cpu_offload = cpu_offload
@@ -107,6 +113,8 @@ class ShowMePipeline:
             for name, buffer in self.model.named_buffers(recurse=False):
                 self.model._buffers[name] = buffer.to(self.device)
         self.progress_bar = True
+        self.cuda_graphs = cuda_graphs
+        self._step_graphs = StepGraphs(enabled=cuda_graphs)
         self.adapter_files: dict[str, str] = {}  # trained adapter files loaded by from_preset, named in run metadata
 
     # ------------------------------------------------------------------ construction
@@ -122,6 +130,7 @@ class ShowMePipeline:
         cpu_offload: bool = False,
         edit_adapter: str | PathLike | None = None,
         animate_adapter: str | PathLike | None = None,
+        cuda_graphs: bool = True,
     ) -> ShowMePipeline:
         """Load a preset; ``weights`` is a local DynamiCrafter checkpoint, ``lora_dir`` the ShowMe LoRA folder.
 
@@ -149,7 +158,7 @@ class ShowMePipeline:
             cls._load_loras(model, preset, lora_dir)
         for adapter, (path, _) in trained.items():
             adapters.load_adapter(model, adapter, path)
-        pipe = cls(model, preset, device=device, cpu_offload=cpu_offload)
+        pipe = cls(model, preset, device=device, cpu_offload=cpu_offload, cuda_graphs=cuda_graphs)
         pipe.adapter_files = {adapter: str(path) for adapter, (path, _) in trained.items()}
         return pipe
 
@@ -235,11 +244,42 @@ class ShowMePipeline:
         return instruction
 
     # ------------------------------------------------------------------ the sampling core
-    @torch.no_grad()
+    def _conditioning(
+        self, pixels: torch.Tensor, instructions: list[str], guided: bool, generators: list[torch.Generator]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention context ([uncond x B, cond x B] with CFG) and first-frame latents (B, 4, h, w).
+
+        Each item is encoded on its own, with its own generator for the posterior sample, so an item of a batch
+        gets exactly the conditioning (and draws exactly the random numbers) of a call for it alone.
+        """
+        model, device = self.model, self.device
+        with self._on_device(model.cond_stage_model, model.embedder, model.image_proj_model, model.first_stage_model):
+            contexts, firsts = [], []
+            for item, (text, generator) in enumerate(zip(instructions, generators, strict=True)):
+                photo = pixels[item : item + 1].to(device)
+                contexts.append(torch.cat([model.encode_text([text]), model.encode_image_context(photo)], dim=1))
+                firsts.append(model.encode_latents(photo, generator=generator))
+            context = torch.cat(contexts)
+            if guided:  # the unconditional branch: empty text and a black image, one block per item
+                black = torch.zeros_like(pixels[:1]).to(device)
+                empty = torch.cat([model.encode_text([""]), model.encode_image_context(black)], dim=1)
+                context = torch.cat([empty.expand(len(contexts), -1, -1), context])
+        return context, torch.cat(firsts)
+
+    def _unet_step(self, mode_key: str):
+        """The UNet call of one denoising step, as a function of tensors only (what a CUDA graph captures)."""
+        model = self.model
+
+        def step(latents, timesteps, concat, context, frame_stride):
+            return model.predict(latents, timesteps, concat, context, frame_stride)
+
+        return step
+
+    @torch.inference_mode()
     def sample_latents(
         self,
         pixels: torch.Tensor,
-        instruction: str,
+        instruction: str | list[str],
         *,
         num_frames: int,
         conditioning: str,
@@ -247,94 +287,129 @@ class ShowMePipeline:
         guidance_scale: float,
         eta: float,
         fs: int,
-        generator: torch.Generator,
+        generator: torch.Generator | list[torch.Generator],
         progress_callback: ProgressCallback | None = None,
     ) -> torch.Tensor:
-        """DDIM from noise to latents (1, 4, num_frames, h, w) for one photo (1, 3, H, W) in [-1, 1]."""
+        """DDIM from noise to float32 latents (B, 4, num_frames, h, w) for photos (B, 3, H, W) in [-1, 1].
+
+        ``instruction`` and ``generator`` are one per photo (a single one for B = 1). The B items are sampled as
+        one batch, laid out [uncond x B, cond x B] under CFG, and item i draws all its random numbers (posterior
+        sample, initial noise, DDIM noise) from generator i in the order a call for it alone would, so a batch
+        equals separate calls. The latents stay float32 between steps (as the release's under autocast); only the
+        UNet runs in the model's dtype, replayed from a CUDA graph when :attr:`cuda_graphs` is on.
+        """
         model, device = self.model, self.device
+        instructions = [instruction] if isinstance(instruction, str) else list(instruction)
+        generators = list(generator) if isinstance(generator, (list, tuple)) else [generator]
+        count = pixels.shape[0]
+        if not len(instructions) == len(generators) == count:
+            raise ValueError(f"{count} photos need as many instructions and generators, got "
+                             f"{len(instructions)} and {len(generators)}.")
         guided = guidance_scale != 1.0
-        with self._on_device(model.cond_stage_model, model.embedder, model.image_proj_model, model.first_stage_model):
-            pixels = pixels.to(device)
-            context = torch.cat([model.encode_text([instruction]), model.encode_image_context(pixels)], dim=1)
-            if guided:
-                empty = torch.cat([model.encode_text([""]), model.encode_image_context(torch.zeros_like(pixels))], 1)
-                context = torch.cat([empty, context])
-            first = model.encode_latents(pixels, generator=generator)  # (1, 4, h, w)
+        context, first = self._conditioning(pixels, instructions, guided, generators)
         concat = first_frame_concat(first, num_frames, conditioning)  # ShowMe's "mask": the photo on frame 0 only
         shape = (1, first.shape[1], num_frames, *first.shape[2:])
-        latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device, model.dtype)
+        latents = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators]).to(device)
         sampler = model.sampler()
         schedule = sampler.schedule(num_inference_steps, eta=eta, spacing=self.config.timestep_spacing)
-        batch = 2 if guided else 1
-        concat = concat.repeat(batch, 1, 1, 1, 1)
+        batch = 2 * count if guided else count
+        concat = concat.repeat(batch // count, 1, 1, 1, 1).to(model.dtype)
         frame_stride = torch.full((batch,), fs, device=device, dtype=torch.long)
+        timesteps = torch.empty((batch,), device=device, dtype=torch.long)
+        mode_key = self._mode_key()
+        unet_step = self._unet_step(mode_key)
+        graphs = self._step_graphs
+        graphs.enabled = self.cuda_graphs and not self.cpu_offload  # offload moves weights: no fixed addresses
         total = len(schedule.timesteps)
+        noise_source = generators if count > 1 else generators[0]
         with self._on_device(model.model), tqdm(total=total, disable=not self.progress_bar, desc="DDIM") as bar:
             for i, t in enumerate(schedule.timesteps):
-                timesteps = torch.full((batch,), int(t), device=device, dtype=torch.long)
-                output = model.predict(latents.repeat(batch, 1, 1, 1, 1), timesteps, concat, context, frame_stride)
+                timesteps.fill_(int(t))
+                model_input = latents.to(model.dtype).repeat(batch // count, 1, 1, 1, 1)
+                output = graphs.run(mode_key, unet_step, model_input, timesteps, concat, context,
+                                    frame_stride)
                 if guided:
-                    uncond, cond = output.chunk(2)
+                    uncond, cond = output.float().chunk(2)
                     output = uncond + guidance_scale * (cond - uncond)
                     if self.config.guidance_rescale > 0:
                         output = rescale_noise_cfg(output, cond, guidance_rescale=self.config.guidance_rescale)
-                latents, _ = sampler.step(output, latents, i, schedule, generator=generator)
+                latents, _ = sampler.step(output, latents, i, schedule, generator=noise_source)
                 bar.update()
                 if progress_callback is not None:
                     progress_callback(i + 1, total)
         return latents
 
+    def _mode_key(self) -> str:
+        """What, besides the inputs' shapes, decides the UNet's computation: the temporal bypass and the adapters."""
+        unet = self.model.unet
+        bypassed = any(module.bypass for module in unet.temporal_modules())
+        return f"bypass={bypassed};adapters={adapters.active_adapter_names(self.model)}"
+
+    @torch.inference_mode()
     def _decode(self, latents: torch.Tensor, info: FitInfo, chunk_size: int | None) -> list[PIL.Image.Image]:
+        """One item's latents (1, 4, t, h, w) -> frames at the photo's aspect ratio, no autograd graph kept."""
         with self._on_device(self.model.first_stage_model):
             frames = self.model.decode_latents(latents, chunk_size=chunk_size)  # (1, 3, t, H, W)
         longest = max(self.config.height, self.config.width)
         return [restore_photo(f, info, max_side=longest) for f in _to_pil(frames[0].permute(1, 0, 2, 3))]
 
-    def _run(self, mode: str, image, instruction: str, num_frames: int, conditioning: str, fit: str, seed,
-             generator, num_inference_steps, guidance_scale, eta, fs, progress_callback, decode_chunk_size):
-        started = time.perf_counter()
+    def _settings(self, num_inference_steps, guidance_scale, eta, fs) -> tuple[int, float, float, int]:
         preset = self.preset
         steps = num_inference_steps if num_inference_steps is not None else (preset.num_inference_steps if preset else 50)
         guidance = guidance_scale if guidance_scale is not None else (preset.guidance_scale if preset else 7.5)
         eta = eta if eta is not None else (preset.eta if preset else 1.0)
         fs = fs if fs is not None else self.config.default_fs
-        instruction = self._check(instruction, steps, guidance, eta, fs)
+        return steps, guidance, eta, fs
+
+    def _run(self, mode: str, images: list, instructions: list[str], num_frames: int, conditioning: str, fit: str,
+             seeds: list, generators: list | None, num_inference_steps, guidance_scale, eta, fs, progress_callback,
+             decode_chunk_size) -> list[tuple[list[PIL.Image.Image], dict]]:
+        """Check everything, sample the items as one batch (or ``batch_size`` at a time), decode each item alone."""
+        started = time.perf_counter()
+        steps, guidance, eta, fs = self._settings(num_inference_steps, guidance_scale, eta, fs)
+        instructions = [self._check(text, steps, guidance, eta, fs) for text in instructions]
         if conditioning not in CONDITIONING_MODES:
             raise InvalidInputError(f"conditioning must be one of {', '.join(CONDITIONING_MODES)}, got {conditioning!r}.")
-        pixels, info, photo = self._prepare_photo(image, fit)
-        if generator is None:
-            seed = random.randrange(2**31) if seed is None else seed
-            generator = torch.Generator("cpu").manual_seed(seed)
+        prepared = [self._prepare_photo(image, fit) for image in images]
+        if generators is None:
+            seeds = [random.randrange(2**31) if seed is None else seed for seed in seeds]
+            generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        pixels = torch.cat([p[0] for p in prepared])
         with adapters.mode(self.model, mode):
             latents = self.sample_latents(
-                pixels, instruction, num_frames=num_frames, conditioning=conditioning,
-                num_inference_steps=steps, guidance_scale=guidance, eta=eta, fs=fs, generator=generator,
+                pixels, instructions, num_frames=num_frames, conditioning=conditioning,
+                num_inference_steps=steps, guidance_scale=guidance, eta=eta, fs=fs, generator=generators,
                 progress_callback=progress_callback,
             )
-        frames = self._decode(latents, info, decode_chunk_size)
-        metadata = {
-            "preset": preset.name if preset else None,
-            "mode": mode,
-            "instruction": instruction,
-            "seed": seed,
-            "num_inference_steps": steps,
-            "guidance_scale": guidance,
-            "eta": eta,
-            "fs": fs,
-            "num_frames": num_frames,
-            "conditioning": conditioning,
-            "edit_adapter": self.adapter_files.get(adapters.EDIT),
-            "animate_adapter": self.adapter_files.get(adapters.ANIMATE),
-            "fit": fit,
-            "model_size": [self.config.height, self.config.width],
-            "photo_size": [photo.height, photo.width],
-            "output_size": [frames[0].height, frames[0].width],
-            "device": str(self.device),
-            "dtype": str(self.model.dtype).replace("torch.", ""),
-            "seconds": round(time.perf_counter() - started, 3),
-            "showme_i2g": __version__,
-        }
-        return frames, metadata
+        results = []
+        for item, (_, info, photo) in enumerate(prepared):
+            frames = self._decode(latents[item : item + 1], info, decode_chunk_size)
+            metadata = {
+                "preset": self.preset.name if self.preset else None,
+                "mode": mode,
+                "instruction": instructions[item],
+                "seed": seeds[item],
+                "num_inference_steps": steps,
+                "guidance_scale": guidance,
+                "eta": eta,
+                "fs": fs,
+                "num_frames": num_frames,
+                "conditioning": conditioning,
+                "edit_adapter": self.adapter_files.get(adapters.EDIT),
+                "animate_adapter": self.adapter_files.get(adapters.ANIMATE),
+                "fit": fit,
+                "model_size": [self.config.height, self.config.width],
+                "photo_size": [photo.height, photo.width],
+                "output_size": [frames[0].height, frames[0].width],
+                "device": str(self.device),
+                "dtype": str(self.model.dtype).replace("torch.", ""),
+                "cuda_graphs": self._step_graphs.enabled and self.device.type == "cuda",
+                "batch_size": len(prepared),
+                "seconds": round(time.perf_counter() - started, 3),
+                "showme_i2g": __version__,
+            }
+            results.append((frames, metadata))
+        return results
 
     # ------------------------------------------------------------------ public API
     def edit(
@@ -355,8 +430,10 @@ class ShowMePipeline:
 
         ``image`` is a path, bytes or PIL image; ``fit`` is "crop" (centre-crop to the model's aspect) or "pad".
         """
-        frames, metadata = self._run("image", image, instruction, 1, "repeat", fit, seed, generator,
-                                     num_inference_steps, guidance_scale, eta, fs, progress_callback, None)
+        [(frames, metadata)] = self._run(
+            "image", [image], [instruction], 1, "repeat", fit, [seed], None if generator is None else [generator],
+            num_inference_steps, guidance_scale, eta, fs, progress_callback, None,
+        )
         return EditOutput(image=frames[0], metadata=metadata)
 
     def animate(
@@ -382,7 +459,60 @@ class ShowMePipeline:
         gives it to every frame.
         """
         check_number(num_frames, "num_frames", 2, MAX_FRAMES, integer=True)
-        frames, metadata = self._run("video", image, instruction, num_frames, conditioning, fit, seed, generator,
-                                     num_inference_steps, guidance_scale, eta, fs, progress_callback,
-                                     decode_chunk_size)
+        [(frames, metadata)] = self._run(
+            "video", [image], [instruction], num_frames, conditioning, fit, [seed],
+            None if generator is None else [generator], num_inference_steps, guidance_scale, eta, fs,
+            progress_callback, decode_chunk_size,
+        )
         return VideoOutput(frames=frames, metadata=metadata)
+
+    def animate_many(
+        self,
+        images: Sequence,
+        instructions: Sequence[str],
+        *,
+        seeds: Sequence[int | None] | None = None,
+        batch_size: int = DEFAULT_ANIMATE_BATCH,
+        num_frames: int = 16,
+        conditioning: str = "mask",
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        eta: float | None = None,
+        fs: int | None = None,
+        fit: str = "crop",
+        decode_chunk_size: int | None = None,
+        progress_callback: ProgressCallback | None = None,
+    ) -> list[VideoOutput]:
+        """Animate every (photo, instruction) pair, e.g. each step image of a recipe, in batched sampling loops.
+
+        Items are sampled ``batch_size`` at a time (one UNet call per DDIM step for the whole chunk; lower it when
+        the GPU's memory is short). Item i uses ``seeds[i]`` (random where None) and gets exactly the clip that
+        ``animate(images[i], instructions[i], seed=seeds[i], ...)`` gives: every random number it needs comes from
+        its own generator in the same order. ``progress_callback(done, total)`` counts DDIM steps over all chunks.
+        """
+        images, instructions = list(images), list(instructions)
+        if not images:
+            raise InvalidInputError("animate_many needs at least one photo.")
+        if len(instructions) != len(images):
+            raise InvalidInputError(f"Got {len(images)} photos but {len(instructions)} instructions; give one each.")
+        seeds = [None] * len(images) if seeds is None else list(seeds)
+        if len(seeds) != len(images):
+            raise InvalidInputError(f"Got {len(images)} photos but {len(seeds)} seeds; give one each (or none).")
+        check_number(batch_size, "batch_size", 1, 64, integer=True)
+        check_number(num_frames, "num_frames", 2, MAX_FRAMES, integer=True)
+        steps = self._settings(num_inference_steps, guidance_scale, eta, fs)[0]
+        chunks = [range(start, min(start + batch_size, len(images))) for start in range(0, len(images), batch_size)]
+        total = steps * len(chunks)
+        outputs = []
+        for number, chunk in enumerate(chunks):
+            report = None
+            if progress_callback is not None:
+                def report(done, _total, offset=number * steps):
+                    progress_callback(offset + done, total)
+            results = self._run(
+                "video", [images[i] for i in chunk], [instructions[i] for i in chunk], num_frames, conditioning,
+                fit, [seeds[i] for i in chunk], None, num_inference_steps, guidance_scale, eta, fs, report,
+                decode_chunk_size,
+            )
+            outputs += [VideoOutput(frames=frames, metadata=metadata) for frames, metadata in results]
+        return outputs

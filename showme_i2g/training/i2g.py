@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from ..data.clips import KEY_FRAMES, FrameExtraction, extract_step_frames
 from ..data.records import Recipe, Step
 from ..errors import InvalidInputError
+from ..i2g.vae import decode_latents
 from ..i2g.attention import apply_neighbour_attention
 from ..i2g.encoding import encode_instruction
 from ..i2g.lora import ADAPTER_NAME, LORA_FILENAME, load_i2g_lora
@@ -687,7 +688,7 @@ def reward_loss(batch: list[StepWindow], ctx: StepContext, parts: I2GParts, rewa
     latents = draft_sample(ctx.model, scheduler, noise, states, pooled, mask, time_ids,
                            num_inference_steps=config.num_inference_steps, truncation_k=config.truncation_k,
                            guidance_scale=config.guidance_scale)
-    images = vae.decode((latents / vae.config.scaling_factor).to(vae.dtype), return_dict=False)[0]
+    images = decode_latents(vae, latents)  # one image per VAE call, as the pipeline decodes
     texts = [config.text_template.format(goal=w.goal, step=step) for w in batch for step in w.steps]
     scores = reward(images.float(), texts)
     return {"loss": -scores.mean(), "reward": scores.detach().mean()}

@@ -336,9 +336,9 @@ class ShowMeTrainingModel(nn.Module):
         sampler = model.sampler()
         noisy = sampler.add_noise(latents, noise, timesteps)
         output = model.predict(noisy, timesteps, concat, context, fs)
-        alpha = model.alphas_cumprod[timesteps].to(latents.dtype).view(-1, 1, 1, 1, 1)
+        alpha = sampler.alphas_at(timesteps).view(-1, 1, 1, 1, 1)  # float32 from the float64 schedule
         if model.config.parameterization == "v":
-            target = alpha.sqrt() * noise - (1 - alpha).sqrt() * latents
+            target = alpha.sqrt() * noise.float() - (1 - alpha).sqrt() * latents.float()
         else:
             target = noise
         loss = F.mse_loss(output.float(), target.float())

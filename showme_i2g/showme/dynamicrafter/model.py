@@ -17,7 +17,9 @@ from torch import nn
 
 from .autoencoder import AutoencoderKL
 from .config import DynamiCrafterConfig
-from .ddim import DDIMSampler, dynamic_rescale_array, linear_betas, schedule_buffers
+from .ddim import (
+    DDIMSampler, alphas_cumprod, dynamic_rescale_array, dynamic_rescale_values, linear_betas, schedule_buffers,
+)
 from .openclip import OpenCLIPImageEncoder, OpenCLIPTextEncoder
 from .resampler import Resampler
 from .unet import UNetModel
@@ -54,6 +56,13 @@ class DynamiCrafter(nn.Module):
             self.register_buffer(name, value)
         if config.use_dynamic_rescale:
             self.register_buffer("scale_arr", dynamic_rescale_array(config.timesteps, config.base_scale))
+        # The sampler's float64 schedule: plain attributes, so neither ``.to(dtype)`` nor loading touches them
+        # (``torch.from_numpy`` stays on the CPU even under a meta-device context).
+        self._alphas_cumprod64 = torch.from_numpy(alphas_cumprod(betas))
+        self._scale_arr64 = (
+            torch.from_numpy(dynamic_rescale_values(config.timesteps, config.base_scale))
+            if config.use_dynamic_rescale else None
+        )
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -84,7 +93,9 @@ class DynamiCrafter(nn.Module):
         return next(self.unet.parameters()).dtype
 
     def sampler(self) -> DDIMSampler:
-        return DDIMSampler(self.alphas_cumprod, self.config.parameterization, getattr(self, "scale_arr", None))
+        """DDIM over the float64 schedule computed from the config, never over the registered buffers, which a
+        half-precision cast rounds (see :mod:`.ddim`). The buffers stay for strict loading of ``model.ckpt``."""
+        return DDIMSampler(self._alphas_cumprod64, self.config.parameterization, self._scale_arr64)
 
     # ------------------------------------------------------------------ conditioning
     def encode_text(self, prompts: list[str]) -> torch.Tensor:

@@ -1,0 +1,95 @@
+"""Fixed-shape denoising steps replayed from CUDA graphs: the launch overhead of thousands of small kernels, gone.
+
+A denoising loop calls the same network with tensors of the same shapes at every step, so one capture of that
+call (``torch.cuda.CUDAGraph`` over static input buffers) serves a whole sampling run: each step copies its inputs
+into the static buffers and replays the recorded kernels, with no Python in between. This needs no
+``torch.compile`` (which ZeroGPU Spaces lack) and changes no arithmetic: the replayed kernels are the eager ones.
+
+:class:`StepGraphs` caches one capture per *key* (the caller's mode, e.g. "image" or "video", plus every input's
+shape and dtype), so a pipeline that alternates edits and videos captures each once. Where graphs cannot run (no
+CUDA, or turned off) it calls the function eagerly through the same interface, which is what the CPU tests
+exercise. Captured graphs hold their own memory pool; the cache keeps the ``max_graphs`` most recently used.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+
+import torch
+
+StepFunction = Callable[..., torch.Tensor]
+
+
+class GraphedCall:
+    """One captured call of ``function`` on static copies of ``example_inputs`` (all CUDA tensors).
+
+    ``__call__(*inputs)`` copies the inputs into the static buffers, replays the graph and returns the static
+    output. That tensor is overwritten by the next replay, so callers use it (or clone it) before calling again.
+    """
+
+    def __init__(self, function: StepFunction, example_inputs: Sequence[torch.Tensor], warmup: int = 2) -> None:
+        self.static_inputs = [tensor.detach().clone() for tensor in example_inputs]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires (cuBLAS workspaces…)
+            for _ in range(warmup):
+                function(*self.static_inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_output = function(*self.static_inputs)
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        for static, tensor in zip(self.static_inputs, inputs, strict=True):
+            if static.data_ptr() != tensor.data_ptr():
+                static.copy_(tensor)
+        self.graph.replay()
+        return self.static_output
+
+
+class StepGraphs:
+    """A cache of :class:`GraphedCall` per key; eager calls where CUDA graphs are off or unavailable.
+
+    ``run(key, function, *inputs)`` calls ``function(*inputs)``: on CUDA with graphs enabled, from the graph
+    captured for ``(key, shapes, dtypes, device)`` (captured on first use). ``function`` must be the same
+    computation for the same key: the key names everything that changes it besides the inputs (the adapter mode,
+    the number of steps of a recipe, a weight).
+    """
+
+    def __init__(self, enabled: bool = True, max_graphs: int = 4) -> None:
+        self.enabled = enabled
+        self.max_graphs = max_graphs
+        self._graphs: OrderedDict[Hashable, GraphedCall] = OrderedDict()
+        self.captures = 0  # how many graphs were captured so far (benchmarks report it)
+
+    def active_for(self, inputs: Sequence[torch.Tensor]) -> bool:
+        """Whether ``run`` replays a graph for these inputs (enabled, all on a CUDA device, no autograd)."""
+        return (
+            self.enabled
+            and not torch.is_grad_enabled()
+            and all(t.device.type == "cuda" for t in inputs)
+            and not torch.cuda.is_current_stream_capturing()
+        )
+
+    def run(self, key: Hashable, function: StepFunction, *inputs: torch.Tensor) -> torch.Tensor:
+        if not self.active_for(inputs):
+            return function(*inputs)
+        full_key = (key, tuple((tuple(t.shape), t.dtype, t.device) for t in inputs))
+        graph = self._graphs.get(full_key)
+        if graph is None:
+            while len(self._graphs) >= self.max_graphs:
+                self._graphs.popitem(last=False)
+            graph = self._graphs[full_key] = GraphedCall(function, inputs)
+            self.captures += 1
+        self._graphs.move_to_end(full_key)
+        return graph(*inputs)
+
+    def clear(self) -> None:
+        """Drop every captured graph (and with it the memory its pool holds)."""
+        self._graphs.clear()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def __len__(self) -> int:
+        return len(self._graphs)

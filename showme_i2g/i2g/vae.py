@@ -1,0 +1,53 @@
+"""SDXL latents to pixels, one image at a time, in the precision the SDXL VAE needs: one home for the pipeline,
+baseline generation and reward training.
+
+The SDXL VAE overflows in float16, so diffusers decodes in float32 (``force_upcast``) and casts the VAE back
+afterwards. Decoding a whole recipe in one call holds the float32 activations of every image at once (measured on
+an H200, 7 steps at 1024 px: 34.8 GiB peak against 9.0 GiB for sampling alone), so the images are decoded
+``chunk_size`` at a time, one by default, and memory no longer grows with the number of steps. A VAE that is safe
+in float16 (e.g. ``madebyollin/sdxl-vae-fp16-fix``, whose config sets ``force_upcast: false``) is not upcast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from diffusers.utils.torch_utils import get_module_execution_device
+
+DEFAULT_DECODE_CHUNK = 1
+
+
+def needs_upcast(vae: torch.nn.Module) -> bool:
+    """Whether ``vae`` must decode in float32: a float16 VAE whose config says it overflows (SDXL's own)."""
+    return vae.dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
+
+
+@contextmanager
+def decoding_precision(vae: torch.nn.Module) -> Iterator[torch.dtype]:
+    """The VAE in the dtype it can decode in, for a ``with`` block; its own dtype comes back afterwards, so a
+    long-lived pipeline (the app's) never keeps an upcast float32 VAE."""
+    original = vae.dtype
+    if needs_upcast(vae):
+        vae.to(torch.float32)
+    try:
+        yield vae.dtype
+    finally:
+        if vae.dtype != original:
+            vae.to(original)
+
+
+def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int | None = DEFAULT_DECODE_CHUNK
+                   ) -> torch.Tensor:
+    """Scaled latents (n, 4, h, w) -> images (n, 3, H, W) in [-1, 1], ``chunk_size`` images per VAE call
+    (``None``: all at once). Gradients flow when enabled (DRaFT-K decodes with them)."""
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1 or None, got {chunk_size}.")
+    chunks = [latents] if chunk_size is None else latents.split(chunk_size)
+    device = get_module_execution_device(vae)
+    with decoding_precision(vae) as dtype:
+        images = [
+            vae.decode(chunk.to(device, dtype) / vae.config.scaling_factor, return_dict=False)[0] for chunk in chunks
+        ]
+    return torch.cat(images)
