@@ -496,14 +496,51 @@ def test_benepar_without_its_model_on_disk_is_skipped_not_downloaded(monkeypatch
     assert looked_up == ["benepar_en3"]
 
 
-def test_benepar_loads_with_the_hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_benepar_reads_its_transformer_from_local_files_only(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The hub id in benepar's settings becomes the cached snapshot folder, asked for with local_files_only; the
+    process-wide offline settings are never touched."""
+    import huggingface_hub
     import huggingface_hub.constants as hub
+    import torch
 
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    calls = {}
+
+    def snapshot_download(repo_id: str, **kwargs) -> str:
+        calls["snapshot"] = (repo_id, kwargs)
+        calls["offline during load"] = (hub.HF_HUB_OFFLINE, os.environ.get("HF_HUB_OFFLINE"))
+        return str(tmp_path / "t5-small")
+
+    class ChartParser:
+        @classmethod
+        def from_trained(cls, model_path, config=None, state_dict=None):
+            calls["hparams"] = config["hparams"]
+            return SimpleNamespace(config={"label_vocab": {"": 0, "S::VP": 1}, "tag_vocab": {"NN": 0, "VB": 1}})
+
+    class BeneparComponent:
+        def __call__(self, doc):
+            return doc
+
+    parse_chart = ModuleType("benepar.parse_chart")
+    parse_chart.ChartParser = ChartParser
+    plugin = ModuleType("benepar.integrations.spacy_plugin")
+    plugin.BeneparComponent = BeneparComponent
+    monkeypatch.setitem(sys.modules, "benepar", ModuleType("benepar"))
+    monkeypatch.setitem(sys.modules, "benepar.parse_chart", parse_chart)
+    monkeypatch.setitem(sys.modules, "benepar.integrations", ModuleType("benepar.integrations"))
+    monkeypatch.setitem(sys.modules, "benepar.integrations.spacy_plugin", plugin)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    saved = {"config": {"hparams": {"use_pretrained": True, "pretrained_model": "t5-small"}, "label_vocab": {}},
+             "state_dict": {}}
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: saved)
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
-    with clauses._hub_offline():
-        assert hub.HF_HUB_OFFLINE is True and os.environ["TRANSFORMERS_OFFLINE"] == "1"
-    assert hub.HF_HUB_OFFLINE is False and "TRANSFORMERS_OFFLINE" not in os.environ
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    component = clauses._local_benepar_component("benepar_en3.pt")
+    assert calls["snapshot"] == ("t5-small", {"local_files_only": True})
+    assert calls["hparams"]["pretrained_model"] == str(tmp_path / "t5-small")
+    assert calls["offline during load"] == (False, None)  # nothing process-wide was switched
+    assert component._label_from_index == ((), ("S", "VP")) and component._tag_from_index == ("NN", "VB")
+    assert saved["config"]["hparams"]["pretrained_model"] == "t5-small"  # the loaded settings are not mutated
 
 
 def test_parsers_load_once() -> None:

@@ -24,12 +24,13 @@ import io
 import json
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import InvalidInputError
-from .records import ReadResult, Recipe, Step
+from .records import Problem, ReadResult, Recipe, Step, logger
 
 __all__ = [
     "fill_template",
@@ -194,19 +195,27 @@ def _join(headline: str, body: str) -> str:
 
 # --- CaptainCook4D -------------------------------------------------------------------------------------------------
 
-_VERB_PREFIX = re.compile(r"^\s*([A-Za-z]+)\s*-\s*(.+)$", re.DOTALL)
+_ACTION_LABEL = re.compile(r"^\s*(?P<label>[A-Za-z]+(?: [A-Za-z]+){0,3})\s*-\s*(?P<step>\S.*)$", re.DOTALL)
 
 
 def _split_captaincook_description(description: str) -> tuple[str | None, str]:
     """``"Pour-Pour 1 egg into the ramekin cup"`` -> ``("Pour", "Pour 1 egg into the ramekin cup")``.
 
-    CaptainCook4D prefixes each step with a one-word action label and a dash. Only a single word before the
-    first dash counts as the label, so a hyphen inside the step ("Microwave-safe plate") is left alone.
+    Every CaptainCook4D step starts with an action label of one to four words and a dash ("Pour-", "Cut or
+    tear-", "Measure and add-", "continue cooking-"). Usually the step repeats the label ("Measure and
+    add-Measure and add 2 tbsp flour ..."), so the label is dropped. Some steps leave the label's verb out
+    ("Add-1/2 tsp salt to the pan", "Measure and add-a pinch of salt ..."); there the label is the sentence's
+    verb and is kept in front of the step ("Add 1/2 tsp salt to the pan"). A dash further on ("Microwave-safe
+    plate") is never a label's.
     """
-    match = _VERB_PREFIX.match(description)
+    match = _ACTION_LABEL.match(description)
     if not match:
         return None, " ".join(description.split())
-    return match.group(1), " ".join(match.group(2).split())
+    label = " ".join(match.group("label").split())
+    step = " ".join(match.group("step").split())
+    if re.search(rf"(?<![A-Za-z]){re.escape(label)}(?![A-Za-z])", step, flags=re.IGNORECASE):
+        return label, step
+    return label, f"{label} {step}"
 
 
 def _captaincook_activities(path: PathLike, result: ReadResult) -> dict[str, str]:
@@ -227,37 +236,104 @@ def _captaincook_activities(path: PathLike, result: ReadResult) -> dict[str, str
     return by_activity
 
 
-def _captaincook_errors(
-    path: PathLike, result: ReadResult
-) -> tuple[dict[tuple[str, int], list[str]], dict[str, str]]:
-    """``(recording id, step id) -> error tags`` for every step ``error_annotations.json`` marks as wrong, and
-    ``recording id -> activity id`` from the same records."""
-    errors: dict[tuple[str, int], list[str]] = {}
-    activities: dict[str, str] = {}
+@dataclass
+class _ErrorAnnotation:
+    """One step occurrence of ``error_annotations.json``: its times (None when not given) and error tags."""
+
+    start: float | None
+    end: float | None
+    tags: list[str]
+    used: bool = False
+
+
+_TIME_TOLERANCE = 1e-3  # seconds; the two files write the same times, up to float printing
+
+
+def _optional_time(value: Any, name: str) -> float | None:
+    return None if value is None else _float(value, name)
+
+
+class _CaptainCookErrors:
+    """The step occurrences of ``error_annotations.json`` by (recording, step id), in file order.
+
+    A step id can occur several times in one recording (a step redone, or done in two parts), and only some
+    occurrences may be wrong, so errors belong to an occurrence, not to a step id: :meth:`take` matches a row
+    of ``step_annotations.csv`` to the occurrence with the same times, else to the first one not yet matched.
+    """
+
+    def __init__(self) -> None:
+        self.occurrences: dict[tuple[str, int], list[_ErrorAnnotation]] = {}
+        self.activities: dict[str, str] = {}
+
+    def take(self, recording: str, step_id: int, start: float, end: float) -> list[str]:
+        """The error tags of this occurrence ([] when it has none or the file does not list it)."""
+        candidates = [a for a in self.occurrences.get((recording, step_id), []) if not a.used]
+        if not candidates:
+            return []
+        same_times = [
+            a for a in candidates
+            if a.start is not None and a.end is not None
+            and abs(a.start - start) <= _TIME_TOLERANCE and abs(a.end - end) <= _TIME_TOLERANCE
+        ]
+        chosen = (same_times or candidates)[0]
+        chosen.used = True
+        return chosen.tags
+
+
+def _captaincook_errors(path: PathLike, result: ReadResult) -> _CaptainCookErrors:
+    """Every step occurrence ``error_annotations.json`` lists, with its error tags, and each recording's activity."""
+    errors = _CaptainCookErrors()
     for line, _, record in _json_members(path):
         try:
             if not isinstance(record, dict):
                 raise ValueError("record is not a JSON object")
             recording = _text(record.get("recording_id"), "recording_id")
             if record.get("activity_id") is not None:
-                activities[recording] = str(record["activity_id"]).strip()
+                errors.activities[recording] = str(record["activity_id"]).strip()
             steps = record.get("step_annotations")
             if not isinstance(steps, list):
                 raise ValueError("step_annotations is not a list")
+            occurrences = []
             for step in steps:
                 if not isinstance(step, dict):
                     raise ValueError("a step annotation is not a JSON object")
                 tags = step.get("errors") or []
                 if not isinstance(tags, list):
                     raise ValueError("errors is not a list")
-                if tags:
-                    step_id = _int(step.get("step_id"), "step_id")
-                    errors[(recording, step_id)] = [
-                        str(tag.get("tag", "?")) if isinstance(tag, dict) else str(tag) for tag in tags
-                    ]
+                step_id = _int(step.get("step_id"), "step_id")
+                occurrence = _ErrorAnnotation(
+                    _optional_time(step.get("start_time"), "start_time"),
+                    _optional_time(step.get("end_time"), "end_time"),
+                    [str(tag.get("tag", "?")) if isinstance(tag, dict) else str(tag) for tag in tags],
+                )
+                occurrences.append(((recording, step_id), occurrence))
         except ValueError as error:
             result.problem(path, line, str(error))
-    return errors, activities
+            continue
+        for key, occurrence in occurrences:
+            errors.occurrences.setdefault(key, []).append(occurrence)
+    return errors
+
+
+def _in_time_order(steps: list[tuple[int, Step]]) -> list[Step]:
+    """Steps (with their file positions) ordered by start time; file order breaks ties.
+
+    A skipped step has no time; it stays right after the timed step that precedes it in the file (first when
+    none does), so "where it should have been" survives the sort.
+    """
+    anchored: dict[int | None, list[Step]] = {}  # file position of the timed step before it -> skipped steps
+    anchor = None
+    for position, step in steps:  # file order
+        if step.start is None:
+            anchored.setdefault(anchor, []).append(step)
+        else:
+            anchor = position
+    timed = sorted((step.start, position, step) for position, step in steps if step.start is not None)
+    ordered = list(anchored.get(None, []))
+    for _, position, step in timed:
+        ordered.append(step)
+        ordered.extend(anchored.get(position, []))
+    return ordered
 
 
 def read_captaincook4d(
@@ -270,20 +346,25 @@ def read_captaincook4d(
     """One recipe per CaptainCook4D recording from ``step_annotations.csv``.
 
     The goal is the activity name from ``step_descriptions`` (``activity_step_description.csv``; without it the
-    goal is ``None``), found by the recording's activity id (``"1_7"`` -> activity 1). Steps stay in file order,
-    which is the order the cook performed them (a skipped step keeps its place in the recipe). A step counts as
-    wrong when its ``has_errors`` column is True or ``error_annotations`` (``error_annotations.json``) lists
-    errors for it; a skipped step has start and end -1 and becomes ``start = end = None`` with
-    ``meta["skipped"]``. Unless ``keep_errors``, wrong and skipped steps are removed, as the I2G paper does, and
-    counted in ``counts``. Each step's one-word action label ("Pour-Pour 1 egg ...") goes to ``meta["verb"]``.
+    goal is ``None``), found by the recording's activity id (``"1_7"`` -> activity 1).
+
+    Steps are ordered by start time, the order the cook performed them; file order only breaks ties. (The file
+    is not always in time order: about one recording in five lists a step after one it preceded, which would
+    give adjacent-pair training wrong neighbours.) A skipped step has start and end -1, becomes ``start = end =
+    None`` with ``meta["skipped"]``, and keeps its place after the step listed before it.
+
+    A step counts as wrong when its ``has_errors`` column is True or ``error_annotations``
+    (``error_annotations.json``) lists errors for *that occurrence*: a step id can occur twice in a recording
+    with only one occurrence wrong, so the annotation is matched by its times (else by its order among the
+    occurrences of that step id). Unless ``keep_errors``, wrong and skipped steps are removed, as the I2G paper
+    does, and counted in ``counts``. Each step's action label ("Pour-", "Measure and add-") goes to
+    ``meta["verb"]`` and leaves the text (see :func:`_split_captaincook_description`).
     """
     result = ReadResult()
     activity_names = _captaincook_activities(step_descriptions, result) if step_descriptions is not None else {}
-    json_errors, json_activities = (
-        _captaincook_errors(error_annotations, result) if error_annotations is not None else ({}, {})
-    )
+    errors = _captaincook_errors(error_annotations, result) if error_annotations is not None else _CaptainCookErrors()
 
-    recordings: dict[str, list[Step]] = {}
+    recordings: dict[str, list[tuple[int, Step]]] = {}
     goals: dict[str, str | None] = {}
     columns = ("recording_id", "step_id", "start_time", "end_time", "description", "has_errors")
     for line, row in _csv_rows(step_annotations, columns, result):
@@ -303,9 +384,9 @@ def read_captaincook4d(
             continue
         recordings.setdefault(recording, [])
         if recording not in goals:
-            activity = json_activities.get(recording, recording.split("_")[0])
+            activity = errors.activities.get(recording, recording.split("_")[0])
             goals[recording] = activity_names.get(activity)
-        tags = json_errors.get((recording, step_id), [])
+        tags = errors.take(recording, step_id, start, end)
         wrong = has_errors or bool(tags)
         if not keep_errors and (wrong or skipped):
             result.count("error_steps_dropped" if wrong else "skipped_steps_dropped")
@@ -314,23 +395,53 @@ def read_captaincook4d(
         meta: dict[str, Any] = {"step_id": step_id, "has_errors": wrong, "errors": tags, "skipped": skipped}
         if verb:
             meta["verb"] = verb
-        recordings[recording].append(
-            Step(text=text, start=None if skipped else start, end=None if skipped else end, meta=meta)
-        )
+        step = Step(text=text, start=None if skipped else start, end=None if skipped else end, meta=meta)
+        recordings[recording].append((line, step))
 
     for recording, steps in recordings.items():
         if not steps:
             result.count("recordings_without_steps")
             continue
-        result.recipes.append(Recipe(goal=goals[recording], steps=steps, source="captaincook4d", id=recording))
+        ordered = _in_time_order(steps)
+        if [id(step) for step in ordered] != [id(step) for _, step in steps]:
+            result.count("recordings_reordered_by_time")
+        result.recipes.append(Recipe(goal=goals[recording], steps=ordered, source="captaincook4d", id=recording))
     return result
 
 
 # --- HT-Step -------------------------------------------------------------------------------------------------------
 
 
+# wikiHow image references left in some paragraphs: "/images/thumb/e/ef/Cook-...-Step-2-preview.jpg/v4-550px-...jpg"
+# and wiki markup such as "[[Image:Cook Vegetarian Chili Step 11.jpg}}".
+_IMAGE_PATH = re.compile(r"\[\[\s*(?:Image|File):[^\]}]*(?:\]\]|}})|(?:https?://\S*)?/images/\S+|\S+\.(?:jpe?g|png|gif|webp)(?:/\S*)?(?=\s|$)", re.IGNORECASE)
+
+
+def _cleaned(path: PathLike, line: int, result: ReadResult, message: str) -> None:
+    """Report a repair (not a skipped row) in ``problems``, so what the reader changed is visible and countable."""
+    result.problems.append(Problem(str(path), line, f"cleaned: {message}"))
+    logger.info("cleaned %s:%s: %s", path, line, message)
+
+
+def _clean_htstep_texts(path: PathLike, line: int, headline: str, paragraph: str, result: ReadResult) -> tuple[str, str]:
+    """The headline without a stray trailing ";" and the paragraph without wikiHow image paths, each repair reported.
+
+    Image paths would become clauses of nonsense for the text encoder; the ";" is a scraping artefact that the
+    headline (shown and encoded on its own) should not carry. The trailing ";" of paragraphs, found on a
+    third of them, is dropped by :func:`_join` without a report.
+    """
+    if headline.endswith(";"):
+        headline = headline.rstrip(";").rstrip()
+        _cleaned(path, line, result, "removed a trailing ';' from the headline")
+    images = _IMAGE_PATH.findall(paragraph)
+    if images:
+        paragraph = " ".join(_IMAGE_PATH.sub(" ", paragraph).split())
+        _cleaned(path, line, result, f"removed {len(images)} wikiHow image path(s) from the paragraph")
+    return headline, paragraph
+
+
 def _htstep_taxonomy(path: PathLike, result: ReadResult) -> dict[int, tuple[str, str, int, Step]]:
-    """global_step_index -> (activity, variation, step_index, step) for every usable taxonomy row."""
+    """global_step_index -> (activity, variation, step_index, step) for every usable taxonomy row (texts cleaned)."""
     columns = ("global_step_index", "activity", "step_index", "variation", "headline", "paragraph")
     steps: dict[int, tuple[str, str, int, Step]] = {}
     for line, row in _csv_rows(path, columns, result):
@@ -346,8 +457,12 @@ def _htstep_taxonomy(path: PathLike, result: ReadResult) -> dict[int, tuple[str,
             result.problem(path, line, f"global_step_index {index} appears twice")
             continue
         variation = row["variation"].strip() or "none"
+        headline, paragraph = _clean_htstep_texts(path, line, headline, row["paragraph"], result)
+        if not headline:
+            result.problem(path, line, "headline is empty once its trailing ';' is removed")
+            continue
         step = Step(
-            text=_join(headline, row["paragraph"]),
+            text=_join(headline, paragraph),
             headline=headline,
             meta={"global_step_index": index, "step_index": step_index},
         )
@@ -366,6 +481,8 @@ def read_htstep(taxonomy: PathLike, *, annotations: PathLike | None = None) -> R
     when it is not "none"), steps ordered by ``step_index``, no times. With annotations: one recipe per video,
     each annotated segment becoming a copy of its taxonomy step with ``start``/``end``, ordered by start time.
     Step text is the headline followed by its paragraph (the trailing ";" some paragraphs carry is dropped).
+    wikiHow image paths in a paragraph ("/images/thumb/...-Step-9-preview.jpg/v4-300px-...") and a stray ";"
+    ending a headline are removed, and each such repair is listed in ``problems`` as "cleaned: ...".
     """
     result = ReadResult()
     steps = _htstep_taxonomy(taxonomy, result)

@@ -12,7 +12,13 @@ Every backend only *proposes boundary character offsets*; the clauses are the st
 boundaries, stripped and with inner whitespace collapsed. Boundaries are only kept where whitespace precedes them
 and outside brackets, so no word is ever lost, duplicated or cut: ``" ".join(clauses).split() == text.split()``.
 Shared post-processing then merges fragments of fewer than ``MIN_CLAUSE_WORDS`` words into a neighbour and
-splits whatever is still over ``max_tokens`` CLIP tokens: first at commas and semicolons, then between words.
+splits whatever is still over ``max_tokens`` CLIP tokens: first at commas and semicolons, then at the last boundary
+between phrases that fits, then between words.
+
+Some cuts are never made, whatever a backend proposes: right after a known abbreviation ("Place 4 tbsp. of
+butter" is one sentence, not two; :func:`is_abbreviation_cut`) and, where a parse is available, inside a noun
+phrase ("vanilla extract", "bacon wrapped scallops", "packed brown sugar"). Only when no other cut lets a stretch
+fit the window does the word-level fallback ignore these rules, so the two invariants below always hold.
 
 The one exception to the invariant: a single whitespace-free run (a "word") that alone is longer than
 ``max_tokens`` tokens cannot fit any window, so it is cut between characters as a last resort. Each such cut
@@ -22,8 +28,7 @@ is intact, and ``"".join(" ".join(clauses).split()) == "".join(text.split())`` a
 
 from __future__ import annotations
 
-import contextlib
-import os
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,8 +36,10 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Any, NamedTuple
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, WeightsNotFoundError
 from .tokenizers import count_clip_tokens, default_clip_tokenizer
+
+logger = logging.getLogger("showme_i2g.text")
 
 CLAUSE_BACKENDS = ("benepar", "spacy", "punctuation")
 MAX_CLAUSE_TOKENS = 75  # OpenCLIP's 77-token window less its start and end tokens
@@ -44,12 +51,125 @@ BENEPAR_MODEL = "benepar_en3"
 
 _INSTALL_HINTS = {
     "benepar": (
-        "The 'benepar' clause backend needs the benepar package, a spaCy English model and the benepar_en3 "
-        'model on disk: pip install benepar en_core_web_sm, then python -c "import benepar; '
-        "benepar.download('benepar_en3')\"."
+        "pip install benepar en_core_web_sm, then python -c \"import benepar; benepar.download('benepar_en3')\" "
+        "and keep benepar_en3's transformer in the hub cache"
     ),
-    "spacy": "The 'spacy' clause backend needs spaCy and an English model: pip install spacy en_core_web_sm.",
+    "spacy": "pip install spacy en_core_web_sm",
 }
+
+
+class ClauseBackendUnavailableError(WeightsNotFoundError, RuntimeError):
+    """An explicitly requested clause backend cannot be loaded here; the message names the cause and the fix.
+
+    A ``WeightsNotFoundError`` (the parser's model is missing or broken on this machine) and, for callers that
+    predate it, a ``RuntimeError``.
+    """
+
+# ---------------------------------------------------------------------------------------------------------------
+# Abbreviations: a period that does not end a sentence, so no cut may follow it.
+
+#: Abbreviations that are not English words, so a period after them never ends a sentence by itself.
+ABBREVIATIONS = frozenset(
+    {
+        "tbsp", "tbsps", "tbs", "tbl", "tblsp", "tblsps", "tsp", "tsps", "oz", "lb", "lbs", "qt", "qts", "pkg",
+        "pkgs", "doz", "gal", "gals", "fl", "approx", "e.g", "i.e", "vs", "cf", "esp", "incl", "ca", "mr", "mrs",
+        "ms", "dr", "jr", "fig", "pt", "pts", "hrs", "hr", "mins", "secs", "temp", "deg",
+    }
+)
+#: Unit abbreviations that are also words ("in", "min", "c"); they count only right after a number ("1 in.").
+NUMBER_UNITS = frozenset({"in", "ft", "min", "sec", "c", "g", "gr", "kg", "mg", "ml", "l", "cm", "mm", "t", "no", "sq"})
+#: Abbreviations that often end a sentence too ("etc."); a cut after them is refused only mid-sentence.
+OPEN_ABBREVIATIONS = frozenset({"etc"})
+
+_NUMBER = re.compile(r"^[(\[]?(?:\d[\d/.,\-–]*|[½¼¾⅓⅔⅛]|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|"
+                     r"half|few|several|\d+[½¼¾⅓⅔⅛])$", re.IGNORECASE)
+_ABBREVIATED_WORD = re.compile(r"^[(\[\"'“‘]*(?P<number>\d[\d/.,]*-?)?(?P<word>[A-Za-z]+(?:\.[A-Za-z]+)*)\.$")
+_WORD = re.compile(r"\S+")
+
+
+def _continues_sentence(text: str, offset: int) -> bool:
+    """Whether the word at ``offset`` cannot open a sentence: lower case, a digit or an opening bracket."""
+    return offset < len(text) and (text[offset].islower() or text[offset].isdigit() or text[offset] in "([")
+
+
+def _is_abbreviation(word: str, previous: str | None, text: str, next_offset: int) -> bool:
+    match = _ABBREVIATED_WORD.match(word)
+    if not match:
+        return False
+    name = match.group("word").lower()
+    if name in ABBREVIATIONS:
+        return True
+    if name in NUMBER_UNITS:
+        return bool(match.group("number")) or (previous is not None and _NUMBER.match(previous) is not None)
+    if name in OPEN_ABBREVIATIONS:
+        return _continues_sentence(text, next_offset)
+    return False
+
+
+def abbreviation_cuts(text: str) -> set[int]:
+    """Offsets of the words that directly follow a known abbreviation ("4 tbsp. | of butter"): never cut there.
+
+    The abbreviation lists are :data:`ABBREVIATIONS` (always), :data:`NUMBER_UNITS` (after a number: "2 in.
+    pieces" but not "fold it in. Bake") and :data:`OPEN_ABBREVIATIONS` (only when the next word continues the
+    sentence).
+    """
+    words = [(match.start(), match.group(0)) for match in _WORD.finditer(text)]
+    cuts = set()
+    for index, (start, word) in enumerate(words[:-1]):
+        previous = words[index - 1][1] if index > 0 else None
+        following = words[index + 1][0]
+        if _is_abbreviation(word, previous, text, following):
+            cuts.add(following)
+    return cuts
+
+
+def is_abbreviation_cut(before: str, after: str) -> bool:
+    """Whether ending a clause with ``before`` and starting the next with ``after`` cuts after an abbreviation."""
+    if not before.strip() or not after.strip():
+        return False
+    joined = f"{before.rstrip()} {after.lstrip()}"
+    return len(before.rstrip()) + 1 in abbreviation_cuts(joined)
+
+
+# Words that open a phrase (prepositions, conjunctions, articles): the fallback's cut points between phrases.
+PHRASE_OPENERS = frozenset(
+    {
+        "a", "an", "the", "and", "or", "but", "then", "so", "to", "of", "in", "into", "onto", "on", "with", "for",
+        "from", "at", "by", "over", "under", "until", "about", "after", "before", "while", "when", "if", "as",
+        "through", "without", "around", "across", "inside", "outside", "like", "per", "than", "along", "between",
+        "until", "unless", "because", "which", "that", "where",
+    }
+)
+
+
+def _bare(word: str) -> str:
+    return word.strip("\"'“”‘’()[]{}.,;:!?").lower()
+
+
+def _not_after_openers(text: str, starts: Iterable[int]) -> set[int]:
+    """The phrase starts whose previous word is not itself an opener: no clause may end on "and" or "of"."""
+    previous_word = {}
+    last = None
+    for match in _WORD.finditer(text):
+        previous_word[match.start()] = last
+        last = _bare(match.group(0))
+    return {start for start in starts if previous_word.get(start) not in PHRASE_OPENERS}
+
+
+def heuristic_phrase_starts(text: str) -> set[int]:
+    """Word starts that open a phrase ("2 tablespoons | of packed brown sugar"), from function words alone.
+
+    A run of openers ("into the bowl") gives one cut, before its first word, so no clause ends on "into".
+    """
+    starts = set()
+    previous = None
+    for match in _WORD.finditer(text):
+        word = _bare(match.group(0))
+        if word in PHRASE_OPENERS and previous is not None and (previous not in PHRASE_OPENERS):
+            starts.add(match.start())
+        previous = word
+    return starts
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Boundaries and spans: the text is never rewritten, only cut.
@@ -104,17 +224,17 @@ def _skip_spaces(text: str, offset: int) -> int:
     return offset
 
 
-def _clean_boundaries(text: str, proposals: Iterable[Boundary]) -> dict[int, bool]:
-    """Keep the proposals that cut between words and outside brackets; offset -> hard.
+def _clean_boundaries(text: str, proposals: Iterable[Boundary], blocked: set[int] = frozenset()) -> dict[int, bool]:
+    """Keep the proposals that cut between words, outside brackets and not at a ``blocked`` offset; offset -> hard.
 
     A proposal inside a word ("smooth.If", "(corn") is dropped rather than moved: moving it would put the cut
-    somewhere no backend chose.
+    somewhere no backend chose. ``blocked`` holds the word starts after abbreviations and inside noun phrases.
     """
     inside = _bracketed_offsets(text)
     kept: dict[int, bool] = {}
     for proposal in proposals:
         offset = _skip_spaces(text, proposal.offset)
-        if 0 < offset < len(text) and text[offset - 1].isspace() and offset not in inside:
+        if 0 < offset < len(text) and text[offset - 1].isspace() and offset not in inside and offset not in blocked:
             kept[offset] = kept.get(offset, False) or proposal.hard
     return kept
 
@@ -233,37 +353,73 @@ def _split_characters(text: str, start: int, end: int, fits: Fits) -> list[tuple
     return pieces
 
 
-_CUT_FINDERS = (_punctuation_cuts, _word_cuts)
+CutFinder = Callable[[str, int, int], list[int]]
 
 
-def _split_to_fit(text: str, start: int, end: int, fits: Fits, level: int = 0) -> list[tuple[int, int]]:
-    """Cut a span until every piece fits: at commas/semicolons, then between words, then between characters."""
+def _cut_finders(phrase_starts: set[int], blocked: set[int]) -> tuple[CutFinder, ...]:
+    """The cut levels for an over-long stretch, most natural first.
+
+    Commas and semicolons; then the starts of phrases; then any word start; each outside ``blocked`` offsets
+    (after an abbreviation, inside a noun phrase). The last level is any word start at all, so a stretch without
+    an allowed cut still fits the window.
+    """
+
+    def punctuation(text: str, start: int, end: int) -> list[int]:
+        return [cut for cut in _punctuation_cuts(text, start, end) if cut not in blocked]
+
+    def phrases(text: str, start: int, end: int) -> list[int]:
+        return [cut for cut in _word_cuts(text, start, end) if cut in phrase_starts and cut not in blocked]
+
+    def words(text: str, start: int, end: int) -> list[int]:
+        return [cut for cut in _word_cuts(text, start, end) if cut not in blocked]
+
+    return punctuation, phrases, words, _word_cuts
+
+
+def _split_to_fit(
+    text: str, start: int, end: int, fits: Fits, finders: Sequence[CutFinder], level: int = 0
+) -> list[tuple[int, int]]:
+    """Cut a span until every piece fits, trying the ``finders`` in order, then between characters.
+
+    At each level the pieces are packed greedily, so each cut is the last allowed one that still fits.
+    """
     start, end = _strip(text, start, end)
     if start >= end:
         return []
     if fits(start, end):
         return [(start, end)]
-    for depth in range(level, len(_CUT_FINDERS)):
-        cuts = _CUT_FINDERS[depth](text, start, end)
+    for depth in range(level, len(finders)):
+        cuts = finders[depth](text, start, end)
         if cuts:
             runs = _pack(start, end, cuts, fits)
-            return [piece for run in runs for piece in _split_to_fit(text, *run, fits, depth + 1)]
+            return [piece for run in runs for piece in _split_to_fit(text, *run, fits, finders, depth + 1)]
     return _split_characters(text, start, end, fits)
 
 
-def _fit_segments(text: str, segments: Sequence[_Segment], fits: Fits) -> list[_Segment]:
+def _fit_segments(
+    text: str, segments: Sequence[_Segment], fits: Fits, finders: Sequence[CutFinder]
+) -> list[_Segment]:
     fitted = []
     for segment in segments:
-        pieces = _split_to_fit(text, segment.start, segment.end, fits)
+        pieces = _split_to_fit(text, segment.start, segment.end, fits, finders)
         fitted.extend(_Segment(s, e, segment.hard and i == 0) for i, (s, e) in enumerate(pieces))
     return fitted
 
 
 def assemble_clauses(
-    text: str, proposals: Iterable[Boundary], max_tokens: int, count_tokens: Callable[[str], int]
+    text: str,
+    proposals: Iterable[Boundary],
+    max_tokens: int,
+    count_tokens: Callable[[str], int],
+    *,
+    phrase_starts: Iterable[int] | None = None,
+    protected: Iterable[int] = (),
 ) -> list[str]:
     """Boundary proposals -> clauses that keep every word and each fit ``max_tokens`` (see the module docstring).
 
+    ``protected`` are word starts a backend knows to be inside a phrase (a noun phrase of its parse) and
+    ``phrase_starts`` the starts of phrases, where an over-long clause is best cut (by default the
+    function-word heuristic :func:`heuristic_phrase_starts`). Cuts after abbreviations are always refused.
     Fragments are merged before fitting (so "Mix" joins its clause) and again after it, where the join still
     fits, so that a word-level cut does not leave a lone trailing word. Runs of whitespace inside a clause
     become one space: CLIP's tokenizer ignores them anyway, and the clauses are also shown and recorded.
@@ -275,9 +431,11 @@ def assemble_clauses(
             cache[(start, end)] = count_tokens(text[start:end].strip()) <= max_tokens
         return cache[(start, end)]
 
-    segments = _segments(text, _clean_boundaries(text, proposals))
+    blocked = set(protected) | abbreviation_cuts(text)
+    starts = heuristic_phrase_starts(text) if phrase_starts is None else _not_after_openers(text, phrase_starts)
+    segments = _segments(text, _clean_boundaries(text, proposals, blocked))
     segments = _merge_short(text, segments, lambda start, end: True)
-    segments = _fit_segments(text, segments, fits)
+    segments = _fit_segments(text, segments, fits, _cut_finders(starts, blocked))
     segments = _merge_short(text, segments, fits)
     return [" ".join(text[segment.start : segment.end].split()) for segment in segments]
 
@@ -356,17 +514,17 @@ def _has_child(token: Any, deps: frozenset[str]) -> bool:
 def _is_clause_head(token: Any) -> bool:
     """A top-level verb heading a coordinated clause, or a set-off subordinate clause with a marker or subject.
 
-    ``dep`` (the small model's label for ", then fold the dough") counts only when set off, as otherwise it is
-    mostly a mis-parse ("vanilla extract"). Subordinate clauses that follow their verb directly ("submerge them
+    Coordinated heads (``conj``, ``parataxis``, and ``dep``, the small model's label for ", then fold the dough")
+    count only when set off by punctuation or a connective: English does not join two clauses by juxtaposition, so
+    an unmarked "head" is a mis-parsed noun phrase ("the egg yolks and vanilla | extract into ...", "Spread the
+    bacon | wrapped scallops"). Subordinate clauses that follow their verb directly ("submerge them
     until they're cold", "let it rest", "make sure that ...") stay attached: apart they would be captions of
     nothing; so do participles (", making a well ..."), which the small model also invents (", baking soda").
     An adjective ``advcl`` with a marker ("; if too sticky, ...") is an elliptic clause and counts too.
     """
     if not _is_top_level(token):
         return False
-    if token.dep_ in ("conj", "parataxis"):
-        return token.pos_ in CLAUSE_POS
-    if token.dep_ == "dep":
+    if token.dep_ in COORDINATION_DEPS:
         return token.pos_ in CLAUSE_POS and _is_set_off(token)
     if token.dep_ in SUBORDINATE_DEPS and _is_set_off(token):
         if token.pos_ == "ADJ":
@@ -391,6 +549,34 @@ def spacy_boundaries(doc: Any) -> list[Boundary]:
             if not _is_fronted_subordinate(doc[before:here]):
                 proposals.append(Boundary(doc[here].idx))
     return proposals
+
+
+#: Dependents that sit inside the noun phrase of a head to their right ("packed brown sugar", "2 tablespoons").
+NOUN_PHRASE_DEPS = frozenset({"compound", "amod", "nummod", "det", "poss", "quantmod", "nmod", "predet"})
+
+
+def spacy_noun_phrase_offsets(doc: Any) -> set[int]:
+    """Word starts strictly inside a noun phrase of the parse: noun chunks and pre-modifier spans."""
+    inside: set[int] = set()
+    try:
+        chunks = list(doc.noun_chunks)
+    except (ValueError, NotImplementedError):  # a pipeline without a dependency parse
+        chunks = []
+    for chunk in chunks:
+        inside.update(token.idx for token in chunk[1:])
+    for token in doc:
+        if token.dep_ in NOUN_PHRASE_DEPS and token.head.i > token.i and token.head.sent == token.sent:
+            inside.update(other.idx for other in doc[token.i + 1 : token.head.i + 1])
+    return inside
+
+
+def spacy_phrase_starts(doc: Any) -> set[int]:
+    """Where the phrases of the parse begin: the left edge of every right-hand dependent's subtree."""
+    return {
+        token.left_edge.idx
+        for token in doc
+        if token.head.i < token.i and token.dep_ not in ("pobj", "pcomp", "punct")  # pobj stays with its "of"
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -451,6 +637,28 @@ def constituency_boundaries(sentences: Sequence[Constituent], text: str) -> list
     return proposals
 
 
+PHRASE_LABELS = frozenset({"NP", "PP", "VP", "SBAR", "S", "ADVP", "ADJP", "PRT", "QP"})
+
+
+def _leaves(node: Constituent) -> list[Constituent]:
+    return [leaf for leaf in node.walk() if not leaf.children]
+
+
+def constituency_noun_phrase_offsets(sentences: Sequence[Constituent]) -> set[int]:
+    """Word starts strictly inside a base noun phrase (an NP without a phrase inside it): never cut there."""
+    inside: set[int] = set()
+    for sentence in sentences:
+        for node in sentence.walk():
+            if node.label == "NP" and not any(child.label in PHRASE_LABELS for child in node.children):
+                inside.update(leaf.start for leaf in _leaves(node)[1:])
+    return inside
+
+
+def constituency_phrase_starts(sentences: Sequence[Constituent]) -> set[int]:
+    """Where the phrases of the trees begin (every NP, PP, VP, clause ...): the fallback's cut points."""
+    return {node.start for sentence in sentences for node in sentence.walk() if node.label in PHRASE_LABELS}
+
+
 def span_to_constituent(span: Any) -> Constituent:
     """benepar's spaCy span (``span._.labels``, ``span._.children``) -> a ``Constituent`` tree.
 
@@ -474,72 +682,196 @@ def benepar_boundaries(doc: Any) -> list[Boundary]:
     return constituency_boundaries([span_to_constituent(sentence) for sentence in doc.sents], doc.text)
 
 
+def benepar_analysis(doc: Any) -> tuple[list[Boundary], set[int], set[int]]:
+    """Boundaries, phrase starts and noun-phrase interiors of a spaCy ``Doc`` parsed by benepar."""
+    sentences = [span_to_constituent(sentence) for sentence in doc.sents]
+    protected = constituency_noun_phrase_offsets(sentences)
+    return constituency_boundaries(sentences, doc.text), constituency_phrase_starts(sentences) - protected, protected
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# Lazy, once-only model loading. Nothing here ever downloads.
+# Lazy, once-only model loading. Nothing here ever downloads, and nothing changes process-wide settings.
+
+#: Why each backend could not be loaded, filled by the loaders (the cause goes into warnings and errors).
+_LOAD_FAILURES: dict[str, str] = {}
+
+
+def _unavailable(backend: str, cause: str, *, broken: bool = True) -> None:
+    """Remember and log why ``backend`` cannot be used.
+
+    A broken install (the package is there but fails) is a warning, because falling back to another backend
+    changes the conditioning of every step; a backend that is simply not installed is only worth an info line.
+    """
+    _LOAD_FAILURES[backend] = cause
+    log = logger.warning if broken else logger.info
+    log("The %r clause backend is unavailable: %s.", backend, cause)
+
+
+def _describe(error: BaseException) -> str:
+    message = " ".join(str(error).split())
+    if len(message) > 200:
+        message = message[:197] + "..."
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _is_missing_module(error: ImportError, *names: str) -> bool:
+    return isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in names
+
+
+def _add_abbreviation_rules(nlp: Any) -> None:
+    """Teach the pipeline the abbreviations, so the parser never sees "tbsp." as a sentence end.
+
+    Each abbreviation becomes one token (tokenizer special case, in lower, title and upper case), and a small
+    component before the parser marks the token after an abbreviation as "not a sentence start", which the
+    parser respects; the parse of "Place 4 tbsp. of butter" then stays one sentence.
+    """
+    from spacy.attrs import ORTH
+    from spacy.language import Language
+
+    for name in sorted(ABBREVIATIONS):
+        for form in {name, name.capitalize(), name.upper()}:
+            nlp.tokenizer.add_special_case(f"{form}.", [{ORTH: f"{form}."}])
+    if not Language.has_factory(_NO_ABBREVIATION_SENTENCE_END):
+        Language.component(_NO_ABBREVIATION_SENTENCE_END, func=_no_sentence_end_after_abbreviations)
+    if "parser" in nlp.pipe_names and _NO_ABBREVIATION_SENTENCE_END not in nlp.pipe_names:
+        nlp.add_pipe(_NO_ABBREVIATION_SENTENCE_END, before="parser")
+
+
+_NO_ABBREVIATION_SENTENCE_END = "showme_no_sentence_end_after_abbreviation"
+
+
+def _no_sentence_end_after_abbreviations(doc: Any) -> Any:
+    """spaCy component: the token after a known abbreviation never starts a sentence."""
+    cuts = abbreviation_cuts(doc.text)
+    for token in doc[1:]:
+        if token.idx in cuts:
+            token.is_sent_start = False
+    return doc
+
+
+def _spacy_pipeline(backend: str) -> Any | None:
+    """The first installed English spaCy pipeline (``SPACY_MODELS``) without unused components, or None."""
+    try:
+        import spacy
+    except ImportError as error:
+        _unavailable(backend, f"spaCy is not installed ({_describe(error)})", broken=not _is_missing_module(error, "spacy"))
+        return None
+    except Exception as error:  # a broken install raises anything at import
+        _unavailable(backend, f"spaCy fails to import ({_describe(error)})")
+        return None
+    causes = []
+    for name in SPACY_MODELS:
+        try:
+            nlp = spacy.load(name, exclude=["ner", "lemmatizer"])
+        except OSError as error:  # spaCy's "can't find model" (E050) is an OSError
+            causes.append(f"{name}: {_describe(error)}")
+            continue
+        except Exception as error:
+            _unavailable(backend, f"the spaCy model {name} is installed but fails to load ({_describe(error)})")
+            return None
+        try:
+            _add_abbreviation_rules(nlp)
+        except Exception as error:
+            _unavailable(backend, f"the spaCy model {name} rejects the abbreviation rules ({_describe(error)})")
+            return None
+        return nlp
+    _unavailable(backend, "no English spaCy model is installed (" + "; ".join(causes) + ")", broken=False)
+    return None
 
 
 @lru_cache(maxsize=1)
 def _load_spacy() -> Any | None:
-    """The first installed English spaCy pipeline, without the components clause splitting does not use."""
-    try:
-        import spacy
-    except Exception:
-        return None
-    for name in SPACY_MODELS:
-        try:
-            return spacy.load(name, exclude=["ner", "lemmatizer"])
-        except Exception:
-            continue
-    return None
+    """The spaCy pipeline of the ``"spacy"`` backend, or None with the cause in ``_LOAD_FAILURES``."""
+    return _spacy_pipeline("spacy")
 
 
-@contextlib.contextmanager
-def _hub_offline() -> Iterator[None]:
-    """benepar builds a transformers tokenizer while loading; make sure that can only read the local cache."""
-    saved = {key: os.environ.get(key) for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    os.environ.update({key: "1" for key in saved})
-    constants = None
-    try:
-        import huggingface_hub.constants as constants
+class _BeneparParser:
+    """A spaCy pipeline and a benepar component, run one after the other.
 
-        previous = constants.HF_HUB_OFFLINE
-        constants.HF_HUB_OFFLINE = True
-    except Exception:
-        constants = None
-    try:
-        yield
-    finally:
-        if constants is not None:
-            constants.HF_HUB_OFFLINE = previous
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    The component is not added to the pipeline, so the dependency parse alone stays available for sentences
+    benepar refuses (too long for its encoder).
+    """
+
+    def __init__(self, nlp: Any, component: Any) -> None:
+        self.nlp = nlp
+        self.component = component
+
+    def __call__(self, text: str) -> Any:
+        return self.component(self.nlp(text))
+
+    def dependency_parse(self, text: str) -> Any:
+        return self.nlp(text)
+
+
+def _local_benepar_component(model_path: str) -> Any:
+    """benepar's spaCy component built from ``model_path`` with its transformer read from the local hub cache only.
+
+    benepar's own loader builds the transformer from a hub id, which downloads when the cache misses. Here the
+    hub id in the model's settings is replaced by the cached snapshot folder
+    (``snapshot_download(..., local_files_only=True)``), so nothing can be fetched and no process-wide
+    offline setting is touched.
+    """
+    import torch
+    from benepar.integrations.spacy_plugin import BeneparComponent
+    from benepar.parse_chart import ChartParser
+    from huggingface_hub import snapshot_download
+
+    data = torch.load(model_path, map_location="cpu", weights_only=True)
+    config = dict(data["config"])
+    hparams = dict(config["hparams"])
+    if hparams.get("use_pretrained") and hparams.get("pretrained_model"):
+        hparams["pretrained_model"] = snapshot_download(hparams["pretrained_model"], local_files_only=True)
+    config["hparams"] = hparams
+    parser = ChartParser.from_trained(None, config=config, state_dict=data["state_dict"])
+
+    class LocalBeneparComponent(BeneparComponent):
+        """benepar's component around a parser that is already loaded (its own ``__init__`` loads by name)."""
+
+        def __init__(self, loaded: Any) -> None:
+            self._parser = loaded
+            self.subbatch_max_tokens = 500
+            self.disable_tagger = False
+            self._label_vocab = loaded.config["label_vocab"]
+            labels = [()] * (max(self._label_vocab.values()) + 1)
+            for label, index in self._label_vocab.items():
+                labels[index] = tuple(label.split("::")) if label else ()
+            self._label_from_index = tuple(labels)
+            tag_vocab = loaded.config["tag_vocab"]
+            tags = [()] * (max(tag_vocab.values()) + 1)
+            for tag, index in tag_vocab.items():
+                tags[index] = tag
+            self._tag_from_index = tuple(tags)
+
+    return LocalBeneparComponent(parser)
 
 
 @lru_cache(maxsize=1)
 def _load_benepar() -> Any | None:
-    """A spaCy pipeline with the benepar pipe, only if benepar and ``benepar_en3`` are already on disk."""
+    """spaCy plus the benepar parser, only if benepar, ``benepar_en3`` and its transformer are already on disk."""
     try:
-        import benepar  # noqa: F401  (registers the "benepar" spaCy factory)
-        import spacy
+        import benepar  # noqa: F401  (registers benepar's spaCy extensions)
         from benepar.integrations.downloader import locate_model
-
-        locate_model(BENEPAR_MODEL)  # LookupError when the model is not downloaded; never fetches it
-        for name in SPACY_MODELS:
-            try:
-                nlp = spacy.load(name, exclude=["ner", "lemmatizer"])
-                break
-            except Exception:
-                continue
-        else:
-            return None
-        with _hub_offline():
-            nlp.add_pipe("benepar", config={"model": BENEPAR_MODEL})
-        return nlp
-    except Exception:
+    except ImportError as error:
+        _unavailable("benepar", f"benepar is not installed ({_describe(error)})",
+                     broken=not _is_missing_module(error, "benepar"))
         return None
+    except Exception as error:
+        _unavailable("benepar", f"benepar fails to import ({_describe(error)})")
+        return None
+    try:
+        model_path = locate_model(BENEPAR_MODEL)  # LookupError when the model is not downloaded; never fetches it
+    except Exception as error:
+        _unavailable("benepar", f"its model {BENEPAR_MODEL} is not downloaded ({_describe(error)})", broken=False)
+        return None
+    nlp = _spacy_pipeline("benepar")
+    if nlp is None:
+        return None
+    try:
+        component = _local_benepar_component(model_path)
+    except Exception as error:
+        _unavailable("benepar", f"its model {BENEPAR_MODEL} fails to load from local files ({_describe(error)})")
+        return None
+    return _BeneparParser(nlp, component)
 
 
 _LOADERS: dict[str, Callable[[], Any | None]] = {"benepar": _load_benepar, "spacy": _load_spacy}
@@ -550,19 +882,32 @@ def available_backends() -> list[str]:
     return [name for name in CLAUSE_BACKENDS if name == "punctuation" or _LOADERS[name]() is not None]
 
 
+def _unavailable_error(backend: str) -> ClauseBackendUnavailableError:
+    cause = _LOAD_FAILURES.get(backend, "it is not installed")
+    return ClauseBackendUnavailableError(
+        f"The {backend!r} clause backend cannot be loaded because {cause}; fix it with {_INSTALL_HINTS[backend]}, "
+        "or ask for backend 'auto' or 'punctuation'."
+    )
+
+
 def _resolve(backend: str) -> tuple[str, Any | None]:
     if backend == "auto":
+        skipped = []
         for name in CLAUSE_BACKENDS:
             model = _LOADERS[name]() if name in _LOADERS else None
             if name == "punctuation" or model is not None:
+                if "spacy" in skipped:  # the punctuation splitter conditions every step differently: say why
+                    logger.warning("Clause splitting falls back to the %r backend (spacy: %s).", name,
+                                   _LOAD_FAILURES.get("spacy", "not available"))
                 return name, model
+            skipped.append(name)
     if backend not in CLAUSE_BACKENDS:
         raise InvalidInputError(f"Unknown clause backend {backend!r}; choose 'auto' or one of {CLAUSE_BACKENDS}.")
     if backend == "punctuation":
         return backend, None
     model = _LOADERS[backend]()
     if model is None:
-        raise RuntimeError(_INSTALL_HINTS[backend])
+        raise _unavailable_error(backend)
     return backend, model
 
 
@@ -574,8 +919,9 @@ class ClauseSplitter:
     """Split step descriptions into clauses that each fit one CLIP window; see the module docstring.
 
     ``backend`` is ``"auto"`` (benepar, else spaCy, else punctuation) or one of ``CLAUSE_BACKENDS``; after
-    construction it holds the backend actually used. An explicit backend that is not installed raises
-    ``RuntimeError`` naming what to install.
+    construction it holds the backend actually used, and a fallback from spaCy is logged as a warning with its
+    cause. An explicit backend that cannot be loaded raises :class:`ClauseBackendUnavailableError`, one sentence
+    naming the cause and what to install.
     """
 
     def __init__(self, backend: str = "auto", max_tokens: int = MAX_CLAUSE_TOKENS, tokenizer: Any = None) -> None:
@@ -593,23 +939,39 @@ class ClauseSplitter:
 
     def boundaries(self, text: str) -> list[Boundary]:
         """The chosen backend's raw boundary proposals, before cleaning and post-processing."""
+        return self.analyse(text)[0]
+
+    def analyse(self, text: str) -> tuple[list[Boundary], set[int] | None, set[int]]:
+        """``(boundary proposals, phrase starts or None, protected offsets)`` of ``text`` for this backend.
+
+        A parse gives phrase starts and noun-phrase interiors (protected); the punctuation backend has neither,
+        so :func:`assemble_clauses` falls back on function words for the phrase starts.
+        """
         if self.backend == "punctuation":
-            return punctuation_boundaries(text)
+            return punctuation_boundaries(text), None, set()
         if self.backend == "benepar":
             try:
-                return benepar_boundaries(self._nlp(text))
+                proposals, starts, protected = benepar_analysis(self._nlp(text))
+                return proposals, starts | (heuristic_phrase_starts(text) - protected), protected
             except Exception:
                 # benepar refuses sentences longer than its encoder; the dependency parse is still there.
-                with self._nlp.select_pipes(disable="benepar"):
-                    return spacy_boundaries(self._nlp(text))
-        return spacy_boundaries(self._nlp(text))
+                doc = self._nlp.dependency_parse(text)
+        else:
+            doc = self._nlp(text)
+        proposals = spacy_boundaries(doc)
+        protected = spacy_noun_phrase_offsets(doc)
+        starts = (spacy_phrase_starts(doc) | heuristic_phrase_starts(text)) - protected
+        return proposals, starts, protected
 
     def __call__(self, text: str) -> list[str]:
         if not isinstance(text, str):
             raise InvalidInputError(f"A step must be text, got {type(text).__name__}.")
         if not text.strip():
             return []
-        return assemble_clauses(text, self.boundaries(text), self.max_tokens, self.count_tokens)
+        proposals, starts, protected = self.analyse(text)
+        return assemble_clauses(
+            text, proposals, self.max_tokens, self.count_tokens, phrase_starts=starts, protected=protected
+        )
 
     def __repr__(self) -> str:
         return f"ClauseSplitter(backend={self.backend!r}, max_tokens={self.max_tokens})"
