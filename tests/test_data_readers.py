@@ -144,6 +144,100 @@ def test_captaincook4d_missing_or_wrong_file_is_one_sentence(tmp_path, content, 
     assert str(info.value).count(". ") == 0 and str(info.value).endswith(".")
 
 
+def _patterns(**kwargs):
+    """The pattern sample: five full recordings of the public files with repeated step ids, multi-word action
+    labels and rows out of time order (tests/data/samples/README.md)."""
+    return read_captaincook4d(
+        CC4D / "step_annotations.patterns.csv",
+        step_descriptions=CC4D / "activity_step_description.patterns.csv",
+        error_annotations=CC4D / "error_annotations.patterns.json",
+        **kwargs,
+    )
+
+
+def test_captaincook4d_errors_belong_to_their_occurrence_not_to_the_step_id():
+    # In 2_28, step 20 ("Microwave the plate ...") occurs twice: listed first at 831.6 s with a Timing Error, then
+    # at 831.56 s correctly; step 18 occurs twice, both correct. Only the wrong occurrence may go.
+    recording = next(r for r in _patterns() if r.id == "2_28")
+    by_id = {}
+    for step in recording.steps:
+        by_id.setdefault(step.meta["step_id"], []).append(step)
+    assert len(by_id[20]) == 1 and by_id[20][0].meta["errors"] == [] and by_id[20][0].start == pytest.approx(831.5568, abs=1e-3)
+    assert len(by_id[18]) == 2
+    kept = next(r for r in _patterns(keep_errors=True) if r.id == "2_28")
+    twenties = [s for s in kept.steps if s.meta["step_id"] == 20]
+    assert [s.meta["errors"] for s in twenties] == [[], ["Timing Error", "Preparation Error"]]  # by start time
+    # the CSV's own has_errors column agrees occurrence by occurrence, so the JSON changes nothing now
+    csv_only = read_captaincook4d(CC4D / "step_annotations.patterns.csv")
+    assert sum(len(r.steps) for r in csv_only) == sum(len(r.steps) for r in _patterns()) == 75
+
+
+def test_captaincook4d_errors_json_matches_by_order_when_times_differ(tmp_path):
+    csv = tmp_path / "steps.csv"
+    csv.write_text(
+        '"recording_id","step_id","start_time","end_time","description","has_errors"\n'
+        '"3_1","5","1.0","2.0","Stir-Stir it","False"\n'
+        '"3_1","5","3.0","4.0","Stir-Stir it again","False"\n'
+    )
+    errors = tmp_path / "errors.json"
+    errors.write_text(json.dumps([{"recording_id": "3_1", "step_annotations": [
+        {"step_id": 5}, {"step_id": 5, "errors": [{"tag": "Technique"}]}]}]))  # no times: the order decides
+    assert [s.text for s in read_captaincook4d(csv, error_annotations=errors).recipes[0].steps] == ["Stir it"]
+
+
+@pytest.mark.parametrize(
+    "description, verb, text",
+    [
+        ("Measure and add-Measure and add 2 tbsp flour to the mixing bowl", "Measure and add",
+         "Measure and add 2 tbsp flour to the mixing bowl"),
+        ("Cut or tear-Cut or tear 1 slices of bread into bite-size pieces", "Cut or tear",
+         "Cut or tear 1 slices of bread into bite-size pieces"),
+        ("chop or grate-chop or grate the cucumber", "chop or grate", "chop or grate the cucumber"),
+        ("continue cooking-continue cooking, stirring often, for 2-3 minutes, until vegetables are crisp-tender",
+         "continue cooking", "continue cooking, stirring often, for 2-3 minutes, until vegetables are crisp-tender"),
+        ("Coat -Coat a 6-oz. ramekin cup with cooking spray", "Coat", "Coat a 6-oz. ramekin cup with cooking spray"),
+        ("Microwave -Continue to Microwave for 15-30 more seconds", "Microwave", "Continue to Microwave for 15-30 more seconds"),
+        # the label is the verb the step leaves out: it stays
+        ("Measure and add-a pinch of salt to the mixing bowl", "Measure and add", "Measure and add a pinch of salt to the mixing bowl"),
+        ("Add-1/2 tsp salt to the pan", "Add", "Add 1/2 tsp salt to the pan"),
+        ("Place-Place 5 meatballs in a Microwave-safe plate", "Place", "Place 5 meatballs in a Microwave-safe plate"),
+    ],
+)
+def test_captaincook4d_action_labels_of_any_length_leave_the_text(description, verb, text):
+    from showme_i2g.data.readers import _split_captaincook_description
+
+    assert _split_captaincook_description(description) == (verb, text)
+
+
+def test_captaincook4d_pattern_sample_has_no_label_left_in_a_step():
+    steps = [s for r in _patterns() for s in r.steps]
+    assert not [s.text for s in steps if re.match(r"^[A-Za-z]+(?: [A-Za-z]+)*\s*-", s.text)]
+    assert {s.meta["verb"] for s in steps} >= {"Measure and add", "Cut or tear", "chop or grate", "continue cooking"}
+
+
+def test_captaincook4d_steps_follow_start_time_not_file_order():
+    result = _patterns()
+    for recipe in list(result) + list(_captaincook()):
+        starts = [s.start for s in recipe.steps]
+        assert starts == sorted(starts), recipe.id
+    recording = next(r for r in result if r.id == "2_28")
+    # the file lists step 27 (69 s) and step 16 (565 s) last; they were done second and third
+    assert [s.meta["step_id"] for s in recording.steps] == [27, 14, 16, 26, 20, 18, 18, 25]
+    assert result.counts["recordings_reordered_by_time"] == 4
+
+
+def test_captaincook4d_skipped_step_keeps_its_place_among_sorted_steps(tmp_path):
+    csv = tmp_path / "steps.csv"
+    csv.write_text(
+        '"recording_id","step_id","start_time","end_time","description","has_errors"\n'
+        '"3_1","1","5.0","6.0","Pour-Pour milk","False"\n'
+        '"3_1","2","-1","-1","Stir-Stir it","True"\n'
+        '"3_1","3","1.0","2.0","Cut-Cut bread","False"\n'
+    )
+    steps = read_captaincook4d(csv, keep_errors=True).recipes[0].steps
+    assert [s.meta["step_id"] for s in steps] == [3, 1, 2]  # the skipped step stays after the one before it
+
+
 # --- HT-Step ----------------------------------------------------------------------------------------------------
 
 
@@ -158,6 +252,25 @@ def test_htstep_taxonomy_articles_in_step_order():
     assert pastel.steps[0].text.startswith("Make mashed potatoes. Chop the potatoes into chunks")
     assert pastel.steps[0].text.endswith("salt and pepper to taste.")  # the paragraph's trailing ";" dropped
     assert pastel.steps[1].text == "Chop and sauté a large onion with cumin until soft and sweet."  # no paragraph
+
+
+def test_htstep_image_paths_and_headline_semicolons_are_cleaned_and_reported():
+    path = HTSTEP / "taxonomy.patterns.csv"
+    result = read_htstep(path)
+    texts = [s.text for r in result for s in r.steps]
+    assert not [t for t in texts if "/images/" in t or ".jpg" in t or "[[Image" in t]
+    cleaned = [p for p in result.problems if p.message.startswith("cleaned: ")]
+    assert len(cleaned) == len(result.problems) == 23
+    assert sum("image path" in p.message for p in cleaned) == 21  # every such step of the full file
+    assert sum("trailing ';'" in p.message for p in cleaned) == 2
+    assert all(p.file == str(path) and p.line for p in cleaned)
+    headlines = [s.headline for r in result for s in r.steps]
+    assert "Preheat the oven to 350º F/ 117º C/ Gas Mark 4." in headlines
+    assert not [h for h in headlines if h.endswith(";")]
+    hens = next(r for r in result if r.id == "Cook Cornish Game Hens (A)")
+    assert hens.steps[1].text.endswith("you can arrange them evenly on the backing rack.")
+    image_only = [s for r in result for s in r.steps if s.meta["global_step_index"] == 1928]
+    assert image_only[0].text == image_only[0].headline  # a paragraph of image paths alone leaves the headline
 
 
 def test_htstep_annotations_place_steps_in_videos(tmp_path):
