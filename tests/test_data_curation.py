@@ -1,4 +1,4 @@
-"""ShowMe's curation filters: the SSv2 template rules (174 -> 112) and EPIC-KITCHENS final-frame selection with
+"""ShowMe's curation filters: the SSv2 template rules (174 -> 109, each drop with its reason) and EPIC-KITCHENS final-frame selection with
 injected similarity functions whose outputs are known."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from showme_i2g.data import (
     load_clip_frames,
     select_final_frame,
     split_templates,
+    ssv2_template_table,
 )
 from showme_i2g.errors import InvalidInputError
 
@@ -39,14 +40,53 @@ def test_template_list_is_the_174_ssv2_labels():
     assert SSV2_TEMPLATES[173] == "Wiping something off of something"
 
 
-def test_rules_keep_112_of_174_as_the_paper():
+def test_rules_keep_109_of_174_by_the_papers_criterion():
+    """The paper keeps 112 after a review it does not publish. Its criterion (a visible state change, no harm)
+    applied template by template gives 109: three "undone" contrast classes more than a keyword count finds
+    (the stack that does not collapse, the things lifted "without letting it drop down", the slight tilt), and
+    the failed pour that spills kept. docs/ssv2_templates.md lists each drop with its rule."""
     kept, dropped = split_templates(SSV2_TEMPLATES)
-    assert (len(kept), len(dropped)) == (112, 62)
+    assert (len(kept), len(dropped)) == (109, 65)
     by_rule = {}
     for decision in dropped:
         by_rule[decision.rule] = by_rule.get(decision.rule, 0) + 1
-    assert by_rule == {"pretending": 22, "holding": 5, "showing": 7, "harm": 6, "failing": 4,
-                       "nothing happens": 1, "camera motion": 6, "no movement": 2, "undone": 5, "spinning": 4}
+    assert by_rule == {"pretending": 22, "holding": 5, "showing": 7, "harm": 6, "failing": 3,
+                       "nothing happens": 1, "camera motion": 6, "no movement": 2, "undone": 9, "spinning": 4}
+    assert all(rule.reason for rule in SSV2_RULES)
+
+
+@pytest.mark.parametrize(
+    "template, kept",
+    [
+        # shows a clear state change (the spill), although it says "trying"
+        ("Trying to pour something into something, but missing so it spills next to it", True),
+        ("Spilling something next to something", True),
+        # end as they began: the contrast classes of "... then letting it drop down" / "... so the stack collapses"
+        ("Poking a stack of something without the stack collapsing", False),
+        ("Lifting something up completely without letting it drop down", False),
+        ("Lifting up one end of something without letting it drop down", False),
+        ("Tilting something with something on it slightly so it doesn't fall down", False),
+        ("Lifting a surface with something on it but not enough for it to slide down", False),
+        # their counterparts do change state
+        ("Poking a stack of something so the stack collapses", True),
+        ("Tilting something with something on it until it falls off", True),
+        ("Lifting a surface with something on it until it starts sliding down", True),
+        ("Pushing something so that it almost falls off but doesn't", True),  # it still moved to the edge
+    ],
+)
+def test_contrast_templates_follow_the_criterion(template, kept):
+    decision = judge_template(template)
+    assert decision.kept is kept, decision
+    if not kept:
+        assert decision.rule == "undone"
+
+
+def test_docs_list_every_dropped_template_with_its_rule():
+    docs = Path(__file__).parent.parent / "docs" / "ssv2_templates.md"
+    assert docs.read_text(encoding="utf-8") == ssv2_template_table()
+    _, dropped = split_templates(SSV2_TEMPLATES)
+    for decision in dropped:
+        assert f"| {decision.template} | {decision.rule} |" in ssv2_template_table()
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ Readers (:mod:`.readers`)
     ``read_recipes_json(recipes.json)`` -- the project's own ``[{"id", "goal", "steps", "split"}]`` layout.
 
 Curation (:mod:`.curation`)
-    ``SSV2_TEMPLATES`` (the 174 labels), ``SSV2_RULES``, ``judge_template``, ``split_templates`` (112 kept, 62
-    dropped), ``curate_ssv2(records)``; ``final_frame_scores`` / ``select_final_frame`` (CLIP x DINO over the last
+    ``SSV2_TEMPLATES`` (the 174 labels), ``SSV2_RULES``, ``judge_template``, ``split_templates`` (109 kept, 65
+    dropped; ``ssv2_template_table`` lists the drops), ``curate_ssv2(records)``; ``final_frame_scores`` / ``select_final_frame`` (CLIP x DINO over the last
     8 frames, > 0.1) with pluggable similarity callables.
 
 Training API (:mod:`.clips`)
@@ -65,6 +65,7 @@ from .curation import (
     judge_template,
     select_final_frame,
     split_templates,
+    ssv2_template_table,
 )
 from .readers import (
     fill_template,
@@ -118,6 +119,7 @@ __all__ = [
     "select_final_frame",
     "split_templates",
     "ssv2_clips",
+    "ssv2_template_table",
     "template_label",
     "uniform_indices",
 ]
