@@ -99,6 +99,39 @@ def test_matches_banded_joint_attention(num_steps: int, weight: float):
     torch.testing.assert_close(neighbour_attention(q, k, v, num_steps, weight), expected)
 
 
+@pytest.mark.parametrize("num_steps", [2, 3, 7])
+def test_weight_one_unmasked_path_equals_the_masked_kernel(num_steps: int):
+    """At w = 1 the kernel splits interior and end images instead of masking (so flash attention can run); it
+    must equal the masked three-slice call, CFG-style groups included."""
+    from showme_i2g.i2g.attention import _neighbour_bias, _neighbour_slices
+
+    gen = torch.Generator().manual_seed(num_steps)
+    q, k, v = (torch.randn(2 * num_steps, 2, 5, 8, generator=gen, dtype=torch.float64) for _ in range(3))
+    bias = _neighbour_bias(num_steps, 2, 5, 1.0, q)
+    masked = torch.nn.functional.scaled_dot_product_attention(
+        q, _neighbour_slices(k, num_steps), _neighbour_slices(v, num_steps), attn_mask=bias
+    )
+    torch.testing.assert_close(neighbour_attention(q, k, v, num_steps, 1.0), masked, rtol=1e-12, atol=1e-12)
+
+
+def test_weight_one_builds_no_mask(monkeypatch):
+    import showme_i2g.i2g.attention as attention
+
+    masks = []
+    real = attention.F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        masks.append(kwargs.get("attn_mask"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", spy)
+    q = torch.randn(8, 2, 5, 8)
+    neighbour_attention(q, q, q, 4, 1.0)
+    assert masks == [None, None]  # one call for the end images, one for the interior ones
+    neighbour_attention(q, q, q, 4, 0.5)
+    assert masks[-1] is not None  # other weights keep the exact log(w) bias
+
+
 def test_small_weight_favours_own_slice():
     # With w -> 0 the output approaches independent attention; larger w moves it further away.
     gen = torch.Generator().manual_seed(3)

@@ -38,11 +38,11 @@ import torch.nn.functional as F
 from ..data.clips import KEY_FRAMES, FrameExtraction, extract_step_frames
 from ..data.records import Recipe, Step
 from ..errors import InvalidInputError
-from ..i2g.vae import decode_latents
 from ..i2g.attention import apply_neighbour_attention
 from ..i2g.encoding import encode_instruction
 from ..i2g.lora import ADAPTER_NAME, LORA_FILENAME, load_i2g_lora
 from ..i2g.lora import lora_file as _lora_file
+from ..i2g.vae import decode_latents
 from .config import DataError, RunConfig, TrainingConfigError
 from .loop import ResumableBatches, StepContext, TrainResult, create_accelerator, train, weight_dtype
 

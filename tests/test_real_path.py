@@ -1,0 +1,228 @@
+"""The real-size path, checked on the tiny presets: inference never builds an autograd graph, loaded weights are
+frozen, decoding is one image at a time with memory independent of the number of steps, a recipe animated as
+one batch equals clip-by-clip calls, and the graph-replay plumbing gives the eager outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from showme_i2g.cuda_graphs import StepGraphs
+from showme_i2g.i2g.pipeline import IllustrationPipeline
+from showme_i2g.i2g.vae import decode_latents, decoding_precision
+from showme_i2g.showme.pipeline import ShowMePipeline
+
+STEPS = ["Cream the butter and sugar.", "Beat in the egg.", "Fold in the flour.", "Bake for ten minutes."]
+
+
+@pytest.fixture(scope="module")
+def showme() -> ShowMePipeline:
+    pipe = ShowMePipeline.from_preset("tiny", device="cpu")
+    pipe.progress_bar = False
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def i2g() -> IllustrationPipeline:
+    pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _photo(seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (48, 72, 3), dtype=np.uint8))
+
+
+def _frames(clip) -> np.ndarray:
+    return np.stack([np.asarray(f, dtype=np.int16) for f in clip.frames])
+
+
+# ------------------------------------------------------------------------------------------------ no autograd
+def test_loaded_presets_are_frozen(showme, i2g):
+    assert not any(p.requires_grad for p in showme.model.parameters())
+    for component in (i2g.unet, i2g.vae, i2g.text_encoder, i2g.text_encoder_2):
+        assert not any(p.requires_grad for p in component.parameters())
+
+
+def test_inference_builds_no_graph_even_with_trainable_weights(showme, i2g):
+    """A model handed over with trainable weights (e.g. from a training script) still samples without autograd."""
+    showme.model.requires_grad_(True)
+    i2g.unet.requires_grad_(True)
+    seen = []
+    try:
+        hooks = [module.register_forward_hook(
+            lambda module, args, output: seen.append(torch.is_grad_enabled() or output.requires_grad))
+            for module in (showme.model.unet, showme.model.first_stage_model.decoder)]
+        showme.edit(_photo(0), "cut the onion", seed=0, num_inference_steps=2)
+        showme.animate(_photo(0), "cut the onion", seed=0, num_frames=4, num_inference_steps=2)
+        for hook in hooks:
+            hook.remove()
+        latents = i2g("Bake", STEPS[:2], seed=0, output_type="latent").images
+        assert not latents.requires_grad
+    finally:
+        showme.model.requires_grad_(False)
+        i2g.unet.requires_grad_(False)
+    assert len(seen) >= 6 and not any(seen)  # 4 UNet calls and at least 2 decodes, none with autograd
+
+
+# ------------------------------------------------------------------------------------------------ I2G decode
+def test_the_vae_decodes_one_image_at_a_time_and_matches_a_whole_batch(i2g, monkeypatch):
+    batch_sizes = []
+    real = i2g.vae.decode
+
+    def counting(latents, *args, **kwargs):
+        batch_sizes.append(latents.shape[0])
+        return real(latents, *args, **kwargs)
+
+    monkeypatch.setattr(i2g.vae, "decode", counting)
+    one = i2g("Bake cookies", STEPS, seed=3, output_type="np")
+    assert batch_sizes == [1, 1, 1, 1]
+    whole = i2g("Bake cookies", STEPS, seed=3, output_type="np", decode_chunk_size=None)
+    assert batch_sizes[4:] == [4]
+    assert np.abs(one.images - whole.images).max() <= 1 / 255
+
+
+def test_an_upcast_vae_gets_its_dtype_back(i2g):
+    vae = i2g.vae
+    vae.to(torch.float16)
+    vae.register_to_config(force_upcast=True)
+    try:
+        with decoding_precision(vae) as dtype:
+            assert dtype == torch.float32 and vae.dtype == torch.float32
+        assert vae.dtype == torch.float16
+        latents = torch.randn(2, 4, 4, 4)
+        images = decode_latents(vae, latents)
+        assert images.dtype == torch.float32 and vae.dtype == torch.float16  # decoded in float32, cast back after
+        vae.register_to_config(force_upcast=False)  # an fp16-safe VAE (sdxl-vae-fp16-fix) is not upcast
+        with decoding_precision(vae) as dtype:
+            assert dtype == torch.float16
+    finally:
+        vae.register_to_config(force_upcast=True)
+        vae.to(torch.float32)
+
+
+def test_a_bad_chunk_size_is_refused(i2g):
+    with pytest.raises(ValueError, match="chunk_size"):
+        decode_latents(i2g.vae, torch.randn(1, 4, 4, 4), chunk_size=0)
+
+
+_RSS_WORKER = textwrap.dedent('''
+    import json, sys
+    from pathlib import Path
+    import torch
+    torch.set_num_threads(1)
+    from showme_i2g.i2g.pipeline import IllustrationPipeline
+    from showme_i2g.showme.pipeline import ShowMePipeline
+
+    def status(field):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+
+    def growth(run):
+        run()  # warm-up: the allocator's first touch of every size
+        Path("/proc/self/clear_refs").write_text("5")
+        before = status("VmRSS")
+        run()
+        return status("VmHWM") - before
+
+    kind, count = sys.argv[1], int(sys.argv[2])
+    if kind.startswith("i2g"):
+        from showme_i2g.i2g.vae import decode_latents
+        pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
+        latents = torch.randn(count, 4, 32, 32, generator=torch.Generator().manual_seed(0))  # 256 px
+        chunk = None if kind == "i2g-whole" else 1
+        # working memory: the peak less the decoded images themselves, which any decode must return
+        peak = growth(lambda: decode_latents(pipe.vae, latents, chunk)) - count * 3 * 256 * 256 * 4
+    else:
+        pipe = ShowMePipeline.from_preset("tiny", device="cpu")
+        pipe.model.requires_grad_(True)  # what a model loaded before this fix held: decoding must still keep no graph
+        latents = torch.randn(1, 4, count, 8, 8, generator=torch.Generator().manual_seed(0))
+        info = pipe._prepare_photo(__import__("PIL.Image").Image.new("RGB", (64, 64)), "crop")[1]
+        peak = growth(lambda: pipe._decode(latents, info, 1))
+    print(json.dumps({"peak": peak}))
+''')
+
+
+def _peak_rss(kind: str, count: int) -> int:
+    out = subprocess.run([sys.executable, "-c", _RSS_WORKER, kind, str(count)], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak"]
+
+
+def test_decode_memory_does_not_grow_with_the_number_of_steps():
+    """Decoding 16 step images at 256 px needs less than 3x the working memory of 4 (the images themselves
+    aside); a whole-batch decode of the same 16 needs far more, which is what the default avoids."""
+    one_at_a_time = _peak_rss("i2g", 16)
+    assert one_at_a_time < 3 * max(_peak_rss("i2g", 4), 2**20)
+    assert _peak_rss("i2g-whole", 16) > 2 * one_at_a_time
+
+
+def test_decoding_a_video_keeps_no_autograd_graph_per_frame():
+    """16 frames decoded one at a time peak at a few frames' worth, not 16 frames' autograd graphs."""
+    assert _peak_rss("showme", 16) < 3 * max(_peak_rss("showme", 2), 1)
+
+
+# ------------------------------------------------------------------------------------------------ ShowMe batch
+def test_animate_many_equals_separate_animate_calls(showme):
+    photos = [_photo(1), _photo(2), _photo(3)]
+    texts = ["cut the onion", "stir the soup", "open the lid"]
+    progress = []
+    many = showme.animate_many(photos, texts, seeds=[11, 12, 13], batch_size=2, num_frames=4,
+                               num_inference_steps=3, progress_callback=lambda done, total: progress.append((done, total)))
+    assert progress == [(i, 6) for i in range(1, 7)]  # 2 chunks x 3 DDIM steps
+    for clip, image, text, seed in zip(many, photos, texts, [11, 12, 13]):
+        alone = showme.animate(image, text, seed=seed, num_frames=4, num_inference_steps=3)
+        assert np.abs(_frames(clip) - _frames(alone)).max() <= 1
+        assert clip.metadata["seed"] == seed and clip.metadata["instruction"] == text
+    assert many[0].metadata["batch_size"] == 2 and many[2].metadata["batch_size"] == 1
+
+
+def test_animate_many_refuses_mismatched_lists(showme):
+    from showme_i2g.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="one each"):
+        showme.animate_many([_photo(1)], ["a", "b"])
+    with pytest.raises(InvalidInputError, match="seeds"):
+        showme.animate_many([_photo(1)], ["a"], seeds=[1, 2])
+    with pytest.raises(InvalidInputError, match="at least one"):
+        showme.animate_many([], [])
+
+
+# ------------------------------------------------------------------------------------------------ graphs
+def test_step_graphs_fall_back_to_eager_off_the_gpu_and_key_by_shape():
+    graphs = StepGraphs()
+    calls = []
+
+    def double(x):
+        calls.append(x.shape)
+        return 2 * x
+
+    x = torch.ones(2, 3)
+    assert not graphs.active_for([x])  # CPU tensors: eager
+    assert torch.equal(graphs.run("mode", double, x), 2 * x) and calls == [(2, 3)] and len(graphs) == 0
+    with torch.no_grad():
+        assert not graphs.active_for([x])
+
+
+def test_modes_switched_with_graphs_on_give_the_eager_outputs(showme):
+    """Edit, video, edit again with graph replay allowed equal the same calls with it off (on a CPU both run
+    eagerly; on a GPU benchmarks/gpu_real_size.py compares the captured graphs with eager calls)."""
+    outputs = {}
+    for graphs in (True, False):
+        showme.cuda_graphs = graphs
+        first = np.asarray(showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2).image)
+        clip = _frames(showme.animate(_photo(4), "cut the onion", seed=5, num_frames=4, num_inference_steps=2))
+        again = np.asarray(showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2).image)
+        assert np.array_equal(first, again)
+        outputs[graphs] = (first, clip)
+    showme.cuda_graphs = True
+    assert np.array_equal(outputs[True][0], outputs[False][0]) and np.array_equal(outputs[True][1], outputs[False][1])
