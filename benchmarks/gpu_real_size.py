@@ -193,6 +193,7 @@ def section_showme(args, device, table: Table, pipe: ShowMePipeline) -> None:
                   "A100 published 10 s; before 6.8 s (H200)")
         table.add("ShowMe", f"video peak memory, {label}", v_gib, "GiB", "≤ 12 GB",
                   "A100 published 11.9 GB; before 16.7 GiB")
+    table.add("ShowMe", "CUDA graphs captured (edit, video)", pipe._step_graphs.captures, "", "2 on a GPU")
     table.add("ShowMe", "graph vs eager, max pixel difference (edit / video)",
               f"{pixels_diff([results[0][0].image], [results[1][0].image])} / "
               f"{pixels_diff(results[0][1].frames, results[1][1].frames)}", "levels of 255")
@@ -264,6 +265,9 @@ def section_recipe(args, device, table: Table, pipe: IllustrationPipeline) -> No
         table.add("I2G recipe", f"7 steps, {pipe.preset.num_inference_steps} steps, {label}, decode one at a time",
                   s, "s", "< 3 s", "before: 1.55–2.5 s (H200)")
         table.add("I2G recipe", f"peak memory, {label}", gib, "GiB", "fits 22 GiB", "before: 34.8 GiB")
+    table.add("I2G recipe", "CUDA graphs captured", pipe._step_graphs.captures if pipe._step_graphs else 0, "",
+              "1 on a GPU")
+    pipe.cuda_graphs = False
     s, gib, whole = timed(device, lambda: pipe(goal, RECIPE, seed=0, decode_chunk_size=None))
     table.add("I2G recipe", "7 steps, whole-batch decode (before)", s, "s")
     table.add("I2G recipe", "peak memory, whole-batch decode (before)", gib, "GiB", "", "before: 34.8 GiB")
@@ -300,14 +304,15 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
 
     if showme is not None:
         model = showme.model
-        model.train()
-        model.unet.use_checkpoint = True
+        model.train()  # the release's blocks checkpoint their activations when training
         size, frames = showme.config.height, (4 if args.tiny else 16)
         g = torch.Generator().manual_seed(0)
         for stage in (1, 2):
             motion = MotionReward(min_timestep=0) if stage == 2 else None
             trainer = ShowMeTrainingModel(model, stage, motion=motion)
             params = [p for p in model.parameters() if p.requires_grad]
+            for p in params:  # LoRA weights train in float32 next to the frozen half-precision model
+                p.data = p.data.float()
             if stage == 1:
                 batch = {"first": torch.rand(1, 3, size, size) * 2 - 1, "last": torch.rand(1, 3, size, size) * 2 - 1,
                          "instruction": ["cut the onion"]}
@@ -318,6 +323,8 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
                          "flow": torch.rand(1, frames - 1, h, h), "fs": torch.tensor([3])}
                 label = f"ShowMe stage 2 ({frames} frames, rank {adapters.adapter_rank(model, adapters.ANIMATE)}, motion reward)"
             step(label, params, lambda: trainer(batch, g))
+            for p in params:
+                p.data = p.data.to(args.dtype)
             del trainer
         model.requires_grad_(False).eval()
     if sdxl is not None:
@@ -339,10 +346,13 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
                  "pixels": torch.rand(2, 3, size, size) * 2 - 1,
                  "time_ids": torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32).repeat(2, 1)}
         config = SimpleNamespace(uncond_prob=0.0)
+        from diffusers import DDPMScheduler
+
+        noise_scheduler = DDPMScheduler.from_config(sdxl.scheduler.config)  # as train_pairwise builds it
         with neighbour_attention_enabled(unet, 2, 1.0):
             step(f"I2G pairwise (SDXL {size}², one pair, rank 16, checkpointing)",
                  [p for p in unet.parameters() if p.requires_grad],
-                 lambda: pairwise_loss(batch, ctx, parts, sdxl.scheduler, config))
+                 lambda: pairwise_loss(batch, ctx, parts, noise_scheduler, config))
         unet.eval()
         unet.disable_gradient_checkpointing()
         unet.delete_adapters("i2g_bench")

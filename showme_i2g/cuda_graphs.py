@@ -13,10 +13,13 @@ exercise. Captured graphs hold their own memory pool; the cache keeps the ``max_
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 StepFunction = Callable[..., torch.Tensor]
 
@@ -80,7 +83,13 @@ class StepGraphs:
         if graph is None:
             while len(self._graphs) >= self.max_graphs:
                 self._graphs.popitem(last=False)
-            graph = self._graphs[full_key] = GraphedCall(function, inputs)
+            try:
+                graph = GraphedCall(function, inputs)
+            except RuntimeError as exc:  # an op that cannot be captured: say why, and stay eager from now on
+                logger.warning("CUDA graph capture failed (%s); denoising steps run eagerly from now on.", exc)
+                self.enabled = False
+                return function(*inputs)
+            self._graphs[full_key] = graph
             self.captures += 1
         self._graphs.move_to_end(full_key)
         return graph(*inputs)
