@@ -358,17 +358,14 @@ class Studio:
         progress = _no_progress if progress is None else progress
         steps = run["steps"]
         instructions = [fit_instruction(step, MAX_INSTRUCTION_CHARS) for step in steps]
-        clips, metadata = [], []
         progress(0, desc=f"Loading the '{preset}' model")
         with self._showme(preset) as pipe:
-            for index, (image, instruction) in enumerate(zip(run["images"], instructions)):
-                report = self._reporter(progress, token, f"Animating step {index + 1} of {len(steps)}",
-                                        offset=index * inference_steps, grand_total=len(steps) * inference_steps)
-                result = pipe.animate(image, instruction, num_frames=frames, seed=seed,
-                                      num_inference_steps=inference_steps, guidance_scale=float(guidance),
-                                      progress_callback=report)
-                clips.append(result.frames)
-                metadata.append(result.metadata)
+            # every step's clip in one batched sampling loop (chunks that fit the GPU), each with the run's seed
+            report = self._reporter(progress, token, f"Animating all {len(steps)} steps")
+            results = pipe.animate_many(run["images"], instructions, seeds=[seed] * len(steps), num_frames=frames,
+                                        num_inference_steps=inference_steps, guidance_scale=float(guidance),
+                                        progress_callback=report)
+        clips, metadata = [r.frames for r in results], [r.metadata for r in results]
         progress(1, desc="Writing the clips and the stitched video")
         record = {"goal": run["goal"], "steps": steps, "illustrations": run["metadata"], "clips": metadata, "fps": fps}
         files = write_animation_outputs(clips, steps, self.runs.new("animate"), fps, record)

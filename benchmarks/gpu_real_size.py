@@ -369,7 +369,7 @@ def section_space(args, device, table: Table, sdxl: IllustrationPipeline, showme
     if device.type == "cuda":
         torch.cuda.empty_cache()
         total = torch.cuda.get_device_properties(device).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, SPACE_LIMIT_GIB * GIB / total), device)
+        torch.cuda.set_per_process_memory_fraction(min(1.0, SPACE_LIMIT_GIB * GIB / total), torch.cuda.current_device())
         torch.cuda.reset_peak_memory_stats()
     resident = torch.cuda.memory_allocated() / GIB if device.type == "cuda" else float("nan")
     table.add("Space", "both models resident (SDXL + DynamiCrafter-256, fp16)", resident, "GiB")
@@ -389,7 +389,7 @@ def section_space(args, device, table: Table, sdxl: IllustrationPipeline, showme
         except torch.OutOfMemoryError:
             table.add("Space", f"{name} under {SPACE_LIMIT_GIB:.0f} GiB", "out of memory", "", "fits")
     if device.type == "cuda":
-        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.set_per_process_memory_fraction(1.0, torch.cuda.current_device())
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ into the static buffers and replays the recorded kernels, with no Python in betw
 :class:`StepGraphs` caches one capture per *key* (the caller's mode, e.g. "image" or "video", plus every input's
 shape and dtype), so a pipeline that alternates edits and videos captures each once. Where graphs cannot run (no
 CUDA, or turned off) it calls the function eagerly through the same interface, which is what the CPU tests
-exercise. Captured graphs hold their own memory pool; the cache keeps the ``max_graphs`` most recently used.
+exercise. Captured graphs hold their own memory pool; the cache keeps the ``max_graphs`` most recently used (2:
+an edit and a video), and a capture that runs out of memory frees every pool and runs the step eagerly.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class StepGraphs:
     the number of steps of a recipe, a weight).
     """
 
-    def __init__(self, enabled: bool = True, max_graphs: int = 4) -> None:
+    def __init__(self, enabled: bool = True, max_graphs: int = 2) -> None:
         self.enabled = enabled
         self.max_graphs = max_graphs
         self._graphs: OrderedDict[Hashable, GraphedCall] = OrderedDict()
@@ -85,6 +86,11 @@ class StepGraphs:
                 self._graphs.popitem(last=False)
             try:
                 graph = GraphedCall(function, inputs)
+            except torch.OutOfMemoryError:
+                # a capture holds a second set of activations in its own pool: free every pool and run this step
+                # eagerly (later steps try again; a caller that runs out eagerly too can retry with less)
+                self.clear()
+                return function(*inputs)
             except RuntimeError as exc:  # an op that cannot be captured: say why, and stay eager from now on
                 logger.warning("CUDA graph capture failed (%s); denoising steps run eagerly from now on.", exc)
                 self.enabled = False

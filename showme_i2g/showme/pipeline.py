@@ -11,6 +11,7 @@ latents, DDIM with classifier-free guidance (the unconditional branch: empty tex
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,8 @@ from . import adapters
 from .conditioning import CONDITIONING_MODES, first_frame_concat
 from .dynamicrafter.config import CONFIGS
 from .dynamicrafter.model import DynamiCrafter
+
+logger = logging.getLogger(__name__)
 
 MAX_INSTRUCTION_CHARS = 500
 MAX_FRAMES = 32
@@ -485,8 +488,8 @@ class ShowMePipeline:
     ) -> list[VideoOutput]:
         """Animate every (photo, instruction) pair, e.g. each step image of a recipe, in batched sampling loops.
 
-        Items are sampled ``batch_size`` at a time (one UNet call per DDIM step for the whole chunk; lower it when
-        the GPU's memory is short). Item i uses ``seeds[i]`` (random where None) and gets exactly the clip that
+        Items are sampled ``batch_size`` at a time (one UNet call per DDIM step for the whole chunk); a chunk that
+        runs out of GPU memory is retried at half the size. Item i uses ``seeds[i]`` (random where None) and gets exactly the clip that
         ``animate(images[i], instructions[i], seed=seeds[i], ...)`` gives: every random number it needs comes from
         its own generator in the same order. ``progress_callback(done, total)`` counts DDIM steps over all chunks.
         """
@@ -501,18 +504,33 @@ class ShowMePipeline:
         check_number(batch_size, "batch_size", 1, 64, integer=True)
         check_number(num_frames, "num_frames", 2, MAX_FRAMES, integer=True)
         steps = self._settings(num_inference_steps, guidance_scale, eta, fs)[0]
-        chunks = [range(start, min(start + batch_size, len(images))) for start in range(0, len(images), batch_size)]
-        total = steps * len(chunks)
-        outputs = []
-        for number, chunk in enumerate(chunks):
-            report = None
-            if progress_callback is not None:
-                def report(done, _total, offset=number * steps):
+        seeds = [random.randrange(2**31) if seed is None else seed for seed in seeds]  # a retry reuses them
+        outputs: list[VideoOutput] = []
+        done_steps = 0
+        while len(outputs) < len(images):
+            chunk = range(len(outputs), min(len(outputs) + batch_size, len(images)))
+            remaining = -(-(len(images) - len(outputs)) // batch_size)
+            total = done_steps + steps * remaining
+
+            def report(done, _total, offset=done_steps, total=total):
+                if progress_callback is not None:
                     progress_callback(offset + done, total)
-            results = self._run(
-                "video", [images[i] for i in chunk], [instructions[i] for i in chunk], num_frames, conditioning,
-                fit, [seeds[i] for i in chunk], None, num_inference_steps, guidance_scale, eta, fs, report,
-                decode_chunk_size,
-            )
+
+            try:
+                results = self._run(
+                    "video", [images[i] for i in chunk], [instructions[i] for i in chunk], num_frames, conditioning,
+                    fit, [seeds[i] for i in chunk], None, num_inference_steps, guidance_scale, eta, fs, report,
+                    decode_chunk_size,
+                )
+            except torch.OutOfMemoryError:
+                if batch_size == 1:
+                    raise
+                # Each clip depends only on its own photo, text and seed, so a smaller chunk gives the same clips.
+                batch_size = max(1, batch_size // 2)
+                self._step_graphs.clear()
+                logger.warning("Out of GPU memory animating %d clips at once; retrying %d at a time.",
+                               len(chunk), batch_size)
+                continue
+            done_steps += steps
             outputs += [VideoOutput(frames=frames, metadata=metadata) for frames, metadata in results]
         return outputs
