@@ -48,6 +48,8 @@ def _add_illustrate(subparsers) -> None:
     p.add_argument("--neighbour-weight", type=float, default=1.0, help="0 = independent steps; 1 = full pairs")
     p.add_argument("--negative", help="negative prompt")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="run every denoising step eagerly instead of replaying a captured CUDA graph (GPU only)")
     p.add_argument("--weights", type=Path, help="local folder holding the preset's base weights")
     p.add_argument("--lora", type=Path,
                    help="a trained I2G LoRA: pytorch_lora_weights.safetensors or the lora/ folder training wrote")
@@ -80,6 +82,7 @@ def _illustrate(args) -> int:
     print(f"Loading the '{args.preset}' preset...", file=sys.stderr)
     pipe = IllustrationPipeline.from_preset(args.preset, device=args.device, weights=args.weights, lora=args.lora,
                                             lora_scale=args.lora_scale)
+    pipe.cuda_graphs = not args.no_cuda_graphs
     if args.plan:
         from .text.planner import StepPlanner
 
@@ -124,6 +127,8 @@ def _add_photo_arguments(p, default_preset: str = "tiny") -> None:
     p.add_argument("--device", help="cuda or cpu (default: the best available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="weights' dtype on the GPU")
     p.add_argument("--cpu-offload", action="store_true", help="keep parts on the CPU until needed (less GPU memory)")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="run every denoising step eagerly instead of replaying a captured CUDA graph (GPU only)")
     p.add_argument("--weights", type=Path, help="local DynamiCrafter model.ckpt")
     p.add_argument("--lora-dir", type=Path, help="folder with the ShowMe LoRA files (lora_image.pth, lora_video.pth)")
     p.add_argument("--edit-adapter", type=Path, help="a trained edit adapter (stage 1's edit.safetensors)")
@@ -160,7 +165,8 @@ def _load_showme(args):
     dtype = getattr(torch, args.dtype) if args.dtype else None
     pipe = ShowMePipeline.from_preset(args.preset, device=args.device, torch_dtype=dtype, weights=args.weights,
                                       lora_dir=args.lora_dir, cpu_offload=args.cpu_offload,
-                                      edit_adapter=args.edit_adapter, animate_adapter=args.animate_adapter)
+                                      edit_adapter=args.edit_adapter, animate_adapter=args.animate_adapter,
+                                      cuda_graphs=not args.no_cuda_graphs)
     return pipe, photo
 
 

@@ -226,3 +226,18 @@ def test_modes_switched_with_graphs_on_give_the_eager_outputs(showme):
         outputs[graphs] = (first, clip)
     showme.cuda_graphs = True
     assert np.array_equal(outputs[True][0], outputs[False][0]) and np.array_equal(outputs[True][1], outputs[False][1])
+
+
+def test_animate_many_retries_a_chunk_that_runs_out_of_memory_at_half_the_size(showme, monkeypatch):
+    real, chunks = showme._run, []
+
+    def tight(mode, images, *args, **kwargs):
+        chunks.append(len(images))
+        if len(images) > 1 and len(chunks) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(mode, images, *args, **kwargs)
+
+    monkeypatch.setattr(showme, "_run", tight)
+    clips = showme.animate_many([_photo(1), _photo(2), _photo(3)], ["a", "b", "c"], seeds=[1, 2, 3], batch_size=3,
+                                num_frames=2, num_inference_steps=2)
+    assert chunks == [3, 1, 1, 1] and [c.metadata["seed"] for c in clips] == [1, 2, 3]

@@ -154,8 +154,8 @@ class Stage2Config(ShowMeTrainConfig):
 def load_clips(config: ShowMeTrainConfig) -> list[Clip]:
     """The run's clips (:class:`showme_i2g.data.Clip`), read with the data API and checked before any model is built.
 
-    ``manifest``: :func:`~showme_i2g.data.read_clip_manifest`; ``ssv2``: SSv2 ``train.json`` curated to the paper's
-    112 templates; ``epic100``: EPIC-KITCHENS-100 narrations over the released frame folders or videos; ``ego4d``:
+    ``manifest``: :func:`~showme_i2g.data.read_clip_manifest`; ``ssv2``: SSv2 ``train.json`` curated by the
+    template rules (109 of 174 templates); ``epic100``: EPIC-KITCHENS-100 narrations over the released frame folders or videos; ``ego4d``:
     Ego4D ``narration.json``, a window around each camera-wearer narration.
 
     :raises DataError: when the data is missing, unreadable, empty, or names clips that are not on disk.
