@@ -42,6 +42,9 @@ class IllustrationPreset:
     scheduler_overrides: dict = field(default_factory=dict)
     files: tuple[str, ...] = ()
     fp16_variant_on_gpu: bool = True
+    vae: str | None = None
+    """An optional hub id (or folder) of a VAE that replaces the base's, e.g. ``madebyollin/sdxl-vae-fp16-fix``:
+    an fp16-safe SDXL VAE (``force_upcast: false``) decodes in fp16 instead of being upcast to float32."""
 
     def missing_weights_message(self, source: str) -> str:
         """One sentence: which preset, which files, how to get them."""

@@ -137,9 +137,17 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         variants = ["fp16", None] if on_gpu and preset.fp16_variant_on_gpu else [None]
         where = f"the folder {source}" if weights else "the Hugging Face cache (and the hub could not be reached)"
         pipe, error = None, None
+        extra = {}
+        if preset.vae:
+            from diffusers import AutoencoderKL
+
+            try:
+                extra["vae"] = AutoencoderKL.from_pretrained(preset.vae, dtype=dtype)
+            except (OSError, ValueError) as exc:
+                raise WeightsNotFoundError(preset.missing_weights_message(where)) from exc
         for variant in variants:
             try:
-                pipe = cls.from_pretrained(source, dtype=dtype, variant=variant, use_safetensors=True)
+                pipe = cls.from_pretrained(source, dtype=dtype, variant=variant, use_safetensors=True, **extra)
                 break
             except (OSError, ValueError) as exc:  # hub/offline/missing-file errors are OSError subclasses
                 error = exc
