@@ -328,7 +328,6 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
             del trainer
         model.requires_grad_(False).eval()
     if sdxl is not None:
-        from showme_i2g.i2g.pipeline import IllustrationPipeline  # noqa: F401
         from showme_i2g.training.i2g import LORA_TARGETS, I2GParts, add_i2g_lora, pairwise_loss
 
         unet, size = sdxl.unet, (128 if args.tiny else 1024)

@@ -58,7 +58,9 @@ class StepGraphs:
     ``run(key, function, *inputs)`` calls ``function(*inputs)``: on CUDA with graphs enabled, from the graph
     captured for ``(key, shapes, dtypes, device)`` (captured on first use). ``function`` must be the same
     computation for the same key: the key names everything that changes it besides the inputs (the adapter mode,
-    the number of steps of a recipe, a weight).
+    the number of steps of a recipe, a weight, and :meth:`weights_key` of the network). Python numbers inside the
+    network (e.g. a LoRA scale changed by ``set_adapters``) are baked into a capture: call :meth:`clear` after
+    changing one.
     """
 
     def __init__(self, enabled: bool = True, max_graphs: int = 2) -> None:
@@ -99,6 +101,16 @@ class StepGraphs:
             self.captures += 1
         self._graphs.move_to_end(full_key)
         return graph(*inputs)
+
+    @staticmethod
+    def weights_key(module: torch.nn.Module) -> tuple:
+        """A cheap fingerprint of where ``module``'s weights live: their count, dtype and the addresses of the first
+        and last. A graph replays fixed addresses, so moving the model (``.to``), casting it or adding layers (a
+        newly loaded LoRA) must lead to a new capture; callers put this in their key."""
+        params = list(module.parameters())
+        if not params:
+            return ()
+        return len(params), params[0].dtype, params[0].data_ptr(), params[-1].data_ptr()
 
     def clear(self) -> None:
         """Drop every captured graph (and with it the memory its pool holds)."""

@@ -187,7 +187,7 @@ def test_animate_many_refuses_mismatched_lists(showme):
 
 
 # ------------------------------------------------------------------------------------------------ graphs
-def test_step_graphs_fall_back_to_eager_off_the_gpu_and_key_by_shape():
+def test_step_graphs_fall_back_to_eager_off_the_gpu():
     graphs = StepGraphs()
     calls = []
 
@@ -200,6 +200,30 @@ def test_step_graphs_fall_back_to_eager_off_the_gpu_and_key_by_shape():
     assert torch.equal(graphs.run("mode", double, x), 2 * x) and calls == [(2, 3)] and len(graphs) == 0
     with torch.no_grad():
         assert not graphs.active_for([x])
+
+
+def test_the_weights_key_changes_when_a_network_moves_or_gains_layers():
+    """A graph replays fixed addresses: a cast or an added layer must give a new key, hence a new capture."""
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    key = StepGraphs.weights_key(net)
+    assert StepGraphs.weights_key(net) == key
+    net.to(torch.float64)
+    assert StepGraphs.weights_key(net) != key
+    key = StepGraphs.weights_key(net)
+    net.append(torch.nn.Linear(4, 4).double())
+    assert StepGraphs.weights_key(net) != key
+
+
+def test_animate_many_checks_every_photo_before_sampling(showme, monkeypatch):
+    from showme_i2g.errors import InvalidInputError
+
+    sampled = []
+    monkeypatch.setattr(showme, "sample_latents", lambda *a, **k: sampled.append(1))
+    with pytest.raises(InvalidInputError):
+        showme.animate_many([_photo(1), b"not an image"], ["a", "b"], batch_size=1)
+    with pytest.raises(InvalidInputError):
+        showme.animate_many([_photo(1), _photo(2)], ["a", "   "], batch_size=1)
+    assert sampled == []
 
 
 def test_modes_switched_with_graphs_on_give_the_eager_outputs(showme):

@@ -329,7 +329,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             self.scheduler.set_begin_index(0)
 
         graphs = self._cuda_graphs_for_this_call()
-        graph_key = ("i2g", n, neighbour_weight, encoder_mask is not None)
+        graph_key = ("i2g", n, neighbour_weight, encoder_mask is not None, StepGraphs.weights_key(self.unet),
+                     self.lora_scale)
         conditioning = (encoder_states, pooled, time_ids) + (() if encoder_mask is None else (encoder_mask,))
         with neighbour_attention_enabled(self.unet, num_steps=n, neighbour_weight=neighbour_weight):
             with self.progress_bar(total=len(timesteps)) as bar:

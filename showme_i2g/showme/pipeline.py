@@ -269,14 +269,9 @@ class ShowMePipeline:
                 context = torch.cat([empty.expand(len(contexts), -1, -1), context])
         return context, torch.cat(firsts)
 
-    def _unet_step(self, mode_key: str):
+    def _unet_step(self, latents, timesteps, concat, context, frame_stride) -> torch.Tensor:
         """The UNet call of one denoising step, as a function of tensors only (what a CUDA graph captures)."""
-        model = self.model
-
-        def step(latents, timesteps, concat, context, frame_stride):
-            return model.predict(latents, timesteps, concat, context, frame_stride)
-
-        return step
+        return self.model.predict(latents, timesteps, concat, context, frame_stride)
 
     @torch.inference_mode()
     def sample_latents(
@@ -319,8 +314,7 @@ class ShowMePipeline:
         concat = concat.repeat(batch // count, 1, 1, 1, 1).to(model.dtype)
         frame_stride = torch.full((batch,), fs, device=device, dtype=torch.long)
         timesteps = torch.empty((batch,), device=device, dtype=torch.long)
-        mode_key = self._mode_key()
-        unet_step = self._unet_step(mode_key)
+        mode_key = (self._mode_key(), StepGraphs.weights_key(model))
         graphs = self._step_graphs
         graphs.enabled = self.cuda_graphs and not self.cpu_offload  # offload moves weights: no fixed addresses
         total = len(schedule.timesteps)
@@ -329,7 +323,7 @@ class ShowMePipeline:
             for i, t in enumerate(schedule.timesteps):
                 timesteps.fill_(int(t))
                 model_input = latents.to(model.dtype).repeat(batch // count, 1, 1, 1, 1)
-                output = graphs.run(mode_key, unet_step, model_input, timesteps, concat, context,
+                output = graphs.run(mode_key, self._unet_step, model_input, timesteps, concat, context,
                                     frame_stride)
                 if guided:
                     uncond, cond = output.float().chunk(2)
@@ -489,9 +483,10 @@ class ShowMePipeline:
         """Animate every (photo, instruction) pair, e.g. each step image of a recipe, in batched sampling loops.
 
         Items are sampled ``batch_size`` at a time (one UNet call per DDIM step for the whole chunk); a chunk that
-        runs out of GPU memory is retried at half the size. Item i uses ``seeds[i]`` (random where None) and gets exactly the clip that
-        ``animate(images[i], instructions[i], seed=seeds[i], ...)`` gives: every random number it needs comes from
-        its own generator in the same order. ``progress_callback(done, total)`` counts DDIM steps over all chunks.
+        runs out of GPU memory is retried at half the size. Item i uses ``seeds[i]`` (random where None) and gets
+        exactly the clip that ``animate(images[i], instructions[i], seed=seeds[i], ...)`` gives: every random number
+        it needs comes from its own generator in the same order. Every photo and instruction is checked before the
+        first chunk is sampled. ``progress_callback(done, total)`` counts DDIM steps over all chunks.
         """
         images, instructions = list(images), list(instructions)
         if not images:
@@ -503,7 +498,10 @@ class ShowMePipeline:
             raise InvalidInputError(f"Got {len(images)} photos but {len(seeds)} seeds; give one each (or none).")
         check_number(batch_size, "batch_size", 1, 64, integer=True)
         check_number(num_frames, "num_frames", 2, MAX_FRAMES, integer=True)
-        steps = self._settings(num_inference_steps, guidance_scale, eta, fs)[0]
+        settings = self._settings(num_inference_steps, guidance_scale, eta, fs)
+        steps = settings[0]
+        instructions = [self._check(text, *settings) for text in instructions]  # bad input fails before sampling
+        images = [load_photo(image) for image in images]
         seeds = [random.randrange(2**31) if seed is None else seed for seed in seeds]  # a retry reuses them
         outputs: list[VideoOutput] = []
         done_steps = 0
