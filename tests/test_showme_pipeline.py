@@ -15,7 +15,7 @@ from showme_i2g.showme.pipeline import ShowMePipeline
 @pytest.fixture(scope="module")
 def pipe() -> ShowMePipeline:
     pipe = ShowMePipeline.from_preset("tiny", device="cpu")
-    pipe.progress_bar = False
+    pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
@@ -122,7 +122,7 @@ def test_missing_real_weights_are_one_sentence(tmp_path):
 def test_half_precision_weights_run_end_to_end(photo):
     """Weights stored in bfloat16 (as on a GPU) run through text, image, UNet, DDIM and VAE without dtype errors."""
     half = ShowMePipeline.from_preset("tiny", device="cpu")
-    half.progress_bar = False
+    half.set_progress_bar_config(disable=True)
     half.model.to(torch.bfloat16)
     result = half.animate(photo, "cut the onion", num_frames=2, seed=0)
     assert result.metadata["dtype"] == "bfloat16" and len(result.frames) == 2
@@ -131,7 +131,7 @@ def test_half_precision_weights_run_end_to_end(photo):
 
 def test_cpu_offload_gives_the_same_result(pipe, photo):
     offloaded = ShowMePipeline(pipe.model, preset=pipe.preset, device="cpu", cpu_offload=True)
-    offloaded.progress_bar = False
+    offloaded.set_progress_bar_config(disable=True)
     a = _array(pipe.edit(photo, "cut the onion", seed=5).image)
     b = _array(offloaded.edit(photo, "cut the onion", seed=5).image)
     assert np.array_equal(a, b)
@@ -165,7 +165,7 @@ def test_from_preset_loads_a_trained_edit_adapter_at_its_rank(pipe, photo, tmp_p
     path, saved = _save_trained(tmp_path, adapters.EDIT, rank=3)
     assert adapters.adapter_file_info(path) == ("edit", 3)
     tuned = ShowMePipeline.from_preset("tiny", device="cpu", edit_adapter=path)
-    tuned.progress_bar = False
+    tuned.set_progress_bar_config(disable=True)
     assert adapters.adapter_rank(tuned.model, "edit") == 3 and adapters.adapter_rank(tuned.model, "animate") == 4
     loaded = adapters._adapter_state_dict(tuned.model, "edit")
     assert all(torch.equal(loaded[k], saved[k]) for k in saved)
@@ -179,7 +179,7 @@ def test_from_preset_loads_a_trained_edit_adapter_at_its_rank(pipe, photo, tmp_p
 def test_from_preset_loads_a_trained_animate_adapter(pipe, photo, tmp_path):
     path, _ = _save_trained(tmp_path, adapters.ANIMATE, rank=2)
     tuned = ShowMePipeline.from_preset("tiny", device="cpu", animate_adapter=path)
-    tuned.progress_bar = False
+    tuned.set_progress_bar_config(disable=True)
     plain = pipe.animate(photo, "cut the onion", num_frames=2, seed=0).frames
     video = tuned.animate(photo, "cut the onion", num_frames=2, seed=0)
     assert np.abs(_array(plain[1]) - _array(video.frames[1])).max() > 1.0
@@ -205,3 +205,17 @@ def test_one_trained_adapter_must_match_the_release_rank_it_sits_beside(tmp_path
     path, _ = _save_trained(tmp_path, adapters.EDIT, rank=3)
     with pytest.raises(InvalidInputError, match="rank-3 'edit' adapter, but the 'showme' preset's LoRA files"):
         ShowMePipeline.from_preset("showme", device="cpu", weights=tmp_path / "model.ckpt", edit_adapter=path)
+
+
+def test_progress_bar_follows_diffusers(pipe, photo, capsys):
+    pipe.set_progress_bar_config(disable=False, desc="sampling")
+    try:
+        pipe.edit(photo, "cut the onion", seed=0, num_inference_steps=2)
+        assert "sampling" in capsys.readouterr().err
+    finally:
+        pipe.set_progress_bar_config(disable=True)
+    pipe.edit(photo, "cut the onion", seed=0, num_inference_steps=2)
+    assert "sampling" not in capsys.readouterr().err
+    with pytest.warns(FutureWarning, match="set_progress_bar_config"):
+        pipe.progress_bar = False  # the old switch still works
+    assert pipe._progress_bar_config == {"disable": True}

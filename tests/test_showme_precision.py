@@ -119,7 +119,7 @@ def _photo() -> Image.Image:
 def test_a_bf16_model_with_the_512_schedule_animates_finite_moving_frames():
     model = build_random_model(TINY_512_SCHEDULE).to(torch.bfloat16)
     pipe = ShowMePipeline(model, device="cpu")
-    pipe.progress_bar = False
+    pipe.set_progress_bar_config(disable=True)
     clip = pipe.animate(_photo(), "cut the onion", num_frames=4, seed=0, num_inference_steps=10)
     frames = np.stack([np.asarray(f, dtype=np.float32) for f in clip.frames])
     assert np.isfinite(frames).all() and frames.std() > 1.0

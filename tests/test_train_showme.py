@@ -98,7 +98,7 @@ def test_stage1_trains_with_the_structure_reward_and_its_adapter_changes_the_edi
                for entry in log)
     assert (stage1 / "config.yaml").is_file() and (stage1 / "edit.safetensors").is_file()
     pipe = ShowMePipeline.from_preset("tiny", device="cpu")
-    pipe.progress_bar = False
+    pipe.set_progress_bar_config(disable=True)
     before = np.asarray(pipe.edit(_photo(), "push the box", seed=0, num_inference_steps=2).image, dtype=np.int16)
     adapters.load_adapter(pipe.model, "edit", stage1 / "edit.safetensors")
     after = np.asarray(pipe.edit(_photo(), "push the box", seed=0, num_inference_steps=2).image, dtype=np.int16)
@@ -111,7 +111,7 @@ def test_stage2_trains_with_the_motion_reward_and_its_adapter_changes_the_video(
     assert all(math.isfinite(entry["loss"]) and entry["motion_eligible"] == 1 and entry["motion_kl"] > 0
                for entry in log)
     pipe = ShowMePipeline.from_preset("tiny", device="cpu")
-    pipe.progress_bar = False
+    pipe.set_progress_bar_config(disable=True)
     adapters.load_adapter(pipe.model, "edit", stage1 / "edit.safetensors")
     kwargs = dict(num_frames=4, seed=0, num_inference_steps=2)
     before = np.stack([np.asarray(f, dtype=np.int16) for f in pipe.animate(_photo(), "push", **kwargs).frames])

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -115,7 +116,7 @@ class ShowMePipeline:
         if cpu_offload:  # the schedule buffers say where the model runs (``model.device``)
             for name, buffer in self.model.named_buffers(recurse=False):
                 self.model._buffers[name] = buffer.to(self.device)
-        self.progress_bar = True
+        self._progress_bar_config: dict = {}
         self.cuda_graphs = cuda_graphs
         self._step_graphs = StepGraphs(enabled=cuda_graphs)
         self.adapter_files: dict[str, str] = {}  # trained adapter files loaded by from_preset, named in run metadata
@@ -215,6 +216,28 @@ class ShowMePipeline:
     @property
     def config(self):
         return self.model.config
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """Keyword arguments for the tqdm bar of every DDIM loop (``disable=True`` hides it), as in diffusers."""
+        self._progress_bar_config = kwargs
+
+    def progress_bar(self, iterable=None, total: int | None = None) -> tqdm:
+        """A tqdm bar over ``iterable`` or of ``total`` steps, configured by :meth:`set_progress_bar_config`."""
+        config = {"desc": "DDIM", **self._progress_bar_config}
+        if iterable is not None:
+            return tqdm(iterable, **config)
+        if total is not None:
+            return tqdm(total=total, **config)
+        raise ValueError("progress_bar needs an iterable or a total.")
+
+    def __setattr__(self, name: str, value) -> None:
+        """``pipe.progress_bar = False`` (the old switch) still works, through :meth:`set_progress_bar_config`."""
+        if name == "progress_bar" and isinstance(value, bool):
+            warnings.warn("Setting `pipe.progress_bar` is deprecated; call `pipe.set_progress_bar_config(disable=...)`.",
+                          FutureWarning, stacklevel=2)
+            self.set_progress_bar_config(disable=not value)
+            return
+        super().__setattr__(name, value)
 
     @contextlib.contextmanager
     def _on_device(self, *modules: torch.nn.Module) -> Iterator[None]:
@@ -319,7 +342,7 @@ class ShowMePipeline:
         graphs.enabled = self.cuda_graphs and not self.cpu_offload  # offload moves weights: no fixed addresses
         total = len(schedule.timesteps)
         noise_source = generators if count > 1 else generators[0]
-        with self._on_device(model.model), tqdm(total=total, disable=not self.progress_bar, desc="DDIM") as bar:
+        with self._on_device(model.model), self.progress_bar(total=total) as bar:
             for i, t in enumerate(schedule.timesteps):
                 timesteps.fill_(int(t))
                 model_input = latents.to(model.dtype).repeat(batch // count, 1, 1, 1, 1)
