@@ -153,54 +153,8 @@ def write_recipe_outputs(result: Any, folder: str | os.PathLike, **extra: Any) -
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _wrap_to_width(text: str, font, width_px: float, max_lines: int) -> list[str]:
-    """Greedy word wrap measured in pixels; overflow ends in an ellipsis; a word wider than a line is cut."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        while len(word) > 1 and font.getlength(word) > width_px:
-            keep = len(word) - 1
-            while keep > 1 and font.getlength(word[:keep]) > width_px:
-                keep -= 1
-            if current:
-                lines.append(current)
-                current = ""
-            lines.append(word[:keep])
-            word = word[keep:]
-        candidate = f"{current} {word}".strip()
-        if current and font.getlength(candidate) > width_px:
-            lines.append(current)
-            current = word
-        else:
-            current = candidate
-    if current:
-        lines.append(current)
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        last = lines[-1]
-        while last and font.getlength(last + " …") > width_px:
-            last = last[:-1]
-        lines[-1] = last.rstrip(" .,;:") + " …"
-    return lines
-
-
-def burn_caption(frame: Image.Image, text: str, max_lines: int = 3) -> Image.Image:
-    """A copy of ``frame`` with ``text`` in white on a translucent dark band across its bottom (at most 3 lines)."""
-    frame = frame.convert("RGB")
-    if not text.strip():
-        return frame.copy()
-    width, height = frame.size
-    font_size = max(10, min(width, height * 2) // 24)
-    pad, line_height = max(3, font_size // 2), int(font_size * 1.25)
-    font = _font(font_size)
-    lines = _wrap_to_width(text, font, width - 2 * pad, max_lines)
-    band = min(height, len(lines) * line_height + 2 * pad)
-    overlay = Image.new("RGBA", frame.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    draw.rectangle((0, height - band, width, height), fill=(0, 0, 0, 165))
-    for number, line in enumerate(lines):
-        draw.text((pad, height - band + pad + number * line_height), line, font=font, fill=(255, 255, 255, 255))
-    return Image.alpha_composite(frame.convert("RGBA"), overlay).convert("RGB")
+# The caption drawing and its one line breaker live in showme_i2g.captions (shared with the storyboard).
+from .captions import burn_caption  # noqa: E402
 
 
 def stitch_clips(

@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import struct
-import textwrap
 import uuid
 import warnings
 import zlib
@@ -25,28 +24,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageSequence
 
+from .captions import caption_font, wrap_caption
 from .errors import InvalidInputError
 
 _CAPTION_COLOUR = (30, 30, 30)
 _BACKGROUND = (255, 255, 255)
+#: Lines a step's caption may take under its picture, and lines the goal may take as the title.
+_CAPTION_LINES = 5
+_TITLE_LINES = 2
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    """Pillow's bundled scalable font (no system fonts needed)."""
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the small bitmap font
-        return ImageFont.load_default()
-
-
-def _wrap(text: str, font: ImageFont.ImageFont, width_px: int, max_lines: int) -> list[str]:
-    """Greedy word wrap to ``width_px``; an over-long caption ends in an ellipsis rather than overflowing."""
-    avg_char = max(1.0, font.getlength("abcdefghijklmnopqrstuvwxyz") / 26)
-    lines = textwrap.wrap(text, width=max(8, int(width_px / avg_char)))
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = lines[-1].rstrip(" .,;") + " …"
-    return lines
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """The main caption font at ``size`` pixels (``app_support`` still imports this name; draw text through
+    :func:`showme_i2g.captions.caption_font`, which also falls back per character to fonts that have the glyph)."""
+    return caption_font(size).primary
 
 
 def make_storyboard(
@@ -56,7 +47,11 @@ def make_storyboard(
     columns: int | None = None,
     tile: int = 384,
 ) -> Image.Image:
-    """One picture: the step images in a grid, each above its numbered caption, with the goal as the title."""
+    """One picture: the step images in a grid, each above its numbered caption, with the goal as the title.
+
+    Captions and the title are wrapped by :func:`showme_i2g.captions.wrap_caption`, the same line breaker as the
+    video captions, and drawn with per-character font fallback, so accents, CJK and symbols are not boxes.
+    """
     if len(images) != len(captions):
         raise ValueError(f"Got {len(images)} images but {len(captions)} captions.")
     if not images:
@@ -64,22 +59,27 @@ def make_storyboard(
     columns = columns or min(len(images), 4)
     rows = -(-len(images) // columns)
     margin, font_size = max(8, tile // 32), max(12, tile // 22)
-    font, title_font = _font(font_size), _font(int(font_size * 1.4))
-    line_height = int(font_size * 1.3)
-    wrapped = [_wrap(f"{i}. {caption}", font, tile, max_lines=5) for i, caption in enumerate(captions, start=1)]
+    font, title_font = caption_font(font_size), caption_font(int(font_size * 1.4))
+    line_height, title_line_height = int(font_size * 1.3), int(font_size * 1.4)
+    board_width = columns * (tile + margin) + margin
+    wrapped = [
+        wrap_caption(f"{i}. {caption}", font, tile, max_lines=_CAPTION_LINES)
+        for i, caption in enumerate(captions, start=1)
+    ]
+    title_lines = wrap_caption(title, title_font, board_width - 2 * margin, _TITLE_LINES) if title else []
     caption_height = line_height * max(len(lines) for lines in wrapped) + margin
-    title_height = int(font_size * 1.4) + 2 * margin if title else 0
+    title_height = title_line_height * len(title_lines) + 2 * margin if title_lines else 0
     cell_w, cell_h = tile + margin, tile + caption_height + margin
-    board = Image.new("RGB", (columns * cell_w + margin, rows * cell_h + title_height + margin), _BACKGROUND)
+    board = Image.new("RGB", (board_width, rows * cell_h + title_height + margin), _BACKGROUND)
     draw = ImageDraw.Draw(board)
-    if title:
-        draw.text((margin, margin), title, fill=_CAPTION_COLOUR, font=title_font)
+    for line_no, line in enumerate(title_lines):
+        title_font.draw(draw, (margin, margin + line_no * title_line_height), line, fill=_CAPTION_COLOUR)
     for index, (image, lines) in enumerate(zip(images, wrapped)):
         x = margin + (index % columns) * cell_w
         y = title_height + margin + (index // columns) * cell_h
         board.paste(image.convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS), (x, y))
         for line_no, line in enumerate(lines):
-            draw.text((x, y + tile + margin // 2 + line_no * line_height), line, fill=_CAPTION_COLOUR, font=font)
+            font.draw(draw, (x, y + tile + margin // 2 + line_no * line_height), line, fill=_CAPTION_COLOUR)
     return board
 
 
