@@ -132,9 +132,17 @@ def test_half_precision_weights_run_end_to_end(photo):
 def test_cpu_offload_gives_the_same_result(pipe, photo):
     offloaded = ShowMePipeline(pipe.model, preset=pipe.preset, device="cpu", cpu_offload=True)
     offloaded.set_progress_bar_config(disable=True)
-    a = _array(pipe.edit(photo, "cut the onion", seed=5).image)
-    b = _array(offloaded.edit(photo, "cut the onion", seed=5).image)
-    assert np.array_equal(a, b)
+    try:
+        a = _array(pipe.edit(photo, "cut the onion", seed=5).image)
+        b = _array(offloaded.edit(photo, "cut the onion", seed=5).image)
+        assert np.array_equal(a, b)
+        # accelerate hooks on every part, in the order a call uses them; the autoencoder's encode/decode trigger it
+        assert offloaded.cpu_offload and all(hasattr(part, "_hf_hook") for part in offloaded._offloaded_parts())
+        assert "encode" in vars(pipe.model.first_stage_model)
+    finally:
+        offloaded.remove_all_hooks()  # the model is shared with the other tests' pipeline
+    assert not offloaded.cpu_offload and not any(hasattr(p, "_hf_hook") for p in offloaded._offloaded_parts())
+    assert "encode" not in vars(pipe.model.first_stage_model)
 
 
 def test_chunked_decoding_matches_one_shot(pipe, photo):
@@ -219,3 +227,79 @@ def test_progress_bar_follows_diffusers(pipe, photo, capsys):
     with pytest.warns(FutureWarning, match="set_progress_bar_config"):
         pipe.progress_bar = False  # the old switch still works
     assert pipe._progress_bar_config == {"disable": True}
+
+
+def test_callback_on_step_end_sees_every_step_and_can_replace_the_latents(pipe, photo):
+    seen = []
+
+    def spy(p, step, timestep, tensors):
+        seen.append((p, step, timestep, sorted(tensors), tuple(tensors["latents"].shape)))
+        return {}
+
+    plain = pipe.animate(photo, "cut the onion", num_frames=2, seed=0, num_inference_steps=3, callback_on_step_end=spy,
+                         callback_on_step_end_tensor_inputs=["latents", "context"])
+    expected = [int(t) for t in pipe.model.sampler().schedule(3, eta=1.0, spacing=pipe.config.timestep_spacing).timesteps]
+    assert [s[1] for s in seen] == [0, 1, 2] and [s[2] for s in seen] == expected
+    assert all(s[0] is pipe and s[3] == ["context", "latents"] and s[4][:3] == (1, 4, 2) for s in seen)
+    again = pipe.animate(photo, "cut the onion", num_frames=2, seed=0, num_inference_steps=3)
+    assert all(np.array_equal(_array(a), _array(b)) for a, b in zip(plain.frames, again.frames))  # a spy changes nothing
+
+    def halve(p, step, timestep, tensors):
+        return {"latents": tensors["latents"] * 0.5}
+
+    halved = pipe.animate(photo, "cut the onion", num_frames=2, seed=0, num_inference_steps=3, callback_on_step_end=halve)
+    assert np.abs(_array(plain.frames[1]) - _array(halved.frames[1])).max() > 1.0
+
+
+def test_callback_names_only_known_tensors(pipe, photo):
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs may name"):
+        pipe.edit(photo, "cut", callback_on_step_end=lambda *a: {}, callback_on_step_end_tensor_inputs=["noise"])
+
+
+def test_interrupt_ends_the_loop_after_the_current_step(pipe, photo):
+    steps = []
+
+    def stop_after_two(p, step, timestep, tensors):
+        steps.append(step)
+        if step == 1:
+            p._interrupt = True
+        return {}
+
+    cut = pipe.edit(photo, "cut the onion", seed=0, num_inference_steps=5, callback_on_step_end=stop_after_two)
+    assert steps == [0, 1] and cut.metadata["steps_done"] == 2 and cut.metadata["num_inference_steps"] == 5
+    assert cut.image.size == pipe.edit(photo, "cut the onion", seed=0, num_inference_steps=5).image.size
+    full = pipe.edit(photo, "cut the onion", seed=0, num_inference_steps=5)  # the next call starts uninterrupted
+    assert full.metadata["steps_done"] == 5 and not pipe.interrupt
+    assert np.abs(_array(cut.image) - _array(full.image)).max() > 1.0
+    many = pipe.animate_many([photo] * 3, ["cut"] * 3, seeds=[1, 2, 3], batch_size=1, num_frames=2,
+                             num_inference_steps=2, callback_on_step_end=stop_after_two)
+    assert [clip.metadata["steps_done"] for clip in many] == [2]  # no chunk after the interrupted one
+
+
+def test_output_types_hold_the_same_pixels(pipe, photo):
+    kwargs = dict(seed=4, num_inference_steps=2)
+    image = pipe.edit(photo, "cut the onion", **kwargs).image
+    array = pipe.edit(photo, "cut the onion", output_type="np", **kwargs).image
+    tensor = pipe.edit(photo, "cut the onion", output_type="pt", **kwargs).image
+    assert array.dtype == np.float32 and array.shape == (image.height, image.width, 3)
+    assert np.array_equal(array * 255, _array(image)) and torch.equal(tensor, torch.from_numpy(array).permute(2, 0, 1))
+    latent = pipe.edit(photo, "cut the onion", output_type="latent", **kwargs).image
+    assert latent.shape[:3] == (1, 4, 1) and latent.dtype == torch.float32
+    clip = pipe.animate(photo, "cut the onion", num_frames=3, output_type="np", **kwargs)
+    assert clip.frames.shape == (3, image.height, image.width, 3)
+    frames = pipe.animate(photo, "cut the onion", num_frames=3, output_type="pt", **kwargs).frames
+    assert frames.shape == (3, 3, image.height, image.width)
+    with pytest.raises(InvalidInputError, match="output_type must be one of pil, np, pt, latent"):
+        pipe.edit(photo, "cut", output_type="jpeg")
+
+
+def test_return_dict_false_gives_a_tuple(pipe, photo):
+    output = pipe.edit(photo, "cut the onion", seed=2, num_inference_steps=2)
+    image, metadata = pipe.edit(photo, "cut the onion", seed=2, num_inference_steps=2, return_dict=False)
+    assert np.array_equal(_array(image), _array(output.image)) and metadata["seed"] == 2
+    assert output["image"] is output.image and output.to_tuple()[1] is output.metadata  # a diffusers BaseOutput
+    frames, metadata = pipe.animate(photo, "cut", num_frames=2, seed=2, num_inference_steps=2, return_dict=False)
+    assert len(frames) == 2 and metadata["mode"] == "video"
+    [(frames, metadata)] = pipe.animate_many([photo], ["cut"], seeds=[2], num_frames=2, num_inference_steps=2,
+                                             return_dict=False)
+    assert len(frames) == 2 and metadata["seed"] == 2

@@ -1,17 +1,34 @@
-"""How the photo's latent conditions each generated frame: ShowMe's first-frame-only rule, or vanilla DynamiCrafter's.
+"""How ShowMe conditions the UNet: the cross-attention context and the photo's latent on the generated frames.
 
-DynamiCrafter concatenates the conditioning image's latent to the noisy latent of *every* frame on the channel axis
-("repeat"). ShowMe gives it to frame 0 only and zeros to the others (``mask``, the release's ``mask_frame_cond``),
-so the later frames must come from the motion the model learned instead of copying the photo. Sampling
+**Cross-attention context.** Every call of the UNet attends to ``[text tokens ; Resampler(image) tokens]``: the
+OpenCLIP text tokens of the instruction, then the Resampler's tokens of the photo (the release's
+``image_guided_synthesis`` and its training step). The unconditional input is the empty text and a zero image:
+classifier-free guidance's unconditional branch at sampling, and the conditioning dropout of training (text, image
+or both dropped per sample). :func:`cross_attention_context` is the one place that builds it; sampling
+(``ShowMePipeline``) and training (:mod:`showme_i2g.training.showme`) both call it.
+
+**First-frame latent.** DynamiCrafter concatenates the conditioning image's latent to the noisy latent of *every*
+frame on the channel axis ("repeat"). ShowMe gives it to frame 0 only and zeros to the others (``mask``, the
+release's ``mask_frame_cond``), so the later frames must come from the motion the model learned instead of copying the photo. Sampling
 (:class:`~showme_i2g.showme.pipeline.ShowMePipeline`) and training (:mod:`showme_i2g.training.showme`) must build
 exactly the same tensor, so both call :func:`first_frame_concat`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 
-__all__ = ["CONDITIONING_MODES", "first_frame_concat"]
+if TYPE_CHECKING:
+    from .dynamicrafter.model import DynamiCrafter
+
+__all__ = ["CONDITIONING_MODES", "UNCONDITIONAL_TEXT", "cross_attention_context", "first_frame_concat",
+           "unconditional_context"]
+
+UNCONDITIONAL_TEXT = ""
+"""The text of the unconditional input (a dropped instruction; the unconditional branch of guidance)."""
 
 CONDITIONING_MODES = ("mask", "repeat")
 """``mask``: ShowMe (photo on frame 0, zeros elsewhere); ``repeat``: vanilla DynamiCrafter (photo on every frame)."""
@@ -34,3 +51,36 @@ def first_frame_concat(first_latent: torch.Tensor, num_frames: int, mode: str = 
     concat = first_latent.new_zeros(first_latent.shape[0], first_latent.shape[1], num_frames, *first_latent.shape[2:])
     concat[:, :, 0] = first_latent
     return concat
+
+
+def cross_attention_context(
+    model: DynamiCrafter,
+    texts: Sequence[str],
+    images: torch.Tensor,
+    *,
+    drop_text: torch.Tensor | None = None,
+    drop_image: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """ShowMe's cross-attention context (b, 77 + image tokens, d): the texts' tokens, then the images' Resampler tokens.
+
+    ``images`` are (b, 3, H, W) in [-1, 1], one per text. Where ``drop_text[i]`` is true, item i gets
+    :data:`UNCONDITIONAL_TEXT`; where ``drop_image[i]`` is true, a zero image (the photo times 0, so a gradient
+    path stays the same). Both dropped is the unconditional input. The text tower is frozen in every stage, so its
+    tokens are computed without autograd; the Resampler carries the ``edit`` LoRA and keeps its gradients.
+    """
+    texts = list(texts)
+    if len(texts) != images.shape[0]:
+        raise ValueError(f"texts and images must pair up, got {len(texts)} texts and {images.shape[0]} images")
+    if drop_text is not None:
+        texts = [UNCONDITIONAL_TEXT if drop else text for text, drop in zip(texts, drop_text.tolist(), strict=True)]
+    if drop_image is not None:
+        images = images * (~drop_image).to(images.device, images.dtype).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        text_tokens = model.encode_text(texts)
+    return torch.cat([text_tokens, model.encode_image_context(images)], dim=1)
+
+
+def unconditional_context(model: DynamiCrafter, like: torch.Tensor) -> torch.Tensor:
+    """The unconditional context (1, tokens, d): the empty text and a zero image shaped like ``like[:1]``."""
+    dropped = torch.ones(1, dtype=torch.bool)
+    return cross_attention_context(model, [UNCONDITIONAL_TEXT], like[:1], drop_text=dropped, drop_image=dropped)

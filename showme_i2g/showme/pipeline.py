@@ -10,12 +10,11 @@ latents, DDIM with classifier-free guidance (the unconditional branch: empty tex
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -24,6 +23,8 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import rescale_noise_cfg
+from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from tqdm.auto import tqdm
 
 from .. import __version__
@@ -33,7 +34,7 @@ from ..media import FitInfo, fit_photo, load_photo, restore_photo
 from ..presets import ShowMePreset, get_showme_preset
 from ..validation import check_number, clean_text
 from . import adapters
-from .conditioning import CONDITIONING_MODES, first_frame_concat
+from .conditioning import CONDITIONING_MODES, cross_attention_context, first_frame_concat, unconditional_context
 from .dynamicrafter.config import CONFIGS
 from .dynamicrafter.model import DynamiCrafter
 
@@ -49,19 +50,30 @@ DEFAULT_ANIMATE_BATCH = 8
 ProgressCallback = Callable[[int, int], None]
 
 
-@dataclass
-class EditOutput:
-    """The photo after the action, at the input photo's aspect ratio, and how it was made."""
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+"""``pil``: RGB images; ``np``: float32 arrays (..., H, W, 3) in [0, 1]; ``pt``: float32 tensors (..., 3, H, W) in
+[0, 1], both holding exactly the pixels of ``pil``; ``latent``: the float32 latents (1, 4, frames, h, w), not
+decoded."""
+StepEndCallback = Callable[["ShowMePipeline", int, int, dict], dict]
 
-    image: PIL.Image.Image
+
+@dataclass
+class EditOutput(BaseOutput):
+    """The photo after the action, at the input photo's aspect ratio (in ``output_type``), and how it was made.
+
+    A diffusers output: ``result.image``, ``result["image"]`` and ``result.to_tuple()`` all work.
+    """
+
+    image: PIL.Image.Image | np.ndarray | torch.Tensor
     metadata: dict = field(default_factory=dict)
 
 
 @dataclass
-class VideoOutput:
-    """The frames of the action (the first one is the photo), at the photo's aspect ratio, and how they were made."""
+class VideoOutput(BaseOutput):
+    """The frames of the action (the first one is the photo), at the photo's aspect ratio (in ``output_type``: a list
+    of images, an array (T, H, W, 3), a tensor (T, 3, H, W) or the latents), and how they were made."""
 
-    frames: list[PIL.Image.Image]
+    frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor
     metadata: dict = field(default_factory=dict)
 
 
@@ -73,6 +85,16 @@ def _to_pil(frames: torch.Tensor) -> list[PIL.Image.Image]:
     """(n, 3, H, W) in [-1, 1] -> RGB images."""
     array = ((frames.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     return [PIL.Image.fromarray(np.ascontiguousarray(a)) for a in array]
+
+
+def _convert(frames: list[PIL.Image.Image], output_type: str, video: bool):
+    """Frames at the photo's framing -> ``output_type`` (the same pixels): a video's list or stack, an edit's one."""
+    if output_type == "pil":
+        return frames if video else frames[0]
+    array = np.stack([np.asarray(frame, dtype=np.float32) / 255.0 for frame in frames])  # (T, H, W, 3)
+    if output_type == "pt":
+        array = torch.from_numpy(array).permute(0, 3, 1, 2)
+    return array if video else array[0]
 
 
 def build_random_model(config, seed: int = 0) -> DynamiCrafter:
@@ -95,12 +117,17 @@ class ShowMePipeline:
     """Photo + instruction -> edited photo (:meth:`edit`) or video (:meth:`animate`) with one DynamiCrafter model.
 
     Build it from a preset (``ShowMePipeline.from_preset("showme", lora_dir=...)``) or around a model.
-    ``cpu_offload=True`` keeps each part on the CPU until it is needed (the text and image towers, the UNet and the
-    autoencoder take turns on the GPU); ``decode_chunk_size`` bounds the autoencoder's memory. On a GPU each
+    ``cpu_offload=True`` calls :meth:`enable_model_cpu_offload`; ``decode_chunk_size`` bounds the autoencoder's
+    memory. The calls follow diffusers' pipelines: ``callback_on_step_end``, :attr:`interrupt`,
+    :meth:`set_progress_bar_config`, ``output_type`` and ``return_dict``. On a GPU each
     denoising step is replayed from a CUDA graph (captured once per mode and shape; ``cuda_graphs=False`` runs
     every step eagerly). Every public call runs under ``torch.inference_mode``: sampling never builds an autograd
     graph, and a pipeline's model is frozen (training makes its own parameters trainable).
     """
+
+    _callback_tensor_inputs = ["latents", "context", "concat"]
+    """What ``callback_on_step_end`` may read and replace: the float32 latents (B, 4, T, h, w), the cross-attention
+    context ([uncond × B, cond × B] under guidance) and the first-frame conditioning latents."""
 
     def __init__(
         self, model: DynamiCrafter, preset: ShowMePreset | None = None, device: str | torch.device | None = None,
@@ -109,17 +136,18 @@ class ShowMePipeline:
         self.model = model.requires_grad_(False).eval()
         self.preset = preset
         self.device = torch.device(device) if device is not None else _default_device()
-        self.cpu_offload = cpu_offload
-        if not adapters.has_adapters(model):
-            adapters.add_showme_adapters(model)
-        self.model.to("cpu" if cpu_offload else self.device)
-        if cpu_offload:  # the schedule buffers say where the model runs (``model.device``)
-            for name, buffer in self.model.named_buffers(recurse=False):
-                self.model._buffers[name] = buffer.to(self.device)
+        self._offload_hooks: list = []
         self._progress_bar_config: dict = {}
+        self._interrupt = False
         self.cuda_graphs = cuda_graphs
         self._step_graphs = StepGraphs(enabled=cuda_graphs)
         self.adapter_files: dict[str, str] = {}  # trained adapter files loaded by from_preset, named in run metadata
+        if not adapters.has_adapters(model):
+            adapters.add_showme_adapters(model)
+        if cpu_offload:
+            self.enable_model_cpu_offload()
+        else:
+            self.model.to(self.device)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -233,27 +261,77 @@ class ShowMePipeline:
     def __setattr__(self, name: str, value) -> None:
         """``pipe.progress_bar = False`` (the old switch) still works, through :meth:`set_progress_bar_config`."""
         if name == "progress_bar" and isinstance(value, bool):
-            warnings.warn("Setting `pipe.progress_bar` is deprecated; call `pipe.set_progress_bar_config(disable=...)`.",
-                          FutureWarning, stacklevel=2)
+            warnings.warn("Setting `pipe.progress_bar` is deprecated; call "
+                          "`pipe.set_progress_bar_config(disable=...)`.", FutureWarning, stacklevel=2)
             self.set_progress_bar_config(disable=not value)
             return
         super().__setattr__(name, value)
 
-    @contextlib.contextmanager
-    def _on_device(self, *modules: torch.nn.Module) -> Iterator[None]:
-        """With CPU offload, bring ``modules`` to the GPU for a block and send them back afterwards."""
-        if not self.cpu_offload:
-            yield
+    @property
+    def interrupt(self) -> bool:
+        """True once ``pipe._interrupt`` is set (by ``callback_on_step_end`` or another thread): the loop ends after
+        the current step, and what the steps so far made is decoded and returned (``metadata["steps_done"]`` says
+        how many; ``animate_many`` samples no further chunk). Every public call starts with it cleared."""
+        return self._interrupt
+
+    # ------------------------------------------------------------------ offloading
+    @property
+    def cpu_offload(self) -> bool:
+        """Whether :meth:`enable_model_cpu_offload` is in effect."""
+        return bool(self._offload_hooks)
+
+    def _offloaded_parts(self) -> list[torch.nn.Module]:
+        """The model's parts in the order a call uses them: text tower, image tower, Resampler, autoencoder, UNet."""
+        model = self.model
+        return [model.cond_stage_model, model.embedder, model.image_proj_model, model.first_stage_model, model.model]
+
+    def enable_model_cpu_offload(self, device: str | torch.device | None = None) -> None:
+        """Keep the model in CPU memory and move each part to ``device`` (the pipeline's) only while it runs.
+
+        As diffusers' ``enable_model_cpu_offload``: accelerate's ``cpu_offload_with_hook`` chains the parts in the
+        order a call uses them (text tower, image tower, Resampler, autoencoder, UNet), so a part moves to the GPU
+        when it is called and sends the previous part back, and every part returns to the CPU at the end of a call.
+        The autoencoder is used through ``encode`` and ``decode_frames``, not ``forward``, so those two trigger its
+        hook too (diffusers' ``apply_forward_hook``). The small schedule buffers stay on ``device``: the model
+        sends its inputs to ``model.device``, which they define. At most one large part is on the GPU at a time,
+        so memory drops to about the UNet's weights; each call pays the transfers, and steps run without CUDA
+        graphs (offloaded weights have no fixed address). Results equal those without offload.
+        """
+        from accelerate import cpu_offload_with_hook
+        from accelerate.utils import set_module_tensor_to_device
+
+        self.remove_all_hooks()
+        device = torch.device(device) if device is not None else self.device
+        self.device = device
+        self.model.to("cpu")
+        for name, _ in self.model.named_buffers(recurse=False):
+            set_module_tensor_to_device(self.model, name, device)
+        hook = None
+        for part in self._offloaded_parts():
+            _, hook = cpu_offload_with_hook(part, device, prev_module_hook=hook)
+            self._offload_hooks.append(hook)
+        vae = self.model.first_stage_model
+        for method in ("encode", "decode_frames"):
+            setattr(vae, method, apply_forward_hook(getattr(type(vae), method)).__get__(vae))
+
+    def remove_all_hooks(self) -> None:
+        """Undo :meth:`enable_model_cpu_offload`: the whole model back on the pipeline's device."""
+        if not self._offload_hooks:
             return
-        for module in modules:
-            module.to(self.device)
-        try:
-            yield
-        finally:
-            for module in modules:
-                module.to("cpu")
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+        for hook in self._offload_hooks:
+            hook.remove()
+        self._offload_hooks = []
+        vae = self.model.first_stage_model
+        for method in ("encode", "decode_frames"):
+            vae.__dict__.pop(method, None)
+        self.model.to(self.device)
+
+    def _offload_all(self) -> None:
+        """End of a call under offload: every part back in CPU memory (diffusers' ``maybe_free_model_hooks``)."""
+        for hook in self._offload_hooks:
+            hook.offload()
+        if self._offload_hooks and self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def _prepare_photo(self, image, fit: str) -> tuple[torch.Tensor, FitInfo, PIL.Image.Image]:
         photo = load_photo(image)
@@ -276,25 +354,31 @@ class ShowMePipeline:
         """Cross-attention context ([uncond x B, cond x B] with CFG) and first-frame latents (B, 4, h, w).
 
         Each item is encoded on its own, with its own generator for the posterior sample, so an item of a batch
-        gets exactly the conditioning (and draws exactly the random numbers) of a call for it alone.
+        gets exactly the conditioning (and draws exactly the random numbers) of a call for it alone. The towers
+        run one after the other over all items, so under offload each moves to the GPU once.
         """
         model, device = self.model, self.device
-        with self._on_device(model.cond_stage_model, model.embedder, model.image_proj_model, model.first_stage_model):
-            contexts, firsts = [], []
-            for item, (text, generator) in enumerate(zip(instructions, generators, strict=True)):
-                photo = pixels[item : item + 1].to(device)
-                contexts.append(torch.cat([model.encode_text([text]), model.encode_image_context(photo)], dim=1))
-                firsts.append(model.encode_latents(photo, generator=generator))
-            context = torch.cat(contexts)
-            if guided:  # the unconditional branch: empty text and a black image, one block per item
-                black = torch.zeros_like(pixels[:1]).to(device)
-                empty = torch.cat([model.encode_text([""]), model.encode_image_context(black)], dim=1)
-                context = torch.cat([empty.expand(len(contexts), -1, -1), context])
+        photos = [pixels[item : item + 1].to(device) for item in range(pixels.shape[0])]
+        contexts = [cross_attention_context(model, [text], photo)
+                    for text, photo in zip(instructions, photos, strict=True)]
+        context = torch.cat(contexts)
+        if guided:  # the unconditional branch: empty text and a zero image, one block per item
+            context = torch.cat([unconditional_context(model, photos[0]).expand(len(contexts), -1, -1), context])
+        firsts = [model.encode_latents(photo, generator=g) for photo, g in zip(photos, generators, strict=True)]
         return context, torch.cat(firsts)
 
     def _unet_step(self, latents, timesteps, concat, context, frame_stride) -> torch.Tensor:
         """The UNet call of one denoising step, as a function of tensors only (what a CUDA graph captures)."""
         return self.model.predict(latents, timesteps, concat, context, frame_stride)
+
+    @staticmethod
+    def _check_callback(callback: StepEndCallback | None, tensor_inputs: Sequence[str]) -> None:
+        if callback is not None and not callable(callback):
+            raise ValueError(f"callback_on_step_end must be callable, got {type(callback).__name__}.")
+        unknown = [name for name in tensor_inputs if name not in ShowMePipeline._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs may name {ShowMePipeline._callback_tensor_inputs}, "
+                             f"got {unknown}.")
 
     @torch.inference_mode()
     def sample_latents(
@@ -310,18 +394,24 @@ class ShowMePipeline:
         fs: int,
         generator: torch.Generator | list[torch.Generator],
         progress_callback: ProgressCallback | None = None,
-    ) -> torch.Tensor:
-        """DDIM from noise to float32 latents (B, 4, num_frames, h, w) for photos (B, 3, H, W) in [-1, 1].
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    ) -> tuple[torch.Tensor, int]:
+        """DDIM from noise: float32 latents (B, 4, num_frames, h, w) for photos (B, 3, H, W) in [-1, 1], and the
+        number of steps run (fewer than ``num_inference_steps`` when :attr:`interrupt` ended the loop).
 
         ``instruction`` and ``generator`` are one per photo (a single one for B = 1). The B items are sampled as
         one batch, laid out [uncond x B, cond x B] under CFG, and item i draws all its random numbers (posterior
         sample, initial noise, DDIM noise) from generator i in the order a call for it alone would, so a batch
         equals separate calls. The latents stay float32 between steps (as the release's under autocast); only the
         UNet runs in the model's dtype, replayed from a CUDA graph when :attr:`cuda_graphs` is on.
+        ``callback_on_step_end(pipe, step, timestep, tensors)`` runs after each step with the tensors named in
+        ``callback_on_step_end_tensor_inputs`` and may return replacements for them (diffusers' convention).
         """
+        self._check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         model, device = self.model, self.device
         instructions = [instruction] if isinstance(instruction, str) else list(instruction)
-        generators = list(generator) if isinstance(generator, (list, tuple)) else [generator]
+        generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
         count = pixels.shape[0]
         if not len(instructions) == len(generators) == count:
             raise ValueError(f"{count} photos need as many instructions and generators, got "
@@ -342,7 +432,8 @@ class ShowMePipeline:
         graphs.enabled = self.cuda_graphs and not self.cpu_offload  # offload moves weights: no fixed addresses
         total = len(schedule.timesteps)
         noise_source = generators if count > 1 else generators[0]
-        with self._on_device(model.model), self.progress_bar(total=total) as bar:
+        steps_done = 0
+        with self.progress_bar(total=total) as bar:
             for i, t in enumerate(schedule.timesteps):
                 timesteps.fill_(int(t))
                 model_input = latents.to(model.dtype).repeat(batch // count, 1, 1, 1, 1)
@@ -354,10 +445,21 @@ class ShowMePipeline:
                     if self.config.guidance_rescale > 0:
                         output = rescale_noise_cfg(output, cond, guidance_rescale=self.config.guidance_rescale)
                 latents, _ = sampler.step(output, latents, i, schedule, generator=noise_source)
+                steps_done = i + 1
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "context": context, "concat": concat}
+                    replaced = callback_on_step_end(
+                        self, i, int(t), {name: tensors[name] for name in callback_on_step_end_tensor_inputs}
+                    ) or {}
+                    latents = replaced.pop("latents", latents)
+                    context = replaced.pop("context", context)
+                    concat = replaced.pop("concat", concat)
                 bar.update()
                 if progress_callback is not None:
                     progress_callback(i + 1, total)
-        return latents
+                if self.interrupt:
+                    break
+        return latents, steps_done
 
     def _mode_key(self) -> str:
         """What, besides the inputs' shapes, decides the UNet's computation: the temporal bypass and the adapters."""
@@ -368,8 +470,7 @@ class ShowMePipeline:
     @torch.inference_mode()
     def _decode(self, latents: torch.Tensor, info: FitInfo, chunk_size: int | None) -> list[PIL.Image.Image]:
         """One item's latents (1, 4, t, h, w) -> frames at the photo's aspect ratio, no autograd graph kept."""
-        with self._on_device(self.model.first_stage_model):
-            frames = self.model.decode_latents(latents, chunk_size=chunk_size)  # (1, 3, t, H, W)
+        frames = self.model.decode_latents(latents, chunk_size=chunk_size)  # (1, 3, t, H, W)
         longest = max(self.config.height, self.config.width)
         return [restore_photo(f, info, max_side=longest) for f in _to_pil(frames[0].permute(1, 0, 2, 3))]
 
@@ -381,11 +482,22 @@ class ShowMePipeline:
         fs = fs if fs is not None else self.config.default_fs
         return steps, guidance, eta, fs
 
+    @staticmethod
+    def _check_output_type(output_type: str) -> None:
+        if output_type not in OUTPUT_TYPES:
+            raise InvalidInputError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
+
     def _run(self, mode: str, images: list, instructions: list[str], num_frames: int, conditioning: str, fit: str,
              seeds: list, generators: list | None, num_inference_steps, guidance_scale, eta, fs, progress_callback,
-             decode_chunk_size) -> list[tuple[list[PIL.Image.Image], dict]]:
-        """Check everything, sample the items as one batch (or ``batch_size`` at a time), decode each item alone."""
+             decode_chunk_size, output_type: str = "pil", callback_on_step_end: StepEndCallback | None = None,
+             callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",)) -> list[tuple[object, dict]]:
+        """Check everything, sample the items as one batch, decode each item alone: [(frames, metadata)].
+
+        ``frames`` is in ``output_type`` and always a video's form (a list, or a leading frame axis); ``edit`` and
+        ``animate`` take the form they return from it.
+        """
         started = time.perf_counter()
+        self._check_output_type(output_type)
         steps, guidance, eta, fs = self._settings(num_inference_steps, guidance_scale, eta, fs)
         instructions = [self._check(text, steps, guidance, eta, fs) for text in instructions]
         if conditioning not in CONDITIONING_MODES:
@@ -395,41 +507,57 @@ class ShowMePipeline:
             seeds = [random.randrange(2**31) if seed is None else seed for seed in seeds]
             generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         pixels = torch.cat([p[0] for p in prepared])
-        with adapters.mode(self.model, mode):
-            latents = self.sample_latents(
-                pixels, instructions, num_frames=num_frames, conditioning=conditioning,
-                num_inference_steps=steps, guidance_scale=guidance, eta=eta, fs=fs, generator=generators,
-                progress_callback=progress_callback,
-            )
-        results = []
-        for item, (_, info, photo) in enumerate(prepared):
-            frames = self._decode(latents[item : item + 1], info, decode_chunk_size)
-            metadata = {
-                "preset": self.preset.name if self.preset else None,
-                "mode": mode,
-                "instruction": instructions[item],
-                "seed": seeds[item],
-                "num_inference_steps": steps,
-                "guidance_scale": guidance,
-                "eta": eta,
-                "fs": fs,
-                "num_frames": num_frames,
-                "conditioning": conditioning,
-                "edit_adapter": self.adapter_files.get(adapters.EDIT),
-                "animate_adapter": self.adapter_files.get(adapters.ANIMATE),
-                "fit": fit,
-                "model_size": [self.config.height, self.config.width],
-                "photo_size": [photo.height, photo.width],
-                "output_size": [frames[0].height, frames[0].width],
-                "device": str(self.device),
-                "dtype": str(self.model.dtype).replace("torch.", ""),
-                "cuda_graphs": self._step_graphs.enabled and self.device.type == "cuda",
-                "batch_size": len(prepared),
-                "seconds": round(time.perf_counter() - started, 3),
-                "showme_i2g": __version__,
-            }
-            results.append((frames, metadata))
+        try:
+            with adapters.mode(self.model, mode):
+                latents, steps_done = self.sample_latents(
+                    pixels, instructions, num_frames=num_frames, conditioning=conditioning,
+                    num_inference_steps=steps, guidance_scale=guidance, eta=eta, fs=fs, generator=generators,
+                    progress_callback=progress_callback, callback_on_step_end=callback_on_step_end,
+                    callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+                )
+            results = []
+            for item, (_, info, photo) in enumerate(prepared):
+                if output_type == "latent":
+                    frames, size = latents[item : item + 1], None
+                else:
+                    pil = self._decode(latents[item : item + 1], info, decode_chunk_size)
+                    frames, size = _convert(pil, output_type, video=True), [pil[0].height, pil[0].width]
+                results.append((frames, self._metadata(
+                    mode, instructions[item], seeds[item], steps, steps_done, guidance, eta, fs, num_frames,
+                    conditioning, fit, photo, size, len(prepared), started,
+                )))
+        finally:
+            self._offload_all()
         return results
+
+    def _metadata(self, mode, instruction, seed, steps, steps_done, guidance, eta, fs, num_frames, conditioning, fit,
+                  photo, output_size, batch_size, started) -> dict:
+        """How one output was made (written next to it as run.json by the CLI and the app)."""
+        return {
+            "preset": self.preset.name if self.preset else None,
+            "mode": mode,
+            "instruction": instruction,
+            "seed": seed,
+            "num_inference_steps": steps,
+            "steps_done": steps_done,
+            "guidance_scale": guidance,
+            "eta": eta,
+            "fs": fs,
+            "num_frames": num_frames,
+            "conditioning": conditioning,
+            "edit_adapter": self.adapter_files.get(adapters.EDIT),
+            "animate_adapter": self.adapter_files.get(adapters.ANIMATE),
+            "fit": fit,
+            "model_size": [self.config.height, self.config.width],
+            "photo_size": [photo.height, photo.width],
+            "output_size": output_size,
+            "device": str(self.device),
+            "dtype": str(self.model.dtype).replace("torch.", ""),
+            "cuda_graphs": self._step_graphs.enabled and self.device.type == "cuda",
+            "batch_size": batch_size,
+            "seconds": round(time.perf_counter() - started, 3),
+            "showme_i2g": __version__,
+        }
 
     # ------------------------------------------------------------------ public API
     def edit(
@@ -445,16 +573,26 @@ class ShowMePipeline:
         fs: int | None = None,
         fit: str = "crop",
         progress_callback: ProgressCallback | None = None,
-    ) -> EditOutput:
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ) -> EditOutput | tuple:
         """The photo after the action: image mode (temporal modules bypassed, ``edit`` LoRA), one frame.
 
         ``image`` is a path, bytes or PIL image; ``fit`` is "crop" (centre-crop to the model's aspect) or "pad".
+        ``output_type`` is one of :data:`OUTPUT_TYPES` (an array (H, W, 3), a tensor (3, H, W) or the latents
+        (1, 4, 1, h, w)); ``return_dict=False`` gives the tuple ``(image, metadata)``. ``progress_callback(done,
+        total)`` counts steps; ``callback_on_step_end`` is diffusers' (see :meth:`sample_latents`).
         """
+        self._interrupt = False
         [(frames, metadata)] = self._run(
             "image", [image], [instruction], 1, "repeat", fit, [seed], None if generator is None else [generator],
-            num_inference_steps, guidance_scale, eta, fs, progress_callback, None,
+            num_inference_steps, guidance_scale, eta, fs, progress_callback, None, output_type,
+            callback_on_step_end, callback_on_step_end_tensor_inputs,
         )
-        return EditOutput(image=frames[0], metadata=metadata)
+        output = EditOutput(image=frames if output_type == "latent" else frames[0], metadata=metadata)
+        return output if return_dict else output.to_tuple()
 
     def animate(
         self,
@@ -472,19 +610,27 @@ class ShowMePipeline:
         fit: str = "crop",
         decode_chunk_size: int | None = None,
         progress_callback: ProgressCallback | None = None,
-    ) -> VideoOutput:
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ) -> VideoOutput | tuple:
         """The clip of the action: video mode (temporal modules on, ``edit`` + ``animate`` LoRAs).
 
         ``conditioning="mask"`` (ShowMe) gives the photo's latent to frame 0 only; "repeat" (vanilla DynamiCrafter)
-        gives it to every frame.
+        gives it to every frame. ``output_type``, ``return_dict`` (``(frames, metadata)``) and the callbacks are
+        as in :meth:`edit`.
         """
+        self._interrupt = False
         check_number(num_frames, "num_frames", 2, MAX_FRAMES, integer=True)
         [(frames, metadata)] = self._run(
             "video", [image], [instruction], num_frames, conditioning, fit, [seed],
             None if generator is None else [generator], num_inference_steps, guidance_scale, eta, fs,
-            progress_callback, decode_chunk_size,
+            progress_callback, decode_chunk_size, output_type, callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
         )
-        return VideoOutput(frames=frames, metadata=metadata)
+        output = VideoOutput(frames=frames, metadata=metadata)
+        return output if return_dict else output.to_tuple()
 
     def animate_many(
         self,
@@ -502,15 +648,22 @@ class ShowMePipeline:
         fit: str = "crop",
         decode_chunk_size: int | None = None,
         progress_callback: ProgressCallback | None = None,
-    ) -> list[VideoOutput]:
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ) -> list[VideoOutput] | list[tuple]:
         """Animate every (photo, instruction) pair, e.g. each step image of a recipe, in batched sampling loops.
 
         Items are sampled ``batch_size`` at a time (one UNet call per DDIM step for the whole chunk); a chunk that
         runs out of GPU memory is retried at half the size. Item i uses ``seeds[i]`` (random where None) and gets
         exactly the clip that ``animate(images[i], instructions[i], seed=seeds[i], ...)`` gives: every random number
         it needs comes from its own generator in the same order. Every photo and instruction is checked before the
-        first chunk is sampled. ``progress_callback(done, total)`` counts DDIM steps over all chunks.
+        first chunk is sampled. ``progress_callback(done, total)`` counts DDIM steps over all chunks;
+        ``callback_on_step_end`` sees each chunk's steps (its tensors hold the chunk's items). After an
+        :attr:`interrupt` the clips sampled so far are returned (the current chunk's after fewer steps).
         """
+        self._interrupt = False
         images, instructions = list(images), list(instructions)
         if not images:
             raise InvalidInputError("animate_many needs at least one photo.")
@@ -521,6 +674,8 @@ class ShowMePipeline:
             raise InvalidInputError(f"Got {len(images)} photos but {len(seeds)} seeds; give one each (or none).")
         check_number(batch_size, "batch_size", 1, 64, integer=True)
         check_number(num_frames, "num_frames", 2, MAX_FRAMES, integer=True)
+        self._check_output_type(output_type)
+        self._check_callback(callback_on_step_end, callback_on_step_end_tensor_inputs)
         settings = self._settings(num_inference_steps, guidance_scale, eta, fs)
         steps = settings[0]
         instructions = [self._check(text, *settings) for text in instructions]  # bad input fails before sampling
@@ -528,7 +683,7 @@ class ShowMePipeline:
         seeds = [random.randrange(2**31) if seed is None else seed for seed in seeds]  # a retry reuses them
         outputs: list[VideoOutput] = []
         done_steps = 0
-        while len(outputs) < len(images):
+        while len(outputs) < len(images) and not self.interrupt:
             chunk = range(len(outputs), min(len(outputs) + batch_size, len(images)))
             remaining = -(-(len(images) - len(outputs)) // batch_size)
             total = done_steps + steps * remaining
@@ -541,7 +696,7 @@ class ShowMePipeline:
                 results = self._run(
                     "video", [images[i] for i in chunk], [instructions[i] for i in chunk], num_frames, conditioning,
                     fit, [seeds[i] for i in chunk], None, num_inference_steps, guidance_scale, eta, fs, report,
-                    decode_chunk_size,
+                    decode_chunk_size, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs,
                 )
             except torch.OutOfMemoryError:
                 if batch_size == 1:
@@ -554,4 +709,4 @@ class ShowMePipeline:
                 continue
             done_steps += steps
             outputs += [VideoOutput(frames=frames, metadata=metadata) for frames, metadata in results]
-        return outputs
+        return outputs if return_dict else [output.to_tuple() for output in outputs]

@@ -55,7 +55,7 @@ from ..flow import FlowEstimator, default_flow
 from ..presets import get_showme_preset
 from ..rewards import DEFAULT_DEPTH_MODEL, DepthEstimator, HED, MotionReward, StructureReward, clip_flow_magnitudes
 from ..showme import adapters
-from ..showme.conditioning import first_frame_concat
+from ..showme.conditioning import cross_attention_context, first_frame_concat
 from ..showme.dynamicrafter.config import CONFIGS
 from ..showme.dynamicrafter.model import DynamiCrafter
 from .config import DataError, RunConfig, TrainingConfigError
@@ -312,14 +312,9 @@ class ShowMeTrainingModel(nn.Module):
     # ------------------------------------------------------------------ shared pieces
     def context(self, first: torch.Tensor, instructions: list[str], drop_text: torch.Tensor,
                 drop_image: torch.Tensor) -> torch.Tensor:
-        """Cross-attention tokens: text (``""`` where dropped) then the Resampler's tokens of the first frame (a
-        zero frame where dropped, as the release). The Resampler carries ``edit`` LoRA, so this keeps gradients in stage 1."""
-        model = self.model
-        prompts = ["" if drop else text for text, drop in zip(instructions, drop_text.tolist())]
-        with torch.no_grad():
-            text = model.encode_text(prompts)
-        keep = (~drop_image).to(first.device, first.dtype).view(-1, 1, 1, 1)
-        return torch.cat([text, model.encode_image_context(first * keep)], dim=1)
+        """Cross-attention tokens of the first frames with conditioning dropout (text and/or image dropped per
+        sample), built by sampling's function too (:func:`~..showme.conditioning.cross_attention_context`)."""
+        return cross_attention_context(self.model, instructions, first, drop_text=drop_text, drop_image=drop_image)
 
     def diffusion_loss(
         self, latents: torch.Tensor, concat: torch.Tensor, context: torch.Tensor, fs: torch.Tensor,
