@@ -107,7 +107,8 @@ def test_planner_writes_missing_steps(pipe):
     [
         ("   ", ["Whisk."], {}, r"^The goal is empty"),
         ("Make pancakes", [], {}, r"^There are no steps"),
-        ("Make pancakes", ["Whisk."] * 50, {}, r"^There are 50 steps; at most 16"),
+        ("Make pancakes", ["Whisk."] * 3, {"anchor": "reference"}, r"^The anchor 'reference' needs a reference"),
+        ("Make pancakes", ["Whisk."] * 3, {"max_batch": 2}, r"^max_batch must be a whole number of at least 3"),
         ("Make pancakes", ["Whisk the eggs. " * 1250], {}, r"^The text of step 1 is 19,999 characters long"),
         ("Make pancakes", ["Whisk", "Po\x07ur"], {}, r"^The text of step 2 contains a control character \(U\+0007\)"),
         ("Make\x00 pancakes", ["Whisk"], {}, r"^The goal contains a control character"),

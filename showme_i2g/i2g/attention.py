@@ -11,13 +11,19 @@ of every neighbour token is multiplied by w, i.e. ``log(w)`` is added to its log
 w = 1 is plain attention over the three slices, w -> 0 approaches independent steps and w = 0 *is* independent
 steps (the neighbour keys are skipped altogether). Classifier-free guidance doubles the batch as
 [unconditional x n, conditional x n]; images are grouped in blocks of n consecutive items, so the halves never mix.
+
+Anchors (a reference photo before step 1, kept steps, a global anchor) generalise the chain: a
+:class:`ChainLayout` gives every link between consecutive images its own weight (0 = no link) and may name one
+image that every image also attends to, as a fourth slice of keys. :func:`chain_attention` runs it; a layout with
+equal links and no global anchor is the plain chain and runs :func:`neighbour_attention` itself, bit for bit.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -119,6 +125,119 @@ def masked_neighbour_attention(
     return F.scaled_dot_product_attention(query, keys, values, attn_mask=bias)
 
 
+@dataclass(frozen=True)
+class ChainLayout:
+    """Who sees whom among the m consecutive images of one group (one CFG half) of the UNet batch.
+
+    ``links[j]`` is the weight of the link between images j and j + 1 (``m - 1`` links): both see each other's
+    tokens with that weight, and 0 means they do not see each other. ``anchor`` is the index of one image that
+    every image also attends to with ``anchor_weight`` (I2G's chain plus a global anchor against drift); an image
+    that already sees the anchor as itself or through a link does not see it twice.
+    """
+
+    links: tuple[float, ...]
+    anchor: int | None = None
+    anchor_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, weight in [*(("a link weight", w) for w in self.links), ("anchor_weight", self.anchor_weight)]:
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {weight}.")
+        if self.anchor is not None and not 0 <= self.anchor < self.num_images:
+            raise ValueError(f"anchor must index one of the {self.num_images} images, got {self.anchor}.")
+
+    @classmethod
+    def plain(cls, num_images: int, neighbour_weight: float = 1.0) -> ChainLayout:
+        """I2G's chain: every consecutive pair linked with the same weight, no global anchor."""
+        if num_images < 1:
+            raise ValueError(f"num_images must be >= 1, got {num_images}.")
+        return cls(links=(float(neighbour_weight),) * (num_images - 1))
+
+    @property
+    def num_images(self) -> int:
+        return len(self.links) + 1
+
+    @property
+    def is_plain(self) -> bool:
+        """True when :func:`neighbour_attention` computes it: all links equal and no global anchor that counts."""
+        no_anchor = self.anchor is None or self.anchor_weight == 0
+        return no_anchor and len(set(self.links)) <= 1
+
+    def key_slices(self) -> tuple[list[list[int]], list[list[float]]]:
+        """Per image, the images its keys come from ([previous, own, next] and the anchor when there is one) and
+        each slice's weight (0 = masked out)."""
+        m = self.num_images
+        sources, weights = [], []
+        for j in range(m):
+            previous = self.links[j - 1] if j > 0 else 0.0
+            following = self.links[j] if j < m - 1 else 0.0
+            row_sources = [max(j - 1, 0), j, min(j + 1, m - 1)]
+            row_weights = [previous, 1.0, following]
+            if self.anchor is not None:
+                seen = self.anchor == j or (self.anchor == j - 1 and previous > 0) or (
+                    self.anchor == j + 1 and following > 0)
+                row_sources.append(self.anchor)
+                row_weights.append(0.0 if seen else self.anchor_weight)
+            sources.append(row_sources)
+            weights.append(row_weights)
+        return sources, weights
+
+    def key(self) -> tuple:
+        """A hashable description (CUDA graphs are cached per layout)."""
+        return (self.links, self.anchor, self.anchor_weight)
+
+
+def _layout_bias(weights: Sequence[Sequence[float]], groups: int, length: int, like: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 1, S*L) additive bias: log(weight) per key slice, -inf for weight 0."""
+    table = torch.tensor(weights, dtype=torch.float64, device=like.device)
+    bias = torch.where(table > 0, table.clamp_min(1e-300).log(), torch.full_like(table, -math.inf))
+    bias = bias.repeat_interleave(length, dim=1).to(like.dtype)  # (m, S*L)
+    return bias.repeat(groups, 1).view(groups * table.shape[0], 1, 1, -1)
+
+
+def chain_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: ChainLayout) -> torch.Tensor:
+    """Attention where each image sees the images its :class:`ChainLayout` row names, with their weights.
+
+    Tensors are (B, heads, tokens, head_dim) with B a multiple of ``layout.num_images`` (one group per CFG half).
+    Cost stays linear in the number of images: three or four key slices per image. A plain layout runs
+    :func:`neighbour_attention`, so adding the layout machinery changes nothing for I2G's own chain.
+    """
+    m = layout.num_images
+    batch = query.shape[0]
+    if batch % m:
+        raise ValueError(f"The batch size {batch} is not a multiple of the layout's {m} images.")
+    if layout.is_plain:
+        return neighbour_attention(query, key, value, m, layout.links[0] if layout.links else 1.0)
+    sources, weights = layout.key_slices()
+    groups, (b, h, length, d) = batch // m, key.shape
+    index = torch.tensor(sources, device=key.device).flatten()  # (m * S,)
+
+    def gather(x: torch.Tensor) -> torch.Tensor:
+        picked = x.view(groups, m, h, length, d)[:, index].view(groups, m, len(sources[0]), h, length, d)
+        return picked.transpose(2, 3).reshape(b, h, -1, d)
+
+    bias = _layout_bias(weights, groups, length, query)
+    return F.scaled_dot_product_attention(query, gather(key), gather(value), attn_mask=bias)
+
+
+def chain_attention_mass(query: torch.Tensor, key: torch.Tensor, layout: ChainLayout) -> torch.Tensor:
+    """How much of each image's attention goes to each image: (B, m), rows sum to 1, averaged over heads and
+    query tokens. Explicit softmax for analysis and figures (small sizes only); the same bias as the kernel."""
+    m = layout.num_images
+    groups = query.shape[0] // m
+    sources, weights = layout.key_slices()
+    _, h, length, d = key.shape
+    index = torch.tensor(sources, device=key.device).flatten()
+    keys = key.view(groups, m, h, length, d)[:, index].view(groups, m, len(sources[0]), h, length, d)
+    keys = keys.transpose(2, 3).reshape(query.shape[0], h, -1, d)
+    logits = query.float() @ keys.float().transpose(-1, -2) / math.sqrt(d)
+    probs = (logits + _layout_bias(weights, groups, length, logits)).softmax(dim=-1)
+    per_slice = probs.view(*probs.shape[:3], -1, length).sum(-1).mean(dim=(1, 2))  # (B, S)
+    mass = torch.zeros(query.shape[0], m, dtype=per_slice.dtype, device=per_slice.device)
+    rows = torch.tensor(sources, device=key.device).repeat(groups, 1)
+    return mass.scatter_add_(1, rows, per_slice)
+
+
 class NeighbourAttnProcessor:
     """A diffusers attention processor for self-attention layers (``attn1``) that applies :func:`neighbour_attention`.
 
@@ -127,13 +246,16 @@ class NeighbourAttnProcessor:
     instance can serve every layer.
     """
 
-    def __init__(self, num_steps: int, neighbour_weight: float = 1.0) -> None:
+    def __init__(self, num_steps: int, neighbour_weight: float = 1.0, layout: ChainLayout | None = None) -> None:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
         if not math.isfinite(neighbour_weight) or neighbour_weight < 0:
             raise ValueError(f"neighbour_weight must be a finite number >= 0, got {neighbour_weight}.")
+        if layout is not None and layout.num_images != num_steps:
+            raise ValueError(f"The layout has {layout.num_images} images but num_steps is {num_steps}.")
         self.num_steps = num_steps
         self.neighbour_weight = float(neighbour_weight)
+        self.layout = layout
 
     def __call__(
         self,
@@ -168,7 +290,10 @@ class NeighbourAttnProcessor:
         if attn.norm_k is not None:
             key = attn.norm_k(key)
 
-        hidden_states = neighbour_attention(query, key, value, self.num_steps, self.neighbour_weight)
+        if self.layout is None:
+            hidden_states = neighbour_attention(query, key, value, self.num_steps, self.neighbour_weight)
+        else:
+            hidden_states = chain_attention(query, key, value, self.layout)
         hidden_states = hidden_states.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
 
@@ -184,10 +309,13 @@ def is_self_attention(processor_name: str) -> bool:
     return processor_name.endswith("attn1.processor")
 
 
-def apply_neighbour_attention(unet: torch.nn.Module, num_steps: int, neighbour_weight: float = 1.0) -> dict:
-    """Install neighbour attention in every ``attn1`` of ``unet``; returns the processors it replaced."""
+def apply_neighbour_attention(
+    unet: torch.nn.Module, num_steps: int, neighbour_weight: float = 1.0, layout: ChainLayout | None = None
+) -> dict:
+    """Install neighbour attention (or a :class:`ChainLayout`'s) in every ``attn1`` of ``unet``; returns the
+    processors it replaced."""
     previous = dict(unet.attn_processors)
-    processor = NeighbourAttnProcessor(num_steps, neighbour_weight)
+    processor = NeighbourAttnProcessor(num_steps, neighbour_weight, layout)
     unet.set_attn_processor(
         {name: processor if is_self_attention(name) else proc for name, proc in previous.items()}
     )
@@ -196,10 +324,10 @@ def apply_neighbour_attention(unet: torch.nn.Module, num_steps: int, neighbour_w
 
 @contextmanager
 def neighbour_attention_enabled(
-    unet: torch.nn.Module, num_steps: int, neighbour_weight: float = 1.0
+    unet: torch.nn.Module, num_steps: int, neighbour_weight: float = 1.0, layout: ChainLayout | None = None
 ) -> Iterator[NeighbourAttnProcessor]:
     """Neighbour attention for the duration of a ``with`` block; the UNet's own processors come back afterwards."""
-    previous = apply_neighbour_attention(unet, num_steps, neighbour_weight)
+    previous = apply_neighbour_attention(unet, num_steps, neighbour_weight, layout)
     try:
         yield next(p for n, p in unet.attn_processors.items() if is_self_attention(n))
     finally:

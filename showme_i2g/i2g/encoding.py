@@ -38,6 +38,21 @@ class InstructionEmbeddings:
     negative_prompt_embeds: torch.Tensor | None = None  # same shape as prompt_embeds
     negative_pooled_prompt_embeds: torch.Tensor | None = None
 
+    def select(self, rows: Sequence[int]) -> InstructionEmbeddings:
+        """The embeddings of some images only, in the given order (a window of a long recipe, an anchor)."""
+        index = torch.as_tensor(list(rows), device=self.prompt_embeds.device)
+
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.index_select(0, index.to(t.device))
+
+        return InstructionEmbeddings(
+            prompt_embeds=pick(self.prompt_embeds),
+            pooled_prompt_embeds=pick(self.pooled_prompt_embeds),
+            attention_mask=pick(self.attention_mask),
+            negative_prompt_embeds=pick(self.negative_prompt_embeds),
+            negative_pooled_prompt_embeds=pick(self.negative_pooled_prompt_embeds),
+        )
+
     def unet_inputs(self, guidance: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(encoder_hidden_states, pooled text embeds, encoder_attention_mask), CFG halves stacked [uncond, cond]."""
         if not guidance:

@@ -23,15 +23,20 @@ def clean_goal(goal: object) -> str:
     return clean_text(goal, "goal", MAX_GOAL_CHARS)
 
 
-def clean_steps(steps: Sequence[str] | None) -> list[str]:
-    """The steps, 1 to ``MAX_STEPS`` of them, each cleaned like the goal."""
+def clean_steps(steps: Sequence[str] | None, max_steps: int | None = MAX_STEPS) -> list[str]:
+    """The steps, each cleaned like the goal; at most ``max_steps`` of them.
+
+    ``MAX_STEPS`` protects a shared server (the app) and is the entry points' default; the pipeline itself takes
+    any number (``max_steps=None``): neighbour attention is linear in the number of steps, and ``max_batch``
+    bounds the memory of one batch.
+    """
     if steps is None or isinstance(steps, str):
         raise InvalidInputError("The steps must be a list of texts, one per step.")
     steps = list(steps)
     if not steps:
         raise InvalidInputError("There are no steps; type at least one step or let the planner write them.")
-    if len(steps) > MAX_STEPS:
-        raise InvalidInputError(f"There are {len(steps)} steps; at most {MAX_STEPS} can be illustrated at once.")
+    if max_steps is not None and len(steps) > max_steps:
+        raise InvalidInputError(f"There are {len(steps)} steps; at most {max_steps} can be illustrated at once.")
     return [clean_text(step, f"text of step {i}", MAX_STEP_CHARS) for i, step in enumerate(steps, start=1)]
 
 

@@ -9,10 +9,11 @@ called with ``prompt=goal, prompt_2=step`` exactly.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 
@@ -22,6 +23,7 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import retrieve_timesteps
 from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
 
 from .. import __version__
 from ..cuda_graphs import StepGraphs
@@ -30,9 +32,10 @@ from ..presets import IllustrationPreset, get_illustration_preset
 from ..text.clauses import ClauseSplitter
 from ..text.tokenizers import check_tokenizer
 from . import inputs
+from .anchors import REFERENCE, Window, check_anchor_options, plan_chain
 from .attention import neighbour_attention_enabled
 from .encoding import encode_instruction
-from .vae import DEFAULT_DECODE_CHUNK, decode_latents
+from .vae import DEFAULT_DECODE_CHUNK, decode_latents, encode_images
 
 logger = logging.getLogger(__name__)
 
@@ -244,6 +247,109 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         images = decode_latents(self.vae, latents, chunk_size=chunk_size)
         return self.image_processor.postprocess(images, output_type=output_type)
 
+    # ------------------------------------------------------------------ anchors
+    def prepare_anchor_images(
+        self, keep: Mapping[int, object] | None, reference_image: object | None, num_steps: int, height: int,
+        width: int,
+    ) -> tuple[dict[int, PIL.Image.Image], PIL.Image.Image | None]:
+        """Kept step images (by 0-based step) and the reference photo fitted to the run's size, or one sentence.
+
+        A kept image must already have the run's size: it comes back pixel-identical, so it cannot be resized.
+        The reference is a photo of the user's kitchen, so it is cropped to the run's aspect and resized.
+        """
+        from ..media import fit_photo, load_photo
+
+        kept: dict[int, PIL.Image.Image] = {}
+        for number, image in (keep or {}).items():
+            if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= num_steps:
+                raise InvalidInputError(
+                    f"Kept steps are numbered 1 to {num_steps} (as in step_01.png), got {number!r}."
+                )
+            photo = load_photo(image)
+            if photo.size != (width, height):
+                raise InvalidInputError(
+                    f"The kept image of step {number} is {photo.width}x{photo.height} pixels, but this run draws "
+                    f"{width}x{height}; keep images from a run of the same size."
+                )
+            kept[number - 1] = photo
+        reference = None
+        if reference_image is not None:
+            reference, _ = fit_photo(load_photo(reference_image), (height, width), "crop")
+        return kept, reference
+
+    def encode_anchor_images(self, images: Sequence[PIL.Image.Image], dtype: torch.dtype) -> torch.Tensor:
+        """PIL images -> the scaled latents an anchor is noised from (VAE posterior mode)."""
+        pixels = self.image_processor.preprocess(list(images))  # (k, 3, H, W) in [-1, 1]
+        return encode_images(self.vae, pixels).to(self._execution_device, dtype)
+
+    def _denoise_window(
+        self, window: Window, embeddings, guidance: bool, guidance_scale: float, initial: torch.Tensor,
+        anchor_x0: dict[int, torch.Tensor], anchor_noise: torch.Tensor, height: int, width: int,
+        num_inference_steps: int, generator, report: Callable[[], None],
+    ) -> torch.Tensor:
+        """Sample one window; returns its final latents (one per item; anchors come back as their x0).
+
+        ``initial`` holds every step's starting latent (drawn once per run, so a step drawn again by the next
+        window starts from the same noise); ``anchor_noise`` the fixed noise each anchor is noised with.
+        """
+        device = self._execution_device
+        rows = [item if item != REFERENCE else len(initial) for item in window.items]
+        encoder_states, pooled, encoder_mask = (
+            t if t is None else t.to(device) for t in embeddings.select(rows).unet_inputs(guidance)
+        )
+        time_ids = self._get_add_time_ids(
+            (height, width), (0, 0), (height, width), dtype=encoder_states.dtype,
+            text_encoder_projection_dim=self.text_encoder_2.config.projection_dim,
+        ).to(device).repeat(encoder_states.shape[0], 1)
+        timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device)
+        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, 0.0)
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(0)
+
+        anchored = [j for j, a in enumerate(window.anchored) if a]
+        latents = torch.cat([initial[item:item + 1] if item != REFERENCE else initial[:1] for item in window.items])
+        if anchored:
+            x0 = torch.cat([anchor_x0[window.items[j]] for j in anchored]).to(latents.dtype)
+            noise = torch.stack([anchor_noise[rows[j]] for j in anchored]).to(latents.dtype)
+        m = len(window.items)
+        graphs = self._cuda_graphs_for_this_call()
+        graph_key = ("i2g", m, window.layout.key(), encoder_mask is not None, StepGraphs.weights_key(self.unet),
+                     self.lora_scale)
+        conditioning = (encoder_states, pooled, time_ids) + (() if encoder_mask is None else (encoder_mask,))
+        layout = None if window.layout.is_plain else window.layout
+        weight = window.layout.links[0] if window.layout.links else 1.0
+        with neighbour_attention_enabled(self.unet, num_steps=m, neighbour_weight=weight, layout=layout):
+            for t in timesteps:
+                if anchored:  # an anchor is its x0 at this noise level, whatever the last step predicted
+                    latents[anchored] = self.scheduler.add_noise(x0, noise, t.reshape(1).expand(len(anchored)))
+                model_input = torch.cat([latents] * 2) if guidance else latents
+                model_input = self.scheduler.scale_model_input(model_input, t)
+                timestep = t.to(device).reshape(1).expand(model_input.shape[0])
+                prediction = graphs.run(graph_key, self._unet_step, model_input, timestep, *conditioning)
+                if guidance:
+                    uncond, cond = prediction.chunk(2)
+                    prediction = uncond + guidance_scale * (cond - uncond)
+                latents = self.scheduler.step(prediction, t, latents, **extra_step_kwargs, return_dict=False)[0]
+                report()
+        if anchored:
+            latents[anchored] = x0
+        return latents
+
+    def _assemble(self, drawn: dict[int, object], kept: dict[int, PIL.Image.Image], kept_latents: dict,
+                  num_steps: int, output_type: str):
+        """Every step's output in order: drawn ones decoded, kept ones exactly as given."""
+        if output_type == "latent":
+            return torch.cat([drawn[i] if i in drawn else kept_latents[i] for i in range(num_steps)])
+        if output_type == "pil":
+            return [drawn[i] if i in drawn else kept[i] for i in range(num_steps)]
+        pixels = {i: np.asarray(image, dtype=np.float32) / 255.0 for i, image in kept.items()}
+        if output_type == "np":
+            return np.stack([drawn[i] if i in drawn else pixels[i] for i in range(num_steps)])
+        return torch.stack([
+            drawn[i] if i in drawn else torch.from_numpy(pixels[i]).permute(2, 0, 1) for i in range(num_steps)
+        ])
+
+    # ------------------------------------------------------------------ the call
     @torch.inference_mode()
     def __call__(
         self,
@@ -256,6 +362,12 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         height: int | None = None,
         width: int | None = None,
         neighbour_weight: float = 1.0,
+        keep: Mapping[int, object] | None = None,
+        reference_image: object | None = None,
+        reference_weight: float | None = None,
+        anchor: str | None = None,
+        anchor_weight: float = 1.0,
+        max_batch: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
         latents: torch.Tensor | None = None,
@@ -268,11 +380,20 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
 
         Args:
             goal: what the whole recipe achieves, e.g. "Make classic chocolate chip cookies".
-            steps: one text per step; ``None`` asks :attr:`planner` (default: the offline planner if installed).
+            steps: one text per step, any number; ``None`` asks :attr:`planner` (default: the offline planner).
             negative_prompt: what to steer away from; ``None`` uses SDXL's zero unconditional embedding.
             num_inference_steps, guidance_scale, height, width: default to the preset's settings.
             neighbour_weight: how strongly each step sees its neighbours (0 = independent steps, 1 = plain
                 attention over the three images' tokens).
+            keep: ``{step number (from 1): image}``; those steps are not drawn but come back exactly as given, and
+                their neighbours attend to them (re-drawing one step of a recipe keeps all the others).
+            reference_image: a photo of the user's kitchen, placed before step 1 in the chain so that the scene
+                carries on from it; cropped to the run's aspect.
+            reference_weight: weight of the link between the reference and step 1 (default: ``neighbour_weight``).
+            anchor: ``"reference"`` or ``"first"``: every step also attends to that image (the fourth key slice),
+                with ``anchor_weight``; ``None``: the neighbour chain alone.
+            max_batch: most images denoised in one batch (CFG doubles the UNet batch); a longer chain is drawn in
+                overlapping windows (:mod:`.anchors`), so step k always sees steps k-1 and k+1.
             generator, seed: the noise source; with neither, a random seed is drawn and recorded.
             progress_callback: called as ``progress_callback(done, total)`` after every denoising step.
             decode_chunk_size: step images per VAE call (1: peak memory independent of the number of steps;
@@ -285,6 +406,12 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         height, width = height or default_size, width or default_size
         goal = inputs.clean_goal(goal)
         self.check_illustration_inputs(num_inference_steps, guidance_scale, height, width, neighbour_weight)
+        inputs.check_number(anchor_weight, "anchor_weight", 0, inputs.MAX_NEIGHBOUR_WEIGHT)
+        if reference_weight is not None:
+            inputs.check_number(reference_weight, "reference_weight", 0, inputs.MAX_NEIGHBOUR_WEIGHT)
+        if output_type not in ("pil", "np", "pt", "latent"):
+            raise InvalidInputError(f"output_type must be 'pil', 'np', 'pt' or 'latent', not {output_type!r}.")
+        check_anchor_options(anchor, reference_image is not None, max_batch)
         if negative_prompt is not None:
             negative_prompt = inputs.clean_text(negative_prompt, "negative prompt", inputs.MAX_STEP_CHARS)
         if generator is None:
@@ -296,14 +423,19 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             inputs.check_number(max_planned_steps, "max_planned_steps", 1, inputs.MAX_STEPS, integer=True)
             steps = self._plan_steps(goal, max_planned_steps, seed if seed is not None else 0)
             planner_name = getattr(self.planner, "name", type(self.planner).__name__)
-        steps = inputs.clean_steps(steps)
-        clauses = self.split_steps(steps)
+        steps = inputs.clean_steps(steps, max_steps=None)
         n = len(steps)
+        kept, reference = self.prepare_anchor_images(keep, reference_image, n, height, width)
+        plan = plan_chain(
+            n, kept=kept, has_reference=reference is not None, anchor=anchor, neighbour_weight=neighbour_weight,
+            reference_weight=reference_weight, anchor_weight=anchor_weight, max_batch=max_batch,
+        )
+        clauses = self.split_steps(steps)
 
         guidance = guidance_scale > 1.0
         embeddings = encode_instruction(
             goal,
-            clauses,
+            clauses + ([[goal]] if reference is not None else []),  # the reference is shown as the goal's scene
             tokenizer=self.tokenizer,
             tokenizer_2=self.tokenizer_2,
             text_encoder=self.text_encoder,
@@ -313,41 +445,42 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             force_zeros_for_empty_prompt=self.config.force_zeros_for_empty_prompt,
             dtype=self.unet.dtype,
         )
-        device = self._execution_device
-        encoder_states, pooled, encoder_mask = (
-            t if t is None else t.to(device) for t in embeddings.unet_inputs(guidance)
-        )
-        time_ids = self._get_add_time_ids(
-            (height, width), (0, 0), (height, width), dtype=encoder_states.dtype,
-            text_encoder_projection_dim=self.text_encoder_2.config.projection_dim,
-        ).to(device).repeat(encoder_states.shape[0], 1)
+        dtype = self.unet.dtype
+        initial = self.prepare_step_latents(n, height, width, dtype, generator, latents)
+        anchor_x0: dict[int, torch.Tensor] = {}
+        anchor_noise = initial.new_zeros(0)
+        if any(any(window.anchored) for window in plan.windows):
+            anchor_noise = randn_tensor((n + 1, *initial.shape[1:]), generator=generator,
+                                        device=initial.device, dtype=initial.dtype)
+            known = [*kept.items()] + ([(REFERENCE, reference)] if reference is not None else [])
+            if known:
+                encoded = self.encode_anchor_images([image for _, image in known], dtype)
+                anchor_x0 = {item: encoded[j:j + 1] for j, (item, _) in enumerate(known)}
 
-        timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps, device)
-        latents = self.prepare_step_latents(n, height, width, encoder_states.dtype, generator, latents)
-        extra_step_kwargs = self.prepare_extra_step_kwargs(generator, 0.0)
-        if hasattr(self.scheduler, "set_begin_index"):
-            self.scheduler.set_begin_index(0)
+        total = len(plan.windows) * len(retrieve_timesteps(self.scheduler, num_inference_steps, initial.device)[0])
+        done = 0
+        drawn_latents: dict[int, torch.Tensor] = {}
+        with self.progress_bar(total=total) as bar:
+            def report() -> None:
+                nonlocal done
+                done += 1
+                bar.update()
+                if progress_callback is not None:
+                    progress_callback(done, total)
 
-        graphs = self._cuda_graphs_for_this_call()
-        graph_key = ("i2g", n, neighbour_weight, encoder_mask is not None, StepGraphs.weights_key(self.unet),
-                     self.lora_scale)
-        conditioning = (encoder_states, pooled, time_ids) + (() if encoder_mask is None else (encoder_mask,))
-        with neighbour_attention_enabled(self.unet, num_steps=n, neighbour_weight=neighbour_weight):
-            with self.progress_bar(total=len(timesteps)) as bar:
-                for i, t in enumerate(timesteps):
-                    model_input = torch.cat([latents] * 2) if guidance else latents
-                    model_input = self.scheduler.scale_model_input(model_input, t)
-                    timestep = t.to(device).reshape(1).expand(model_input.shape[0])
-                    noise = graphs.run(graph_key, self._unet_step, model_input, timestep, *conditioning)
-                    if guidance:
-                        uncond, cond = noise.chunk(2)
-                        noise = uncond + guidance_scale * (cond - uncond)
-                    latents = self.scheduler.step(noise, t, latents, **extra_step_kwargs, return_dict=False)[0]
-                    bar.update()
-                    if progress_callback is not None:
-                        progress_callback(i + 1, len(timesteps))
+            for window in plan.windows:
+                final = self._denoise_window(
+                    window, embeddings, guidance, guidance_scale, initial, anchor_x0, anchor_noise, height, width,
+                    num_inference_steps, generator, report,
+                )
+                for j, item in enumerate(window.items):
+                    if item in window.decides:
+                        drawn_latents[item] = final[j:j + 1]
+                        anchor_x0[item] = final[j:j + 1]  # a later window carries it as an anchor
 
-        images = self.decode(latents, output_type, chunk_size=decode_chunk_size)
+        order = sorted(drawn_latents)
+        decoded = self.decode(torch.cat([drawn_latents[i] for i in order]), output_type, chunk_size=decode_chunk_size)
+        images = self._assemble(dict(zip(order, decoded)), kept, anchor_x0, n, output_type)
         self.maybe_free_model_hooks()
         metadata = {
             "preset": self.preset.name if self.preset else None,
@@ -358,12 +491,20 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             "width": width,
             "neighbour_weight": neighbour_weight,
             "negative_prompt": negative_prompt,
+            "kept_steps": [k + 1 for k in plan.kept],
+            "reference_sha256": None if reference is None else hashlib.sha256(reference.tobytes()).hexdigest(),
+            "reference_weight": None if reference is None else
+            (neighbour_weight if reference_weight is None else reference_weight),
+            "anchor": anchor,
+            "anchor_weight": anchor_weight if anchor else None,
+            "max_batch": max_batch,
+            "windows": plan.describe() if len(plan.windows) > 1 or plan.kept or reference is not None else None,
             "lora": self.lora_file,
             "lora_scale": self.lora_scale,
             "scheduler": type(self.scheduler).__name__,
             "clause_backend": self._splitter().backend,
             "planner": planner_name,
-            "device": str(device),
+            "device": str(self._execution_device),
             "dtype": str(self.unet.dtype).replace("torch.", ""),
             "seconds": round(time.perf_counter() - started, 3),
             "showme_i2g": __version__,

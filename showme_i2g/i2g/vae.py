@@ -51,3 +51,17 @@ def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int 
             vae.decode(chunk.to(device, dtype) / vae.config.scaling_factor, return_dict=False)[0] for chunk in chunks
         ]
     return torch.cat(images)
+
+
+def encode_images(vae: torch.nn.Module, images: torch.Tensor, chunk_size: int | None = DEFAULT_DECODE_CHUNK
+                  ) -> torch.Tensor:
+    """Images (n, 3, H, W) in [-1, 1] -> scaled latents (n, 4, h, w): the inverse of :func:`decode_latents`, in the
+    same precision and chunks. The posterior's mode is taken (no sampling), so an anchor's latent is a function of
+    its pixels alone."""
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1 or None, got {chunk_size}.")
+    chunks = [images] if chunk_size is None else images.split(chunk_size)
+    device = get_module_execution_device(vae)
+    with decoding_precision(vae) as dtype:
+        latents = [vae.encode(chunk.to(device, dtype)).latent_dist.mode() for chunk in chunks]
+    return torch.cat(latents) * vae.config.scaling_factor
