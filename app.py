@@ -1,54 +1,65 @@
 """showme_i2g in the browser: recipe -> illustrations, photo -> edit / video, and a recipe animated step by step.
 
-    python app.py [--preset NAME] [--showme-preset NAME] [--lora-dir DIR] [--port N] [--host H] [--share]
-                  [--lora FILE] [--edit-adapter FILE] [--animate-adapter FILE]
+    python app.py [--preset NAME] [--showme-preset NAME] [--download] [--lora-dir DIR] [--port N] [--host H]
+                  [--share] [--lora FILE] [--edit-adapter FILE] [--animate-adapter FILE] [--run-budget SECONDS]
 
 Trained adapters (``--lora`` for the illustrations, ``--edit-adapter`` / ``--animate-adapter`` for photo edits and
-videos) are chosen when the app starts, never typed into the page; every model the app loads uses them.
+videos) are chosen when the app starts, never typed into the page; every model the app loads uses them. So are
+weights: ``--download`` fetches the named presets' weights before the page serves, and a request never downloads.
 
 This file only builds the page, checks what people type and hands it to the library (``IllustrationPipeline``,
-``ShowMePipeline``, ``StepPlanner``); files are written by ``showme_i2g.media`` and ``showme_i2g.app_support``.
-Gradio and torch are imported only once the arguments are parsed, so ``--help`` answers at once.
-On a Hugging Face Space, the ``spaces`` package (when installed) gives each heavy call a GPU with ``spaces.GPU``.
+``ShowMePipeline``, ``StepPlanner``); files are written by ``showme_i2g.media`` and ``showme_i2g.app_support``, and
+runs are ended early (Stop, a closed page, a cancelled request, a spent time budget) through
+``showme_i2g.app_runs``. Every input is checked by a validator before its job enters the queue, so a refusal never
+waits behind another user's run. Gradio and torch are imported only once the arguments are parsed, so ``--help``
+answers at once. On a ZeroGPU Space (``SPACES_ZERO_GPU``), the models load at start-up and each heavy call asks
+``spaces.GPU`` for a duration computed from its own settings.
 """
 
 import argparse
+import asyncio
 import dataclasses
 import functools
 import json
 import os
 import sys
 import threading
+import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from showme_i2g.app_runs import HardwareLimits, RunOutOfTime, RunRegistry, RunStopped, detect_device, gpu_seconds, \
+    zero_gpu
 from showme_i2g.app_support import (
     ILLUSTRATION_ORDER,
     SHOWME_ORDER,
     ModelCache,
     PresetChoice,
     RunFolders,
-    RunStopped,
-    StopRegistry,
     banner_markdown,
+    download_command,
+    download_weights,
     fit_instruction,
     make_example_photos,
+    missing_preset_message,
     pick_presets,
     preset_choices,
     write_animation_outputs,
     write_recipe_outputs,
     write_run_json,
 )
-from showme_i2g.errors import InvalidInputError, ShowMeError
+from showme_i2g.errors import InvalidInputError, ShowMeError, WeightsNotFoundError
 from showme_i2g.presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS
 from showme_i2g.text.step_lines import parse_step_lines, steps_to_text
-from showme_i2g.validation import check_number
+from showme_i2g.validation import MAX_FRAMES, MAX_INSTRUCTION_CHARS, check_number, clean_text
 
 RECIPES_FILE = Path(__file__).resolve().parent / "examples" / "i2g_appendix_recipes.json"
 MAX_SEED = 2**31 - 1
 MAX_PLANNED_STEPS = 12
 MAX_UPLOAD = "25mb"
+SIZE_STEP, MIN_SIZE = 64, 64  # the size slider's step and lowest value: multiples of every preset's size multiple
 
 try:  # Hugging Face Spaces (ZeroGPU): a GPU is attached for the length of each decorated call
     import spaces
@@ -56,8 +67,12 @@ except ImportError:
     spaces = None
 
 
-def gpu(duration: int) -> Callable:
-    """``spaces.GPU(duration=...)`` on a Space that has the ``spaces`` package; elsewhere nothing."""
+def gpu(duration: int | Callable[..., int]) -> Callable:
+    """``spaces.GPU(duration=...)`` on a Space that has the ``spaces`` package; elsewhere nothing.
+
+    ``duration`` may be a function of the decorated function's own arguments (ZeroGPU's dynamic duration), so a
+    2-step edit does not queue behind a reservation sized for a 16-step recipe.
+    """
     if spaces is None:
         return lambda fn: fn
     return spaces.GPU(duration=duration)
@@ -74,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python app.py",
         description="The showme_i2g web app: recipe -> illustrations, photo -> edit / video, recipe -> videos.",
         epilog="Without --preset / --showme-preset the best presets whose weights are in the local Hugging Face cache "
-        "run (never downloading); with none there, the untrained tiny presets run, and the page says so.",
+        "run; with none there, the untrained tiny presets run, and the page says so. The app downloads nothing while "
+        "it serves: --download fetches the named presets' weights once, before the page starts.",
     )
     parser.add_argument("--preset", choices=ILLUSTRATION_ORDER, default=env("SHOWME_PRESET") or None,
                         help="illustration preset (env SHOWME_PRESET; default: best one present)")
@@ -95,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--runs-dir", type=Path, help="where run outputs go (default: showme-i2g-app in the temp dir)")
+    parser.add_argument("--download", action="store_true", default=env("SHOWME_DOWNLOAD", "") in ("1", "true"),
+                        help="first fetch the weights of the presets named by --preset / --showme-preset (with a "
+                        "progress bar), then serve (env SHOWME_DOWNLOAD=1)")
+    parser.add_argument("--run-budget", type=float, default=float(env("SHOWME_RUN_BUDGET") or 0) or None,
+                        metavar="SECONDS", help="end any run that holds the model longer than this (env "
+                        "SHOWME_RUN_BUDGET; default 600 on a CPU, 300 on a GPU)")
     return parser
 
 
@@ -108,8 +130,26 @@ def load_recipes(path: Path = RECIPES_FILE) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+class Refusal(InvalidInputError):
+    """A bad input, with the name of the box it came from, so the page's validator marks that box."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _field(name: str, check: Callable, *args) -> Any:
+    """``check(*args)``, its one-sentence refusal tagged with the input's name."""
+    try:
+        return check(*args)
+    except Refusal:
+        raise
+    except ShowMeError as error:
+        raise Refusal(name, str(error)) from error
+
+
 def user_errors(fn: Callable) -> Callable:
-    """Turn the library's one-sentence errors (and a Stop, and GPU out-of-memory) into ``gr.Error`` for the page."""
+    """Turn the library's one-sentence errors (a Stop, a spent budget, GPU out-of-memory) into ``gr.Error``."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -118,6 +158,8 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except ShowMeError as error:
+            raise gr.Error(str(error), print_exception=False) from error
+        except RunOutOfTime as error:
             raise gr.Error(str(error), print_exception=False) from error
         except RunStopped as error:
             raise gr.Error("Stopped: the run was cancelled before it finished.", print_exception=False) from error
@@ -131,6 +173,32 @@ def user_errors(fn: Callable) -> Callable:
 
 def _session(request) -> str:
     return getattr(request, "session_hash", None) or ""
+
+
+def _tell(message: str, level: str = "warning") -> None:
+    """Show ``message`` on the page of the request being served (a toast); outside a request, a Python warning."""
+    import gradio as gr
+
+    (gr.Warning if level == "warning" else gr.Info)(message)
+
+
+_WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings changes process-wide state: one caller at a time
+
+
+def _load_photo(path, tell: Callable[[str], None] | None = None):
+    """``media.load_photo``, its warnings (an animated file cut to its first frame) shown to the user, not the log."""
+    from showme_i2g.media import AnimatedPhotoWarning, load_photo
+
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AnimatedPhotoWarning)
+        photo = load_photo(path)
+    for warning in caught:
+        if issubclass(warning.category, AnimatedPhotoWarning):
+            if tell is not None:
+                tell(str(warning.message))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return photo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,9 +241,11 @@ def full_banner(choice: PresetChoice, trained: TrainedAdapters) -> str:
 
 
 class Studio:
-    """Everything the buttons share: the chosen presets, the models (each loaded once, on first use), Stop, folders.
+    """Everything the buttons share: the chosen presets, the models (each loaded once), the runs going, folders.
 
     ``planner_factory`` builds the step planner on first use (default: ``StepPlanner.default``, the offline GGUF).
+    ``limits`` are the largest settings offered and each run's time budget (default: this machine's, see
+    :class:`~showme_i2g.app_runs.HardwareLimits`). ``tell(message, level)`` shows a note to the user.
     """
 
     def __init__(
@@ -187,13 +257,17 @@ class Studio:
         runs_dir: str | os.PathLike | None = None,
         planner_factory: Callable[[], Any] | None = None,
         adapters: TrainedAdapters | None = None,
+        limits: HardwareLimits | None = None,
+        tell: Callable[..., None] = _tell,
     ) -> None:
         self.choice = choice
         self.device = device
         self.lora_dir = lora_dir
         self.adapters = adapters or TrainedAdapters()
+        self.limits = limits or HardwareLimits.for_device(detect_device(device))
+        self.tell = tell
         self.models = ModelCache()
-        self.stops = StopRegistry()
+        self.running = RunRegistry()
         self.runs = RunFolders(runs_dir)
         self.planner_factory = planner_factory
         self.example_photos = make_example_photos(self.runs.root / "examples")
@@ -210,9 +284,18 @@ class Studio:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
-    def _illustrator(self, name: str):
-        if name not in ILLUSTRATION_PRESETS:
+    def _check_preset(self, family: str, name: object) -> str:
+        """A preset on the list whose weights are here: a request never starts a download (``--download`` does)."""
+        presets, available = ((ILLUSTRATION_PRESETS, self.choice.illustration_available) if family == "illustration"
+                              else (SHOWME_PRESETS, self.choice.showme_available))
+        if name not in presets:
             raise InvalidInputError(f"Unknown preset {name!r}; choose one from the list.")
+        if name not in available:
+            raise WeightsNotFoundError(missing_preset_message(family, name))
+        return name
+
+    def _illustrator(self, name: str):
+        name = self._check_preset("illustration", name)
 
         def load():
             from showme_i2g.i2g.pipeline import IllustrationPipeline
@@ -225,8 +308,7 @@ class Studio:
         return self.models.use(("illustration", name), load)
 
     def _showme(self, name: str):
-        if name not in SHOWME_PRESETS:
-            raise InvalidInputError(f"Unknown ShowMe preset {name!r}; choose one from the list.")
+        name = self._check_preset("showme", name)
 
         def load():
             from showme_i2g.showme.pipeline import ShowMePipeline
@@ -234,7 +316,7 @@ class Studio:
             self._make_room(("showme", name))
             pipe = ShowMePipeline.from_preset(name, device=self.device, lora_dir=self.lora_dir,
                                               edit_adapter=self.adapters.edit, animate_adapter=self.adapters.animate)
-            pipe.progress_bar = False
+            pipe.set_progress_bar_config(disable=True)
             return pipe
 
         return self.models.use(("showme", name), load)
@@ -249,15 +331,95 @@ class Studio:
 
         return self.models.use(("planner",), load)
 
-    def _reporter(self, progress, token, desc: str, offset: int = 0, grand_total: int | None = None):
-        """A pipeline ``progress_callback`` that moves the page's bar and ends the run once Stop was pressed."""
+    def preload(self) -> None:
+        """Load the chosen presets' models now (a ZeroGPU Space loads at start-up, outside the GPU-decorated calls)."""
+        for family, name, open_model in (("illustration", self.choice.illustration, self._illustrator),
+                                         ("showme", self.choice.showme, self._showme)):
+            available = (self.choice.illustration_available if family == "illustration"
+                         else self.choice.showme_available)
+            if name in available:
+                with open_model(name):
+                    pass
+
+    @staticmethod
+    def _reporter(progress, control, desc: str, offset: int = 0, grand_total: int | None = None):
+        """A pipeline ``progress_callback``: moves the page's bar and ends the run once it was stopped or ran out of
+        time (``control.check`` between denoising steps)."""
 
         def callback(done: int, total: int) -> None:
-            if self.stops.stopped(token):
-                raise RunStopped
+            control.check()
             progress((offset + done, grand_total or total), desc=desc, unit="steps")
 
         return callback
+
+    # ------------------------------------------------------------------ checks: fast, before the queue
+    @staticmethod
+    def _whole_field(field: str, value, label: str, low: int, high: int) -> int:
+        return _field(field, _whole, value, label, low, high)
+
+    @staticmethod
+    def _number_field(field: str, value, label: str, low: float, high: float) -> float:
+        _field(field, check_number, value, label, low, high)
+        return float(value)
+
+    def _size(self, value) -> int:
+        """The image size on the slider's grid: a value between steps snaps to the nearest one; outside the slider's
+        range the refusal names that range, not the model's."""
+        high = self.limits.max_size
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not MIN_SIZE <= value <= high:
+            raise Refusal("size", f"The image size must be from {MIN_SIZE} to {high} pixels on this machine, "
+                                  f"got {value!r}.")
+        return min(high, max(MIN_SIZE, SIZE_STEP * round(value / SIZE_STEP)))
+
+    def check_recipe(self, goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight) -> dict:
+        """The recipe tab's inputs, cleaned, or a :class:`Refusal` naming the first bad one."""
+        from showme_i2g.i2g.inputs import MAX_GUIDANCE, MAX_NEIGHBOUR_WEIGHT, clean_goal, clean_steps
+
+        return dict(
+            goal=_field("goal", clean_goal, goal),
+            steps=_field("steps", lambda text: clean_steps(parse_step_lines(text)), steps),
+            preset=_field("preset", self._check_preset, "illustration", preset),
+            seed=_field("seed", _seed, seed),
+            inference_steps=self._whole_field("inference_steps", inference_steps, "Inference steps", 1,
+                                        self.limits.max_inference_steps),
+            guidance=self._number_field("guidance", guidance, "Guidance", 0, MAX_GUIDANCE),
+            size=self._size(size),
+            neighbour_weight=self._number_field("neighbour_weight", neighbour_weight, "The neighbour weight", 0,
+                                          MAX_NEIGHBOUR_WEIGHT),
+        )
+
+    def _showme_settings(self, preset, seed, inference_steps, guidance, frames, fps) -> dict:
+        return dict(
+            preset=_field("preset", self._check_preset, "showme", preset),
+            seed=_field("seed", _seed, seed),
+            inference_steps=self._whole_field("inference_steps", inference_steps, "Inference steps", 1,
+                                        self.limits.max_inference_steps),
+            guidance=self._number_field("guidance", guidance, "Guidance", 0, 30),
+            frames=self._whole_field("frames", frames, "The number of frames", 2, min(MAX_FRAMES, self.limits.max_frames)),
+            fps=self._whole_field("fps", fps, "Frames per second", 1, 60),
+        )
+
+    def check_photo(self, image, instruction, mode, preset, seed, inference_steps, guidance, frames, fps, fit,
+                    tell: Callable[[str], None] | None = None) -> dict:
+        """The photo tab's inputs, cleaned (the photo opened and checked), or a :class:`Refusal`."""
+        if not image:
+            raise Refusal("image", "Please add a photo first: upload one or take one with the webcam.")
+        if mode not in ("edit", "video", "both"):
+            raise Refusal("mode", "Choose what to make: the edited photo, the video or both.")
+        if fit not in ("crop", "pad"):
+            raise Refusal("fit", "Choose how to fit the photo: crop or pad.")
+        return dict(
+            instruction=_field("instruction", clean_text, instruction, "instruction", MAX_INSTRUCTION_CHARS),
+            photo=_field("image", _load_photo, image, tell),  # non-images and huge pictures, before any model
+            mode=mode, fit=fit,
+            **self._showme_settings(preset, seed, inference_steps, guidance, frames, fps),
+        )
+
+    def check_animation(self, run, preset, seed, inference_steps, guidance, frames, fps) -> dict:
+        """The Animate tab's inputs, cleaned, or a :class:`Refusal`."""
+        if not run or not run.get("images"):
+            raise Refusal("run", "There are no step images yet; illustrate a recipe on the first tab, then come back.")
+        return self._showme_settings(preset, seed, inference_steps, guidance, frames, fps)
 
     # ------------------------------------------------------------------ buttons
     @user_errors
@@ -276,23 +438,27 @@ class Studio:
 
     @user_errors
     def illustrate(self, goal, steps_text, preset, seed, inference_steps, guidance, size, neighbour_weight,
-                   session: str = "", progress=None):
+                   session: str = "", progress=None, run_id: str | None = None, budget_s: float | None = None):
         """Recipe -> one image per step; returns (gallery items, download files, the run for the Animate tab)."""
-        from showme_i2g.i2g.inputs import clean_goal, clean_steps
-
-        goal = clean_goal(goal)
-        steps = clean_steps(parse_step_lines(steps_text))
-        seed, inference_steps, size = _seed(seed), _whole(inference_steps, "Inference steps", 1, 200), _whole(
-            size, "The image size", 64, 2048)
-        token = self.stops.token(session)
+        asked = self.check_recipe(goal, steps_text, preset, seed, inference_steps, guidance, size, neighbour_weight)
+        if asked["size"] != size:
+            self.tell(f"The image size {size:g} was rounded to {asked['size']} pixels: sizes go in steps of "
+                      f"{SIZE_STEP}.", "info")
         progress = _no_progress if progress is None else progress
-        progress(0, desc=f"Loading the '{preset}' model")
-        with self._illustrator(preset) as pipe:
-            result = pipe(goal, steps, seed=seed, num_inference_steps=inference_steps, guidance_scale=float(guidance),
-                          height=size, width=size, neighbour_weight=float(neighbour_weight),
-                          progress_callback=self._reporter(progress, token, "Illustrating every step"))
-        progress(1, desc="Writing the storyboard and downloads")
-        files = write_recipe_outputs(result, self.runs.new("recipe"))
+        with self.running.start(session, budget_s or self.limits.budget_s, run_id) as control:
+            progress(0, desc=f"Loading the '{asked['preset']}' model")
+            with self._illustrator(asked["preset"]) as pipe:
+                control.check()
+                total = asked["inference_steps"]
+                desc = f"Illustrating {len(asked['steps'])} steps: denoising"
+                progress((0, total), desc=desc, unit="steps")  # the bar leaves "loading" before the first step
+                result = pipe(asked["goal"], asked["steps"], seed=asked["seed"], num_inference_steps=total,
+                              guidance_scale=asked["guidance"], height=asked["size"], width=asked["size"],
+                              neighbour_weight=asked["neighbour_weight"],
+                              progress_callback=self._reporter(progress, control, desc))
+            control.check()
+            progress(1.0, desc="Writing the storyboard and downloads")
+            files = write_recipe_outputs(result, self.runs.new("recipe"))
         gallery = [(str(path), f"{n}. {step}") for n, (path, step) in enumerate(zip(files.steps, result.steps), 1)]
         run = {"goal": result.goal, "steps": result.steps, "images": [str(p) for p in files.steps],
                "metadata": result.metadata}
@@ -300,80 +466,77 @@ class Studio:
 
     @user_errors
     def photo(self, image_path, instruction, mode, preset, seed, inference_steps, guidance, frames, fps, fit,
-              session: str = "", progress=None):
+              session: str = "", progress=None, run_id: str | None = None, budget_s: float | None = None):
         """Photo + instruction -> (edited photo or None, MP4 or None, download files)."""
-        from showme_i2g.media import load_photo, save_video
-        from showme_i2g.showme.pipeline import MAX_FRAMES, MAX_INSTRUCTION_CHARS
-        from showme_i2g.validation import clean_text
+        from showme_i2g.media import save_video
 
-        if not image_path:
-            raise InvalidInputError("Please add a photo first: upload one or take one with the webcam.")
-        instruction = clean_text(instruction, "instruction", MAX_INSTRUCTION_CHARS)
-        if mode not in ("edit", "video", "both"):
-            raise InvalidInputError("Choose what to make: the edited photo, the video or both.")
-        if fit not in ("crop", "pad"):
-            raise InvalidInputError("Choose how to fit the photo: crop or pad.")
-        photo = load_photo(image_path)  # refuses non-images and huge pictures before any model loads
-        seed, inference_steps = _seed(seed), _whole(inference_steps, "Inference steps", 1, 1000)
-        frames, fps = _whole(frames, "The number of frames", 2, MAX_FRAMES), _whole(fps, "Frames per second", 1, 60)
-        token = self.stops.token(session)
+        asked = self.check_photo(image_path, instruction, mode, preset, seed, inference_steps, guidance, frames, fps,
+                                 fit, tell=self.tell)
+        photo, steps = asked["photo"], asked["inference_steps"]
         progress = _no_progress if progress is None else progress
-        passes = ["edit"] * (mode != "video") + ["video"] * (mode != "edit")
-        folder = self.runs.new("photo")
+        passes = ["edit"] * (asked["mode"] != "video") + ["video"] * (asked["mode"] != "edit")
         edited = video = None
-        record: dict = {"instruction": instruction, "photo_size": [photo.height, photo.width]}
+        record: dict = {"instruction": asked["instruction"], "photo_size": [photo.height, photo.width]}
         files: list[str] = []
-        progress(0, desc=f"Loading the '{preset}' model")
-        with self._showme(preset) as pipe:
-            for index, kind in enumerate(passes):
-                report = self._reporter(progress, token, "Editing the photo" if kind == "edit" else "Making the video",
-                                        offset=index * inference_steps, grand_total=len(passes) * inference_steps)
-                options = dict(seed=seed, num_inference_steps=inference_steps, guidance_scale=float(guidance),
-                               fit=fit, progress_callback=report)
-                if kind == "edit":
-                    result = pipe.edit(photo, instruction, **options)
-                    edited = str(folder / "edited.png")
-                    result.image.save(edited)
-                    files.append(edited)
-                    record["edit"] = result.metadata
-                else:
-                    result = pipe.animate(photo, instruction, num_frames=frames, **options)
-                    video = str(save_video(result.frames, folder / "video.mp4", fps=fps))
-                    files.append(str(save_video(result.frames, folder / "video.gif", fps=fps)))
-                    record["video"] = {**result.metadata, "fps": fps}
+        with self.running.start(session, budget_s or self.limits.budget_s, run_id) as control:
+            folder = self.runs.new("photo")
+            progress(0, desc=f"Loading the '{asked['preset']}' model")
+            with self._showme(asked["preset"]) as pipe:
+                for index, kind in enumerate(passes):
+                    control.check()
+                    desc = "Editing the photo: denoising" if kind == "edit" else "Making the video: denoising"
+                    progress((index * steps, len(passes) * steps), desc=desc, unit="steps")
+                    report = self._reporter(progress, control, desc, offset=index * steps,
+                                            grand_total=len(passes) * steps)
+                    options = dict(seed=asked["seed"], num_inference_steps=steps, guidance_scale=asked["guidance"],
+                                   fit=asked["fit"], progress_callback=report)
+                    if kind == "edit":
+                        result = pipe.edit(photo, asked["instruction"], **options)
+                        edited = str(folder / "edited.png")
+                        result.image.save(edited)
+                        files.append(edited)
+                        record["edit"] = result.metadata
+                    else:
+                        result = pipe.animate(photo, asked["instruction"], num_frames=asked["frames"], **options)
+                        control.check()
+                        progress(1.0, desc="Writing the video")
+                        video = str(save_video(result.frames, folder / "video.mp4", fps=asked["fps"]))
+                        control.check()
+                        files.append(str(save_video(result.frames, folder / "video.gif", fps=asked["fps"])))
+                        record["video"] = {**result.metadata, "fps": asked["fps"]}
         files.append(str(write_run_json(folder / "run.json", record)))
         return edited, video, files
 
     @user_errors
     def animate_recipe(self, run, preset, seed, inference_steps, guidance, frames, fps, session: str = "",
-                       progress=None):
+                       progress=None, run_id: str | None = None, budget_s: float | None = None):
         """Every step image of the last recipe run -> a clip of its step; returns (stitched MP4, download files)."""
-        from showme_i2g.showme.pipeline import MAX_FRAMES, MAX_INSTRUCTION_CHARS
-
-        if not run or not run.get("images"):
-            raise InvalidInputError("There are no step images yet; illustrate a recipe on the first tab, then come back.")
-        seed, inference_steps = _seed(seed), _whole(inference_steps, "Inference steps", 1, 1000)
-        frames, fps = _whole(frames, "The number of frames", 2, MAX_FRAMES), _whole(fps, "Frames per second", 1, 60)
-        token = self.stops.token(session)
+        asked = self.check_animation(run, preset, seed, inference_steps, guidance, frames, fps)
         progress = _no_progress if progress is None else progress
         steps = run["steps"]
         instructions = [fit_instruction(step, MAX_INSTRUCTION_CHARS) for step in steps]
-        progress(0, desc=f"Loading the '{preset}' model")
-        with self._showme(preset) as pipe:
-            # every step's clip in one batched sampling loop (chunks that fit the GPU), each with the run's seed
-            report = self._reporter(progress, token, f"Animating all {len(steps)} steps")
-            results = pipe.animate_many(run["images"], instructions, seeds=[seed] * len(steps), num_frames=frames,
-                                        num_inference_steps=inference_steps, guidance_scale=float(guidance),
-                                        progress_callback=report)
-        clips, metadata = [r.frames for r in results], [r.metadata for r in results]
-        progress(1, desc="Writing the clips and the stitched video")
-        record = {"goal": run["goal"], "steps": steps, "illustrations": run["metadata"], "clips": metadata, "fps": fps}
-        files = write_animation_outputs(clips, steps, self.runs.new("animate"), fps, record)
+        with self.running.start(session, budget_s or self.limits.budget_s, run_id) as control:
+            progress(0, desc=f"Loading the '{asked['preset']}' model")
+            with self._showme(asked["preset"]) as pipe:
+                # every step's clip in one batched sampling loop (chunks that fit the GPU), each with the run's seed
+                control.check()
+                desc = f"Animating all {len(steps)} steps: denoising"
+                progress((0, asked["inference_steps"]), desc=desc, unit="steps")
+                results = pipe.animate_many(run["images"], instructions, seeds=[asked["seed"]] * len(steps),
+                                            num_frames=asked["frames"], num_inference_steps=asked["inference_steps"],
+                                            guidance_scale=asked["guidance"],
+                                            progress_callback=self._reporter(progress, control, desc))
+            clips, metadata = [r.frames for r in results], [r.metadata for r in results]
+            progress(1.0, desc="Writing the clips and the stitched video")
+            record = {"goal": run["goal"], "steps": steps, "illustrations": run["metadata"], "clips": metadata,
+                      "fps": asked["fps"]}
+            files = write_animation_outputs(clips, steps, self.runs.new("animate"), asked["fps"], record,
+                                            check=control.check)
         return str(files.stitched), [str(files.zip), *map(str, files.clips)]
 
-    def stop(self, session: str) -> None:
-        """Stop every run of this browser session at its next denoising step."""
-        self.stops.stop(session)
+    def stop(self, session: str) -> int:
+        """End every run of this browser session at its next step (Stop, or the page was closed)."""
+        return self.running.stop(session)
 
 
 def _no_progress(*args, **kwargs) -> None:
@@ -415,27 +578,62 @@ def _photo_input(gr, **kwargs):
     return photo
 
 
+def weights_note(choice: PresetChoice, family: str, name: str) -> str:
+    """What the page says under a preset dropdown: nothing when its weights are here, else the exact command."""
+    available = choice.illustration_available if family == "illustration" else choice.showme_available
+    if name in available or name not in (ILLUSTRATION_PRESETS if family == "illustration" else SHOWME_PRESETS):
+        return ""
+    flags = (name, None) if family == "illustration" else (None, name)
+    return (f"⚠️ The `{name}` preset's weights are not on this machine, and the app does not download while it "
+            f"serves. Fetch them by restarting it with `{download_command(*flags)}`.")
+
+
+def _validator(check: Callable[..., Any], names: list[str]) -> Callable[..., tuple]:
+    """A Gradio validator (run before the job enters the queue) from a ``Studio.check_*`` method: the refused input
+    gets the sentence; ``names`` are the handler's parameter names, in the order of its inputs."""
+    import gradio as gr
+
+    def validate(*values):
+        try:
+            check(*values)
+        except ShowMeError as error:
+            field = error.field if isinstance(error, Refusal) and error.field in names else names[0]
+            return tuple(gr.validate(name != field, str(error) if name == field else "") for name in names)
+        return tuple(gr.validate(True, "") for _ in names)
+
+    return validate
+
+
 def build_demo(studio: Studio):
     """The Blocks: a banner saying which models run, then three tabs."""
     import gradio as gr
 
-    choice = studio.choice
+    choice, limits = studio.choice, studio.limits
     illustration_default = ILLUSTRATION_PRESETS[choice.illustration]
     showme_default = SHOWME_PRESETS[choice.showme]
-    heavy = dict(concurrency_limit=1, concurrency_id="models")  # one model call at a time: sensible for one GPU
+    heavy = dict(concurrency_limit=1, concurrency_id="models", show_progress="full")  # one model call at a time
+    max_frames = min(MAX_FRAMES, limits.max_frames)
+
+    def note(family: str, name: str):
+        text = weights_note(choice, family, name)
+        return gr.update(value=text, visible=bool(text))
 
     def showme_options(prefix: str, frames_default: int):
         preset = gr.Dropdown(preset_choices(SHOWME_ORDER, choice.showme_available), value=choice.showme,
                              label="Model preset", elem_id=f"{prefix}-preset")
+        missing = gr.Markdown(weights_note(choice, "showme", choice.showme), elem_id=f"{prefix}-weights",
+                              visible=bool(weights_note(choice, "showme", choice.showme)))
         with gr.Row():
             seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-            steps = gr.Slider(1, 100, value=showme_default.num_inference_steps, step=1, label="Inference steps")
+            steps = gr.Slider(1, limits.max_inference_steps, step=1, label="Inference steps",
+                              value=min(showme_default.num_inference_steps, limits.max_inference_steps))
             guidance = gr.Slider(1, 15, value=showme_default.guidance_scale, step=0.5, label="Guidance")
         with gr.Row():
-            frames = gr.Slider(2, 32, value=frames_default, step=1, label="Frames")
+            frames = gr.Slider(2, max_frames, value=min(frames_default, max_frames), step=1, label="Frames")
             fps = gr.Slider(1, 30, value=8, step=1, label="Frames per second")
-        preset.change(lambda name: gr.update(value=SHOWME_PRESETS[name].num_inference_steps), preset, steps,
-                      queue=False, api_visibility="private")
+        preset.change(lambda name: (gr.update(value=min(SHOWME_PRESETS[name].num_inference_steps,
+                                                        limits.max_inference_steps)), note("showme", name)),
+                      preset, [steps, missing], queue=False, api_visibility="private")
         return preset, seed, steps, guidance, frames, fps
 
     with gr.Blocks(title="showme_i2g: show people how to do things", analytics_enabled=False,
@@ -460,15 +658,21 @@ def build_demo(studio: Studio):
                             illustration_preset = gr.Dropdown(
                                 preset_choices(ILLUSTRATION_ORDER, choice.illustration_available),
                                 value=choice.illustration, label="Model preset", elem_id="recipe-preset")
+                            recipe_missing = gr.Markdown(
+                                weights_note(choice, "illustration", choice.illustration), elem_id="recipe-weights",
+                                visible=bool(weights_note(choice, "illustration", choice.illustration)))
                             with gr.Row():
                                 recipe_seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-                                recipe_steps = gr.Slider(1, 100, value=illustration_default.num_inference_steps,
-                                                         step=1, label="Inference steps", elem_id="recipe-steps")
+                                recipe_steps = gr.Slider(
+                                    1, limits.max_inference_steps, step=1, label="Inference steps",
+                                    value=min(illustration_default.num_inference_steps, limits.max_inference_steps),
+                                    elem_id="recipe-steps")
                             with gr.Row():
                                 recipe_guidance = gr.Slider(0, 15, value=illustration_default.guidance_scale,
                                                             step=0.5, label="Guidance")
-                                recipe_size = gr.Slider(64, 1536, value=illustration_default.size, step=64,
-                                                        label="Image size (pixels)")
+                                recipe_size = gr.Slider(MIN_SIZE, limits.max_size, step=SIZE_STEP,
+                                                        value=min(illustration_default.size, limits.max_size),
+                                                        label="Image size (pixels)", elem_id="recipe-size")
                                 neighbour = gr.Slider(0, 2, value=1.0, step=0.05, label="Neighbour weight",
                                                       info="0: steps drawn independently; 1: full neighbour attention")
                         with gr.Row():
@@ -494,7 +698,8 @@ def build_demo(studio: Studio):
                         with gr.Accordion("Options", open=False):
                             photo_preset, photo_seed, photo_steps, photo_guidance, photo_frames, photo_fps = (
                                 showme_options("photo", 16))
-                            fit = gr.Radio([("Centre crop", "crop"), ("Pad", "pad")], value="crop",
+                            fit = gr.Radio([("Centre crop: the result has the model's shape", "crop"),
+                                            ("Pad: the result keeps the photo's shape", "pad")], value="crop",
                                            label="Fit the photo to the model")
                         with gr.Row():
                             photo_button = gr.Button("Go", variant="primary", elem_id="photo-go")
@@ -529,57 +734,132 @@ def build_demo(studio: Studio):
         # ---------------------------------------------------------------- events
         def on_illustration_preset(name: str):
             preset = ILLUSTRATION_PRESETS[name]
-            return (gr.update(value=preset.num_inference_steps), gr.update(value=preset.guidance_scale),
-                    gr.update(value=preset.size))
+            return (gr.update(value=min(preset.num_inference_steps, limits.max_inference_steps)),
+                    gr.update(value=preset.guidance_scale), gr.update(value=min(preset.size, limits.max_size)),
+                    note("illustration", name))
 
         illustration_preset.change(on_illustration_preset, illustration_preset,
-                                   [recipe_steps, recipe_guidance, recipe_size], queue=False, api_visibility="private")
+                                   [recipe_steps, recipe_guidance, recipe_size, recipe_missing], queue=False,
+                                   api_visibility="private")
+
+        async def cancellable(call: Callable, *args, **kwargs):
+            """``call`` in a worker thread (with this request's context: progress bar, toasts); when the client
+            cancels or Stop cancels the job, gradio cancels this coroutine and the run is stopped at its next step."""
+            run_id = uuid.uuid4().hex
+            try:
+                return await asyncio.to_thread(call, *args, run_id=run_id, **kwargs)
+            except asyncio.CancelledError:
+                studio.running.stop_run(run_id)
+                raise
+
+        def budget(seconds: int) -> float | None:
+            """On ZeroGPU a run's budget is the GPU time it asked for; elsewhere the machine's (``--run-budget``)."""
+            return float(seconds) if zero_gpu() else None
+
+        def recipe_seconds(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight, session,
+                           run_id=None, progress=None) -> int:
+            return gpu_seconds("recipe", items=len(parse_step_lines(steps or "")), inference_steps=inference_steps,
+                               size=size, guidance=guidance)
+
+        def photo_seconds(image, instruction, mode, preset, seed, inference_steps, guidance, frames, fps, fit,
+                          session, run_id=None, progress=None) -> int:
+            job = {"edit": "edit", "video": "video"}.get(mode, "photo")
+            return gpu_seconds(job, inference_steps=inference_steps, frames=frames)
+
+        def animate_seconds(run, preset, seed, inference_steps, guidance, frames, fps, session, run_id=None,
+                            progress=None) -> int:
+            return gpu_seconds("animate", items=len((run or {}).get("images") or [1]),
+                               inference_steps=inference_steps, frames=frames)
 
         @gpu(duration=60)
         def plan(goal_text, count, seed, progress=gr.Progress()):
             return studio.plan(goal_text, count, seed, progress=progress)
 
-        @gpu(duration=120)
-        def illustrate(goal_text, steps_text, preset, seed, n_steps, guidance, size, weight,
-                       request: gr.Request, progress=gr.Progress()):
-            gallery_items, files, run = studio.illustrate(goal_text, steps_text, preset, seed, n_steps, guidance, size,
-                                                          weight, session=_session(request), progress=progress)
-            return gallery_items, files, run, gallery_items
+        @gpu(duration=recipe_seconds)
+        def illustrate_on_gpu(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight, session,
+                              run_id=None, progress=None):
+            return studio.illustrate(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight,
+                                     session=session, progress=progress, run_id=run_id, budget_s=budget(
+                                         recipe_seconds(goal, steps, preset, seed, inference_steps, guidance, size,
+                                                        neighbour_weight, session)))
 
-        @gpu(duration=120)
-        def make_photo(image, text, kind, preset, seed, n_steps, guidance, n_frames, rate, fitting,
-                       request: gr.Request, progress=gr.Progress()):
-            return studio.photo(image, text, kind, preset, seed, n_steps, guidance, n_frames, rate, fitting,
-                                session=_session(request), progress=progress)
+        async def illustrate(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight,
+                             request: gr.Request, progress=gr.Progress()):
+            items, files, run = await cancellable(illustrate_on_gpu, goal, steps, preset, seed, inference_steps,
+                                                  guidance, size, neighbour_weight, _session(request),
+                                                  progress=progress)
+            return items, files, run, items
 
-        @gpu(duration=300)
-        def animate(run, preset, seed, n_steps, guidance, n_frames, rate, request: gr.Request,
-                    progress=gr.Progress()):
-            return studio.animate_recipe(run, preset, seed, n_steps, guidance, n_frames, rate,
-                                         session=_session(request), progress=progress)
+        @gpu(duration=photo_seconds)
+        def photo_on_gpu(image, instruction, mode, preset, seed, inference_steps, guidance, frames, fps, fit, session,
+                         run_id=None, progress=None):
+            return studio.photo(image, instruction, mode, preset, seed, inference_steps, guidance, frames, fps, fit,
+                                session=session, progress=progress, run_id=run_id, budget_s=budget(
+                                    photo_seconds(image, instruction, mode, preset, seed, inference_steps, guidance,
+                                                  frames, fps, fit, session)))
+
+        async def make_photo(image, instruction, mode, preset, seed, inference_steps, guidance, frames, fps, fit,
+                             request: gr.Request, progress=gr.Progress()):
+            return await cancellable(photo_on_gpu, image, instruction, mode, preset, seed, inference_steps, guidance,
+                                     frames, fps, fit, _session(request), progress=progress)
+
+        @gpu(duration=animate_seconds)
+        def animate_on_gpu(run, preset, seed, inference_steps, guidance, frames, fps, session, run_id=None,
+                           progress=None):
+            return studio.animate_recipe(run, preset, seed, inference_steps, guidance, frames, fps, session=session,
+                                         progress=progress, run_id=run_id, budget_s=budget(
+                                             animate_seconds(run, preset, seed, inference_steps, guidance, frames,
+                                                             fps, session)))
+
+        async def animate(run, preset, seed, inference_steps, guidance, frames, fps, request: gr.Request,
+                          progress=gr.Progress()):
+            return await cancellable(animate_on_gpu, run, preset, seed, inference_steps, guidance, frames, fps,
+                                     _session(request), progress=progress)
 
         def stop(request: gr.Request) -> None:
             studio.stop(_session(request))
 
-        plan_event = plan_button.click(plan, [goal, plan_count, recipe_seed], steps_box, api_name="plan", **heavy)
+        def closed(request: gr.Request) -> None:
+            """The page was closed or reloaded: its runs free the model slot at their next step."""
+            studio.stop(_session(request))
+
+        recipe_inputs = [goal, steps_box, illustration_preset, recipe_seed, recipe_steps, recipe_guidance,
+                         recipe_size, neighbour]
+        photo_inputs = [photo, instruction, mode, photo_preset, photo_seed, photo_steps, photo_guidance, photo_frames,
+                        photo_fps, fit]
+        animate_inputs = [recipe_run, anim_preset, anim_seed, anim_steps, anim_guidance, anim_frames, anim_fps]
+        plan_event = plan_button.click(
+            plan, [goal, plan_count, recipe_seed], steps_box, api_name="plan",
+            validator=_validator(lambda g, c, s: (_field("goal_text", _clean_goal, g),
+                                                  _field("count", _whole, c, "The number of steps", 1,
+                                                         MAX_PLANNED_STEPS), _field("seed", _seed, s)),
+                                 ["goal_text", "count", "seed"]), **heavy)
         recipe_event = illustrate_button.click(
-            illustrate,
-            [goal, steps_box, illustration_preset, recipe_seed, recipe_steps, recipe_guidance, recipe_size, neighbour],
-            [gallery, downloads, recipe_run, animate_gallery], api_name="illustrate", **heavy)
+            illustrate, recipe_inputs, [gallery, downloads, recipe_run, animate_gallery], api_name="illustrate",
+            validator=_validator(studio.check_recipe, ["goal", "steps", "preset", "seed", "inference_steps",
+                                                       "guidance", "size", "neighbour_weight"]), **heavy)
         photo_event = photo_button.click(
-            make_photo,
-            [photo, instruction, mode, photo_preset, photo_seed, photo_steps, photo_guidance, photo_frames, photo_fps,
-             fit],
-            [edited, video, photo_files], api_name="photo", **heavy)
+            make_photo, photo_inputs, [edited, video, photo_files], api_name="photo",
+            validator=_validator(studio.check_photo, ["image", "instruction", "mode", "preset", "seed",
+                                                      "inference_steps", "guidance", "frames", "fps", "fit"]),
+            **heavy)
         animate_event = animate_button.click(
-            animate, [recipe_run, anim_preset, anim_seed, anim_steps, anim_guidance, anim_frames, anim_fps],
-            [stitched, clip_files], api_name="animate_recipe", **heavy)
+            animate, animate_inputs, [stitched, clip_files], api_name="animate_recipe",
+            validator=_validator(studio.check_animation, ["run", "preset", "seed", "inference_steps", "guidance",
+                                                          "frames", "fps"]), **heavy)
         events = [plan_event, recipe_event, photo_event, animate_event]
         for button in (recipe_stop, photo_stop, animate_stop):
             public = button is recipe_stop  # one API endpoint is enough: every Stop does the same
             button.click(stop, None, None, cancels=events, queue=False, api_name="stop" if public else None,
                          api_visibility="public" if public else "private")
+        demo.unload(closed)
     return demo
+
+
+def _clean_goal(goal) -> str:
+    from showme_i2g.i2g.inputs import clean_goal
+
+    return clean_goal(goal)
 
 
 def launch(demo, studio: Studio, host: str, port: int | None, share: bool = False, block: bool = True, **kwargs):
@@ -612,20 +892,29 @@ def main(argv: list[str] | None = None) -> int:
     trained = TrainedAdapters.from_args(args)
     try:
         trained.check()
-        on_gpu = args.device is None or args.device.startswith("cuda")
+        device = detect_device(args.device)  # imports torch only where a GPU may be present
+        on_gpu = device == "cuda"
+        limits = HardwareLimits.for_device(device, budget_s=args.run_budget)
+        if args.download:  # before the page serves: no request ever waits for a download
+            from showme_i2g.cli import quiet_torchvision_notices
+
+            quiet_torchvision_notices()
+            for what in download_weights(args.preset, args.showme_preset, on_gpu=on_gpu, lora_dir=args.lora_dir,
+                                         trained_adapters=trained.complete):
+                print(f"Downloaded {what}.", flush=True)
         choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=on_gpu,
                               trained_adapters=trained.complete)
-        if on_gpu and choice.illustration_available != ("tiny",):
-            import torch  # worth its import time only when SDXL weights are cached: fp16 files count on a GPU only
-
-            if not torch.cuda.is_available():
-                choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=False,
-                                      trained_adapters=trained.complete)
     except ShowMeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except ValueError as error:  # --run-budget 0 or below
+        print(f"error: --run-budget {error}", file=sys.stderr)
+        return 2
     print(full_banner(choice, trained).replace("**", "").replace("`", "").replace("  \n", "\n"), flush=True)
-    studio = Studio(choice, device=args.device, lora_dir=args.lora_dir, runs_dir=args.runs_dir, adapters=trained)
+    studio = Studio(choice, device=args.device, lora_dir=args.lora_dir, runs_dir=args.runs_dir, adapters=trained,
+                    limits=limits)
+    if zero_gpu():  # ZeroGPU: models load once, outside the GPU-decorated calls, which then only compute
+        studio.preload()
     launch(build_demo(studio), studio, args.host, args.port, share=args.share)
     return 0
 

@@ -8,7 +8,8 @@
 * Presets: :func:`pick_presets` picks the best preset whose weights are on this machine (a look-up in the Hugging Face
   cache, never a request); :func:`banner_markdown` says in words which ones run.
 * Sharing models between users: :class:`ModelCache` (load once, lazily, one call at a time per model),
-  :class:`StopRegistry` (the Stop button), :class:`RunFolders` (a folder per run, pruned by age).
+  :class:`RunFolders` (a folder per run, pruned by age); ending runs early is :mod:`showme_i2g.app_runs`.
+* Weights, explicitly: :func:`download_weights` (``python app.py --download``), :func:`missing_preset_message`.
 * :func:`make_example_photos`: drawn kitchen scenes for the photo tab's examples (the project ships no photos).
 
 Nothing here imports gradio or torch, so importing it is cheap and ``python app.py --help`` stays fast.
@@ -158,12 +159,14 @@ from .captions import burn_caption  # noqa: E402
 
 
 def stitch_clips(
-    clips: Sequence[Sequence[Image.Image]], captions: Sequence[str], min_width: int = 384
+    clips: Sequence[Sequence[Image.Image]], captions: Sequence[str], min_width: int = 384,
+    check: Callable[[], None] | None = None,
 ) -> list[Image.Image]:
     """All clips one after another, each frame captioned "Step 2/5: ...": one instructional video.
 
     Frames take the first clip's size, scaled up to at least ``min_width`` wide so captions stay legible, with even
     sides for H.264. No frame is added or dropped: the result has exactly as many frames as the clips together.
+    ``check()`` runs before each frame, so a stopped run ends here too (the app's ``RunControl.check``).
     """
     if len(clips) != len(captions):
         raise ValueError(f"Got {len(clips)} clips but {len(captions)} captions.")
@@ -177,6 +180,8 @@ def stitch_clips(
     for number, (clip, caption) in enumerate(zip(clips, captions), start=1):
         text = f"Step {number}/{len(clips)}: {caption}"
         for frame in clip:
+            if check is not None:
+                check()
             frame = frame.convert("RGB")
             frames.append(burn_caption(frame if frame.size == size else frame.resize(size, Image.LANCZOS), text))
     return frames
@@ -194,12 +199,21 @@ class AnimationFiles:
 
 def write_animation_outputs(
     clips: Sequence[Sequence[Image.Image]], captions: Sequence[str], folder: str | os.PathLike, fps: float,
-    record: dict,
+    record: dict, check: Callable[[], None] | None = None,
 ) -> AnimationFiles:
-    """Write ``clip_01.mp4``... , ``recipe_video.mp4`` (captions burned in), ``run.json`` and a ZIP of them."""
+    """Write ``clip_01.mp4``... , ``recipe_video.mp4`` (captions burned in), ``run.json`` and a ZIP of them.
+
+    ``check()`` runs before each clip is written and each stitched frame is drawn: a stopped run ends between them.
+    """
+    check = check or (lambda: None)
     folder = Path(folder)
-    paths = [save_video(clip, folder / f"clip_{n:02d}.mp4", fps=fps) for n, clip in enumerate(clips, start=1)]
-    stitched = save_video(stitch_clips(clips, captions), folder / "recipe_video.mp4", fps=fps)
+    paths = []
+    for n, clip in enumerate(clips, start=1):
+        check()
+        paths.append(save_video(clip, folder / f"clip_{n:02d}.mp4", fps=fps))
+    frames = stitch_clips(clips, captions, check=check)
+    check()
+    stitched = save_video(frames, folder / "recipe_video.mp4", fps=fps)
     run_json = write_run_json(folder / "run.json", record)
     archive = make_zip(folder / "recipe_clips.zip", [*paths, stitched, run_json])
     return AnimationFiles(clips=paths, stitched=stitched, run_json=run_json, zip=archive)
@@ -318,6 +332,105 @@ def pick_presets(
     )
 
 
+def download_command(illustration: str | None = None, showme: str | None = None) -> str:
+    """The exact command that fetches these presets' weights before the page serves (``--lora-dir`` for ``showme``)."""
+    parts = ["python app.py --download"]
+    if illustration is not None:
+        parts.append(f"--preset {illustration}")
+    if showme is not None:
+        parts.append(f"--showme-preset {showme}")
+        if SHOWME_PRESETS[showme].lora_files:
+            parts.append("--lora-dir DIR")
+    return " ".join(parts)
+
+
+def missing_preset_message(family: str, name: str) -> str:
+    """One sentence for a run asking for a preset whose weights are not here: the app never downloads in a request."""
+    flags = {"illustration": (name, None), "showme": (None, name)}[family]
+    return (f"The '{name}' preset's weights are not on this machine; the app does not download them while serving, "
+            f"so restart it with `{download_command(*flags)}` to fetch them first.")
+
+
+def _hub_failure(what: str, error: BaseException) -> str:
+    """One sentence for a failed download: offline, no network, a gated repo, or the hub's own words."""
+    name = type(error).__name__
+    if name in ("OfflineModeIsEnabled",) or "offline" in str(error).lower():
+        reason = "HF_HUB_OFFLINE is set, so the Hugging Face Hub may not be contacted"
+    elif name in ("GatedRepoError",) or "401" in str(error):
+        reason = "the repository needs a Hugging Face login with access to it (run `hf auth login`)"
+    elif isinstance(error, (ConnectionError, TimeoutError)) or "connect" in str(error).lower() or name in (
+            "LocalEntryNotFoundError", "ConnectError", "ConnectTimeout"):
+        reason = "the Hugging Face Hub could not be reached"
+    else:
+        reason = (str(error).strip().splitlines() or [name])[0].rstrip(".")
+    return f"Could not download {what}: {reason}."
+
+
+def download_weights(
+    illustration: str | None = None,
+    showme: str | None = None,
+    *,
+    on_gpu: bool = False,
+    lora_dir: str | os.PathLike | None = None,
+    trained_adapters: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> list[str]:
+    """Fetch into the Hugging Face cache exactly the files each named preset reads; returns what was fetched, in words.
+
+    This is ``python app.py --download``: it runs before the page serves, with the hub's own progress bars, so that
+    no request ever starts a multi-gigabyte download. Refused in one sentence (:class:`WeightsNotFoundError`) with
+    ``HF_HUB_OFFLINE=1``, without a network, or for the ``showme`` preset's LoRA files (published on Google Drive,
+    not the hub) when ``--lora-dir`` does not hold them. Afterwards :func:`illustration_weights_present` /
+    :func:`showme_weights_present` find every file.
+    """
+    from huggingface_hub import constants, hf_hub_download, snapshot_download
+
+    from .errors import WeightsNotFoundError
+
+    named = [(ILLUSTRATION_PRESETS[illustration], None)] if illustration else []
+    named += [(None, SHOWME_PRESETS[showme])] if showme else []
+    if not any((i and i.base) or (s and s.checkpoint) for i, s in named):
+        raise InvalidInputError("There is nothing to download: name a real preset with --preset or --showme-preset "
+                                "(the tiny ones are built in code).")
+    lora_files = SHOWME_PRESETS[showme].lora_files if showme else ()
+    if lora_files and not trained_adapters and not (
+            lora_dir is not None and all((Path(lora_dir) / name).is_file() for name in lora_files)):
+        raise WeightsNotFoundError(SHOWME_PRESETS[showme].missing_weights_message("lora"))
+    if constants.HF_HUB_OFFLINE:
+        raise WeightsNotFoundError("--download needs the Hugging Face Hub, but HF_HUB_OFFLINE is set; unset it, or "
+                                   "copy the weights into this machine's Hugging Face cache.")
+
+    fetched: list[str] = []
+
+    def fetch(what: str, call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except Exception as error:  # the hub's errors are OSError, httpx and HfHubHTTPError kinds alike
+            raise WeightsNotFoundError(_hub_failure(what, error)) from error
+        fetched.append(what)
+
+    for preset, _ in named:
+        if preset is None or preset.base is None:
+            continue
+        variant = ".fp16" if on_gpu and preset.fp16_variant_on_gpu else ""
+        patterns = [*_SDXL_CONFIG_FILES, *(f.format(variant) for f in _SDXL_WEIGHT_FILES)]
+        fetch(f"{preset.base} for the '{preset.name}' preset",
+              lambda: snapshot_download(preset.base, allow_patterns=patterns, cache_dir=cache_dir))
+        if preset.vae:
+            fetch(f"{preset.vae} (the VAE of the '{preset.name}' preset)",
+                  lambda: snapshot_download(preset.vae, allow_patterns=["*.json", "*.safetensors"],
+                                            cache_dir=cache_dir))
+        if preset.lora:
+            fetch(f"{preset.lora[0]} {preset.lora[1]} for the '{preset.name}' preset",
+                  lambda: hf_hub_download(*preset.lora, cache_dir=cache_dir))
+    for _, preset in named:
+        if preset is None or preset.checkpoint is None:
+            continue
+        fetch(f"{' '.join(preset.checkpoint)} for the '{preset.name}' preset",
+              lambda: hf_hub_download(*preset.checkpoint, cache_dir=cache_dir))
+    return fetched
+
+
 def preset_choices(order: Sequence[str], available: Sequence[str]) -> list[tuple[str, str]]:
     """(label, name) pairs for a dropdown: the allow-list of presets, each saying what a user must know about it."""
     def label(name: str) -> str:
@@ -334,7 +447,9 @@ def banner_markdown(choice: PresetChoice) -> str:
     def line(family: str, name: str, description: str, available: Sequence[str]) -> str:
         if name == "tiny":
             return f"**{family}:** `tiny` (⚠️ {TINY_LABEL})"
-        missing = "" if name in available else " ⚠️ Its weights are not on this machine: a run will say how to get them."
+        flags = (name, None) if family == "Illustrations" else (None, name)
+        missing = "" if name in available else (
+            f" ⚠️ Its weights are not on this machine: restart with `{download_command(*flags)}`.")
         return f"**{family}:** `{name}`: {description}{missing}"
 
     lines = [
@@ -416,34 +531,7 @@ class ModelCache:
             return list(self._models)
 
 
-class RunStopped(Exception):
-    """Raised inside a run (by its progress callback) when its user pressed Stop."""
-
-
-class StopRegistry:
-    """The Stop button: a counter per session; a run notes it when it starts and stops once it has moved.
-
-    A counter rather than a flag, so a Stop pressed after a run ended cannot stop the user's next run.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}
-
-    def token(self, session: str | None) -> tuple[str, int]:
-        """What a run remembers at its start."""
-        with self._lock:
-            return session or "", self._counts.get(session or "", 0)
-
-    def stop(self, session: str | None) -> None:
-        """Stop every run of ``session`` that is going now."""
-        with self._lock:
-            self._counts[session or ""] = self._counts.get(session or "", 0) + 1
-
-    def stopped(self, token: tuple[str, int]) -> bool:
-        session, count = token
-        with self._lock:
-            return self._counts.get(session, 0) != count
+# Stop, a closed page, a cancelled request and the time budget: showme_i2g.app_runs (RunRegistry, RunControl).
 
 
 class RunFolders:

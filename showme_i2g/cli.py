@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -117,13 +118,16 @@ def _add_photo_arguments(p, default_preset: str = "tiny") -> None:
     p.add_argument("--preset", default=default_preset, choices=sorted(SHOWME_PRESETS), help="model preset")
     p.add_argument("--image", type=Path, required=True, help="the photo (JPEG, PNG, WebP...)")
     p.add_argument("--instruction", required=True, help='the action, e.g. "cut the onion"')
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the noise: the same seed and settings give the same result (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--inference-steps", type=int, help="DDIM steps (default: the preset's, 50 for real ones)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 7.5)")
     p.add_argument("--eta", type=float, help="DDIM eta (default 1.0)")
     p.add_argument("--fs", type=int, help="frame-stride conditioning (default: the model's)")
-    p.add_argument("--fit", choices=("crop", "pad"), default="crop", help="fit the photo by centre-crop or padding")
+    p.add_argument("--fit", choices=("crop", "pad"), default="crop",
+                   help="crop: the photo's centre at the model's shape (the result has that shape); pad: the whole "
+                   "photo, padded (the result keeps the photo's shape)")
     p.add_argument("--device", help="cuda or cpu (default: the best available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="weights' dtype on the GPU")
     p.add_argument("--cpu-offload", action="store_true", help="keep parts on the CPU until needed (less GPU memory)")
@@ -136,13 +140,23 @@ def _add_photo_arguments(p, default_preset: str = "tiny") -> None:
 
 
 def _add_edit(subparsers) -> None:
-    p = subparsers.add_parser("edit", help="photo + instruction -> the photo after the action (edited.png, run.json)")
+    p = subparsers.add_parser(
+        "edit",
+        help="photo + instruction -> the photo after the action (edited.png, run.json)",
+        description="Show the moment after an action: ShowMe's image mode turns a photo and an instruction into the "
+        "photo after it. Writes edited.png and run.json (every setting, to reproduce it).",
+    )
     _add_photo_arguments(p)
     p.set_defaults(run=_edit)
 
 
 def _add_animate(subparsers) -> None:
-    p = subparsers.add_parser("animate", help="photo + instruction -> a video of the action (video.mp4/.gif, run.json)")
+    p = subparsers.add_parser(
+        "animate",
+        help="photo + instruction -> a video of the action (video.mp4/.gif, run.json)",
+        description="Show an action as it happens: ShowMe's video mode turns a photo and an instruction into a short "
+        "clip that starts from the photo. Writes video.mp4 (H.264), video.gif and run.json.",
+    )
     _add_photo_arguments(p)
     p.add_argument("--frames", type=int, default=16, help="number of frames (2-32; the models are trained on 16)")
     p.add_argument("--fps", type=int, default=8, help="frames per second of the written video")
@@ -152,15 +166,50 @@ def _add_animate(subparsers) -> None:
     p.set_defaults(run=_animate)
 
 
-def _load_showme(args):
+class _NoTorchvisionFallback(logging.Filter):
+    """Drops transformers' "requires torchvision (not installed); falling back to ..." notices (see below)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision (not installed)" not in record.getMessage()
+
+
+def quiet_torchvision_notices() -> None:
+    """Silence transformers' two "requires torchvision (not installed)" notices, and nothing else.
+
+    Importing diffusers touches CLIP and SigLIP image processors that this project never uses; without torchvision
+    (left out on purpose: see the README's install notes) transformers would print both lines to every user.
+    """
+    logger = logging.getLogger("transformers.utils.import_utils")
+    if not any(isinstance(existing, _NoTorchvisionFallback) for existing in logger.filters):
+        logger.addFilter(_NoTorchvisionFallback())
+
+
+def _check_photo_request(args, num_frames: int | None = None):
+    """Everything a user typed, checked before torch is imported or a model built: the photo opened (refused in one
+    sentence if it is not one), the instruction and settings in range, the adapter files present. Returns the photo."""
+    from .media import load_photo
+    from .validation import check_number, check_showme_settings
+
+    check_showme_settings(args.instruction, num_frames=num_frames, num_inference_steps=args.inference_steps,
+                          guidance_scale=args.guidance, eta=args.eta, fs=args.fs)
+    if num_frames is not None:
+        check_number(args.fps, "--fps", 1, 60, integer=True)
+    for flag, path in (("--weights", args.weights), ("--edit-adapter", args.edit_adapter),
+                       ("--animate-adapter", args.animate_adapter), ("--lora-dir", args.lora_dir)):
+        if path is not None and not path.exists():
+            raise InvalidInputError(f"{flag} {path}: there is no such file or folder.")
+    if args.out.exists() and not args.out.is_dir():
+        raise InvalidInputError(f"--out {args.out} is a file; give a folder for the results.")
+    return load_photo(args.image)
+
+
+def _load_showme(args, num_frames: int | None = None):
+    photo = _check_photo_request(args, num_frames)  # refuse bad input before importing torch or loading a model
+    quiet_torchvision_notices()
     import torch
 
-    from .media import load_photo
-    from .showme.pipeline import MAX_INSTRUCTION_CHARS, ShowMePipeline
-    from .validation import clean_text
+    from .showme.pipeline import ShowMePipeline
 
-    clean_text(args.instruction, "instruction", MAX_INSTRUCTION_CHARS)  # refuse bad input before loading a model
-    photo = load_photo(args.image)
     print(f"Loading the '{args.preset}' preset...", file=sys.stderr)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     pipe = ShowMePipeline.from_preset(args.preset, device=args.device, torch_dtype=dtype, weights=args.weights,
@@ -192,9 +241,9 @@ def _edit(args) -> int:
 
 
 def _animate(args) -> int:
+    pipe, photo = _load_showme(args, num_frames=args.frames)
     from .media import save_video
 
-    pipe, photo = _load_showme(args)
     result = pipe.animate(photo, args.instruction, num_frames=args.frames, conditioning=args.conditioning,
                           decode_chunk_size=args.decode_chunk_size, **_sampling_kwargs(args))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -206,7 +255,12 @@ def _animate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m showme_i2g", description="Show people how to do things.")
+    parser = argparse.ArgumentParser(
+        prog="python -m showme_i2g",
+        description="Show people how to do things: illustrate every step of a recipe (illustrate), or show an action "
+        "on a photo as the moment after it (edit) or as a short video (animate). Bad input is refused in one sentence "
+        "before any model loads.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_illustrate(subparsers)
     _add_edit(subparsers)
