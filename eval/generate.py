@@ -12,7 +12,10 @@ I2G (Table 1), on recipes: ``--method ours|independent|sdxl|sd15|sd21-turbo --da
 (:func:`showme_i2g.data.formats.read_recipe_file`, shared with ``eval.i2g``). ``--split`` keeps the recipes whose
 ``split`` (HT-Step: ``subset``) matches; ``--split all`` takes every recipe. Output, as ``python -m showme_i2g
 illustrate`` writes it: ``DIR/<recipe id>/step_01.png ...``, ``storyboard.png`` and ``run.json`` (goal, steps,
-method, preset, seed and every setting). Recipes over 16 steps are rendered in consecutive chunks of at most 16.
+method, preset, seed and every setting). Every recipe is drawn whole, however long: ``ours`` and ``independent``
+give the pipeline ``max_batch`` (``--max-batch``, default 16 images per batch), so a longer recipe is drawn in
+overlapping windows in which every step sees both neighbours; the text-to-image baselines, whose steps are
+independent, are batched 16 prompts at a time.
 
 ShowMe (Tables 1-2), on photos: ``--method showme-edit|instructpix2pix|showme-video|dynamicrafter --data ITEMS``
 
@@ -51,7 +54,7 @@ from showme_i2g.errors import InvalidInputError, ShowMeError
 
 I2G_METHODS = ("ours", "independent", "sdxl", "sd15", "sd21-turbo")
 SHOWME_METHODS = ("showme-edit", "instructpix2pix", "showme-video", "dynamicrafter")
-MAX_CHUNK = 16  # IllustrationPipeline's step limit
+MAX_BATCH = 16  # images per denoising batch: windows of the I2G chain, prompts of a baseline
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,8 @@ def load_photo_items(path: Path, split: str) -> list[Sample]:
 
 
 def _chunks(steps: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """Balanced consecutive chunks of at most MAX_CHUNK steps (18 steps -> 9 + 9)."""
-    count = -(-len(steps) // MAX_CHUNK)
+    """Balanced consecutive batches of at most MAX_BATCH independent prompts (18 steps -> 9 + 9)."""
+    count = -(-len(steps) // MAX_BATCH)
     size = -(-len(steps) // count)
     return [steps[i : i + size] for i in range(0, len(steps), size)]
 
@@ -192,20 +195,14 @@ def _illustration_renderer(method: Method, preset: str, args) -> Callable[[Sampl
     pipe.set_progress_bar_config(disable=True)
 
     def render(sample: Sample, folder: Path) -> dict:
-        images, clauses, metadata = [], [], {}
-        for chunk_index, chunk in enumerate(_chunks(sample.steps)):
-            result = pipe(
-                sample.goal, list(chunk), seed=args.seed + chunk_index, num_inference_steps=args.inference_steps,
-                guidance_scale=args.guidance, height=args.size, width=args.size, **method.settings,
-            )
-            images += result.images
-            clauses += result.clauses
-            metadata = result.metadata
-        save_step_images(images, folder)
-        make_storyboard(images, list(sample.steps), title=sample.goal).save(folder / "storyboard.png")
-        metadata["seed"] = args.seed
-        return {"goal": sample.goal, "steps": list(sample.steps), "clauses": clauses,
-                "chunks": len(_chunks(sample.steps)), **metadata}
+        result = pipe(
+            sample.goal, list(sample.steps), seed=args.seed, num_inference_steps=args.inference_steps,
+            guidance_scale=args.guidance, height=args.size, width=args.size, max_batch=args.max_batch,
+            **method.settings,
+        )
+        save_step_images(result.images, folder)
+        make_storyboard(result.images, list(sample.steps), title=sample.goal).save(folder / "storyboard.png")
+        return {"goal": sample.goal, "steps": list(sample.steps), "clauses": result.clauses, **result.metadata}
 
     return render
 
@@ -329,6 +326,10 @@ def write_json_atomically(record: dict, path: Path) -> None:
 def run(args: argparse.Namespace) -> dict[str, int]:
     """Render every unfinished sample; returns how many were rendered and skipped."""
     method = METHODS[args.method]
+    if method.kind == "illustrate":
+        from showme_i2g.i2g.anchors import check_anchor_options
+
+        check_anchor_options(None, has_reference=False, max_batch=args.max_batch)  # before any model loads
     if args.method in SHOWME_METHODS:
         samples = load_photo_items(args.data, args.split)
     else:
@@ -367,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inference-steps", type=int, help="denoising steps (default: the preset's)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the preset's)")
     parser.add_argument("--size", type=int, help="image side in pixels (I2G methods, InstructPix2Pix)")
+    parser.add_argument("--max-batch", type=int, default=MAX_BATCH,
+                        help=f"most step images denoised together (I2G methods; default {MAX_BATCH}); longer recipes "
+                             "are drawn in overlapping windows")
     parser.add_argument("--frames", type=int, default=16, help="video frames (showme-video, dynamicrafter)")
     parser.add_argument("--fps", type=int, default=8, help="frames per second of written videos")
     parser.add_argument("--device", help="cuda or cpu (default: the best available)")

@@ -141,6 +141,25 @@ def test_long_recipes_are_rendered_in_balanced_chunks():
     assert sum(generate._chunks(steps), ()) == steps
 
 
+def test_a_long_recipe_is_drawn_whole_in_windows(tmp_path):
+    steps = [f"Stir the pot, round {i}." for i in range(1, 21)]
+    data = tmp_path / "long.json"
+    data.write_text(json.dumps([{"id": "stew", "goal": "Make stew", "split": "test", "steps": steps}]))
+    assert _run("--method", "ours", "--data", str(data), "--out", str(tmp_path / "out"), "--size", "64",
+                "--inference-steps", "1", "--max-batch", "8") == 0
+    record = json.loads((tmp_path / "out" / "stew" / "run.json").read_text())
+    assert len(list((tmp_path / "out" / "stew").glob("step_*.png"))) == 20
+    assert record["max_batch"] == 8 and record["seed"] == 0 and "chunks" not in record
+    assert sorted(n for window in record["windows"] for n in window["decides"]) == list(range(1, 21))
+    assert all(len(window["images"]) <= 8 for window in record["windows"])
+
+
+def test_a_batch_too_small_for_the_chain_is_refused_before_loading(tmp_path, recipes, capsys):
+    assert _run("--method", "ours", "--data", str(recipes), "--out", str(tmp_path), "--max-batch", "2") == 2
+    assert "max_batch must be a whole number of at least 3 images" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_folder_names_are_safe_and_unique():
     taken: set[str] = set()
     assert [generate.folder_name(i, taken) for i in ("12345/1", "12345 1", "../x", "")] == [
