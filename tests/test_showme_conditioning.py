@@ -50,3 +50,35 @@ def test_bad_arguments_name_themselves(args, message):
         latent, args = latent[0], args[:2]
     with pytest.raises(ValueError, match=message):
         first_frame_concat(latent, *args)
+
+
+def test_sampling_and_training_build_the_same_cross_attention_context():
+    from showme_i2g.showme.pipeline import ShowMePipeline
+    from showme_i2g.training.showme import ShowMeTrainingModel
+
+    pipe = ShowMePipeline.from_preset("tiny", device="cpu")
+    trainer = ShowMeTrainingModel(pipe.model, 1)
+    torch.manual_seed(0)
+    photos = torch.rand(2, 3, pipe.config.height, pipe.config.width) * 2 - 1
+    texts = ["cut the onion", "stir the soup"]
+    generators = [torch.Generator().manual_seed(i) for i in range(2)]
+    with torch.no_grad():
+        sampled, _ = pipe._conditioning(photos, texts, True, generators)  # [uncond x 2, cond x 2]
+        kept = torch.zeros(1, dtype=torch.bool)
+        # the pipeline encodes each item alone (a batch equals separate calls), so compare item by item
+        trained = torch.cat([trainer.context(photos[i : i + 1], texts[i : i + 1], kept, kept) for i in range(2)])
+        dropped = torch.cat([trainer.context(photos[i : i + 1], texts[i : i + 1], ~kept, ~kept) for i in range(2)])
+        text_only = torch.cat([trainer.context(photos[i : i + 1], texts[i : i + 1], kept, ~kept) for i in range(2)])
+        batched = trainer.context(photos, texts, kept.repeat(2), kept.repeat(2))
+    torch.testing.assert_close(sampled[2:], trained, rtol=0, atol=0)
+    torch.testing.assert_close(sampled[:2], dropped, rtol=0, atol=0)  # both dropped: the unconditional input
+    torch.testing.assert_close(batched, trained, rtol=0, atol=1e-5)  # a training batch: the same, to rounding
+    assert sampled.shape[1] > 77 and not torch.equal(text_only, trained)  # text tokens, then the image's
+    assert torch.equal(text_only[:, :77], trained[:, :77]) and torch.equal(text_only[:, 77:], dropped[:, 77:])
+
+
+def test_context_needs_a_text_per_image():
+    from showme_i2g.showme.conditioning import cross_attention_context
+
+    with pytest.raises(ValueError, match="texts and images must pair up, got 1 texts and 2 images"):
+        cross_attention_context(None, ["a"], torch.zeros(2, 3, 8, 8))
