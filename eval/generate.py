@@ -327,7 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, int]:
     """Render every unfinished sample; returns how many were rendered and skipped."""
     method = METHODS[args.method]
     if method.kind == "illustrate":
-        from showme_i2g.i2g.anchors import check_anchor_options
+        from showme_i2g.i2g.inputs import check_anchor_options
 
         check_anchor_options(None, has_reference=False, max_batch=args.max_batch)  # before any model loads
     if args.method in SHOWME_METHODS:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .errors import InvalidInputError, ShowMeError
+from .i2g.inputs import ANCHOR_CHOICES, MAX_STEPS
 from .presets import ILLUSTRATION_PRESETS
 from .text.step_lines import parse_step_lines
 
@@ -35,7 +36,7 @@ def _add_illustrate(subparsers) -> None:
         description="Illustrate every step of a recipe with SDXL and I2G's neighbour attention.",
     )
     p.add_argument("--preset", default="tiny", choices=sorted(ILLUSTRATION_PRESETS), help="model preset")
-    p.add_argument("--goal", required=True, help='what the recipe achieves, e.g. "Make pancakes"')
+    p.add_argument("--goal", help='what the recipe achieves, e.g. "Make pancakes" (default with --keep: that run\'s)')
     p.add_argument("--step", action="append", default=[], help="one step (repeat for each step, in order)")
     p.add_argument("--steps-file", type=Path, help="a text file with one step per line")
     p.add_argument("--plan", action="store_true", help="let the language model write the steps")
@@ -47,6 +48,21 @@ def _add_illustrate(subparsers) -> None:
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the preset's)")
     p.add_argument("--size", type=int, help="image side in pixels (default: the preset's)")
     p.add_argument("--neighbour-weight", type=float, default=1.0, help="0 = independent steps; 1 = full pairs")
+    p.add_argument("--reference", type=Path, metavar="PHOTO",
+                   help="a photo of your kitchen: placed before step 1, so the scene carries on from it")
+    p.add_argument("--reference-weight", type=float,
+                   help="how strongly step 1 sees --reference (default: --neighbour-weight)")
+    p.add_argument("--keep", type=Path, metavar="DIR",
+                   help="a previous run's output folder: its steps are kept from step_NN.png except --redraw ones "
+                        "(goal, steps and size default to that run's)")
+    p.add_argument("--redraw", type=int, action="append", default=[], metavar="N",
+                   help="with --keep: draw step N again with this run's seed (repeat for more steps)")
+    p.add_argument("--anchor", choices=ANCHOR_CHOICES,
+                   help="every step also attends to this image, against drift over long recipes")
+    p.add_argument("--anchor-weight", type=float, default=1.0, help="how strongly steps see --anchor (default 1)")
+    p.add_argument("--max-batch", type=int,
+                   help="most step images denoised together; longer recipes are drawn in overlapping windows "
+                        f"(without it at most {MAX_STEPS} steps)")
     p.add_argument("--negative", help="negative prompt")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--no-cuda-graphs", action="store_true",
@@ -69,13 +85,60 @@ def _gather_steps(args) -> list[str] | None:
     return None if args.plan else given
 
 
+def _previous_run(folder: Path) -> dict:
+    """The run.json of a folder written by ``illustrate``, or one sentence."""
+    try:
+        record = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"{folder} holds no run.json; --keep takes a folder written by illustrate.") from None
+    except (OSError, ValueError):
+        raise InvalidInputError(f"The run.json in {folder} cannot be read.") from None
+    if not isinstance(record, dict) or not isinstance(record.get("steps"), list):
+        raise InvalidInputError(f"The run.json in {folder} lists no steps.")
+    return record
+
+
+def _kept_images(args, num_steps: int) -> dict[int, Path]:
+    """Step number -> step_NN.png of --keep, for every step but the --redraw ones."""
+    if args.redraw and args.keep is None:
+        raise InvalidInputError("--redraw needs --keep, the folder of the run whose other steps are kept.")
+    if args.keep is None:
+        return {}
+    if not args.redraw:
+        raise InvalidInputError("With --keep, name the steps to draw again with --redraw N.")
+    bad = sorted({n for n in args.redraw if not 1 <= n <= num_steps})
+    if bad:
+        raise InvalidInputError(f"--redraw takes step numbers from 1 to {num_steps}, got {bad[0]}.")
+    kept = {n: args.keep / f"step_{n:02d}.png" for n in range(1, num_steps + 1) if n not in args.redraw}
+    missing = [path.name for path in kept.values() if not path.is_file()]
+    if missing:
+        raise InvalidInputError(f"{args.keep} has no {missing[0]} to keep.")
+    return kept
+
+
 def _illustrate(args) -> int:
     from .i2g import inputs
 
-    goal = inputs.clean_goal(args.goal)
+    previous = _previous_run(args.keep) if args.keep is not None else {}
+    if args.goal is None and not previous:
+        raise InvalidInputError("Give the goal with --goal (or --keep a previous run's folder).")
+    goal = inputs.clean_goal(args.goal if args.goal is not None else previous.get("goal"))
+    if previous and not (args.step or args.steps_file or args.plan):
+        args.step = list(previous["steps"])
+    if previous and args.size is None and previous.get("height") == previous.get("width"):
+        args.size = previous.get("height")
     steps = _gather_steps(args)
-    if steps is not None:
-        steps = inputs.clean_steps(steps)  # refuse bad input before loading any model
+    if steps is not None:  # refuse bad input before loading any model
+        steps = inputs.clean_steps(steps, max_steps=None if args.max_batch else inputs.MAX_STEPS)
+    if args.plan and args.keep is not None:
+        raise InvalidInputError("--keep re-draws steps of a written recipe; it cannot be combined with --plan.")
+    keep = _kept_images(args, len(steps)) if steps is not None else {}
+    inputs.check_anchor_options(args.anchor, args.reference is not None, args.max_batch)
+    reference = None
+    if args.reference is not None:
+        from .media import load_photo
+
+        reference = load_photo(args.reference)
 
     from .i2g.pipeline import IllustrationPipeline
     from .media import make_storyboard, save_step_images
@@ -103,10 +166,18 @@ def _illustrate(args) -> int:
         neighbour_weight=args.neighbour_weight,
         negative_prompt=args.negative,
         max_planned_steps=args.max_steps,
+        keep=keep or None,
+        reference_image=reference,
+        reference_weight=args.reference_weight,
+        anchor=args.anchor,
+        anchor_weight=args.anchor_weight,
+        max_batch=args.max_batch,
     )
     paths = save_step_images(result.images, args.out)
     make_storyboard(result.images, result.steps, title=result.goal).save(args.out / "storyboard.png")
-    record = {"goal": result.goal, "steps": result.steps, "clauses": result.clauses, **result.metadata}
+    record = {"goal": result.goal, "steps": result.steps, "clauses": result.clauses, **result.metadata,
+              "kept_from": None if args.keep is None else str(args.keep),
+              "reference": None if args.reference is None else str(args.reference)}
     (args.out / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"Wrote {len(paths)} step images, storyboard.png and run.json to {args.out}", file=sys.stderr)
     return 0

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 from ..errors import InvalidInputError
 from .attention import ChainLayout
+from .inputs import ANCHOR_CHOICES, check_anchor_options
 
-ANCHOR_CHOICES = ("reference", "first")
+__all__ = ["ANCHOR_CHOICES", "REFERENCE", "ChainPlan", "Window", "check_anchor_options", "plan_chain"]
+
 REFERENCE = -1  # the chain index of the reference photo, as opposed to step indices 0..n-1
 
 
@@ -72,21 +74,6 @@ class ChainPlan:
             }
             for window in self.windows
         ]
-
-
-def check_anchor_options(anchor: str | None, has_reference: bool, max_batch: int | None) -> None:
-    """Refuse a global anchor or batch size that cannot work, in one sentence each."""
-    if anchor is not None and anchor not in ANCHOR_CHOICES:
-        raise InvalidInputError(f"The anchor must be 'reference', 'first' or none, not {anchor!r}.")
-    if anchor == "reference" and not has_reference:
-        raise InvalidInputError("The anchor 'reference' needs a reference photo.")
-    if max_batch is not None:
-        least = 4 if anchor else 3
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < least:
-            raise InvalidInputError(
-                f"max_batch must be a whole number of at least {least} images"
-                f"{' with a global anchor' if anchor else ''}, got {max_batch!r}."
-            )
 
 
 def plan_chain(

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from ..errors import InvalidInputError
 from ..validation import check_number, clean_text
 
-__all__ = ["check_number", "check_size", "clean_goal", "clean_steps", "clean_text"]
+__all__ = ["ANCHOR_CHOICES", "check_anchor_options", "check_number", "check_size", "clean_goal", "clean_steps",
+           "clean_text"]
 
 MAX_STEPS = 16
 MAX_GOAL_CHARS = 300
@@ -16,6 +17,7 @@ MAX_INFERENCE_STEPS = 200
 MAX_GUIDANCE = 30.0
 MAX_NEIGHBOUR_WEIGHT = 10.0
 MAX_SIDE = 2048
+ANCHOR_CHOICES = ("reference", "first")  # what every step may also attend to (see .anchors)
 
 
 def clean_goal(goal: object) -> str:
@@ -46,4 +48,19 @@ def check_size(height: int, width: int, multiple: int) -> None:
         if not isinstance(side, int) or isinstance(side, bool) or not multiple <= side <= MAX_SIDE or side % multiple:
             raise InvalidInputError(
                 f"{name} must be a multiple of {multiple} pixels from {multiple} to {MAX_SIDE}, got {side!r}."
+            )
+
+
+def check_anchor_options(anchor: str | None, has_reference: bool, max_batch: int | None) -> None:
+    """Refuse a global anchor or batch size that cannot work, in one sentence each."""
+    if anchor is not None and anchor not in ANCHOR_CHOICES:
+        raise InvalidInputError(f"The anchor must be 'reference', 'first' or none, not {anchor!r}.")
+    if anchor == "reference" and not has_reference:
+        raise InvalidInputError("The anchor 'reference' needs a reference photo.")
+    if max_batch is not None:
+        least = 4 if anchor else 3
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < least:
+            raise InvalidInputError(
+                f"max_batch must be a whole number of at least {least} images"
+                f"{' with a global anchor' if anchor else ''}, got {max_batch!r}."
             )
