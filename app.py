@@ -50,6 +50,7 @@ from showme_i2g.app_support import (
     write_recipe_outputs,
     write_run_json,
 )
+from showme_i2g.cli import quiet_torchvision_notices
 from showme_i2g.errors import InvalidInputError, ShowMeError, WeightsNotFoundError
 from showme_i2g.presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS
 from showme_i2g.text.step_lines import parse_step_lines, steps_to_text
@@ -271,6 +272,7 @@ class Studio:
         self.runs = RunFolders(runs_dir)
         self.planner_factory = planner_factory
         self.example_photos = make_example_photos(self.runs.root / "examples")
+        quiet_torchvision_notices()  # before any thread imports diffusers: two notices about a package not used
 
     # ------------------------------------------------------------------ models
     def _make_room(self, key: tuple) -> None:
@@ -896,9 +898,6 @@ def main(argv: list[str] | None = None) -> int:
         on_gpu = device == "cuda"
         limits = HardwareLimits.for_device(device, budget_s=args.run_budget)
         if args.download:  # before the page serves: no request ever waits for a download
-            from showme_i2g.cli import quiet_torchvision_notices
-
-            quiet_torchvision_notices()
             for what in download_weights(args.preset, args.showme_preset, on_gpu=on_gpu, lora_dir=args.lora_dir,
                                          trained_adapters=trained.complete):
                 print(f"Downloaded {what}.", flush=True)

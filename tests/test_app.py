@@ -189,29 +189,65 @@ def test_recipe_tab_refuses_bad_text_in_one_sentence(client, goal, steps, messag
     assert message in error_of(lambda: illustrate(client, goal=goal, steps=steps))
 
 
-def test_recipe_tab_refuses_presets_that_are_not_on_the_list(client) -> None:
+def test_recipe_tab_refuses_presets_that_are_not_on_the_list(served, client) -> None:
+    """Gradio's dropdown refuses a value off its list while the validator reads the inputs, before the queue (its
+    client shows only the HTTP status; the page never sends such a value)."""
     message = error_of(lambda: client.predict("Make tea", "Boil.", "/etc/passwd", 0, 2, 5.0, 64, 1.0,
                                               api_name="/illustrate"))
-    assert "/etc/passwd is not in the list of choices" in message
+    assert "400 Bad Request" in message and "queue/join" in message
+    assert all(key[1] != "/etc/passwd" for key in served[0].models.loaded())
 
 
-def test_presets_without_weights_say_how_to_get_them(served, client) -> None:
+def test_presets_without_weights_give_the_download_command_and_never_load(served, client, monkeypatch) -> None:
+    """A request never starts a download: a preset whose weights are missing is refused before the queue, with the
+    exact start-up command that fetches them."""
+    from showme_i2g.i2g.pipeline import IllustrationPipeline
+    from showme_i2g.showme.pipeline import ShowMePipeline
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a request tried to load (and so download) a preset")
+
+    monkeypatch.setattr(IllustrationPipeline, "from_preset", no_loading)
+    monkeypatch.setattr(ShowMePipeline, "from_preset", no_loading)
     message = error_of(lambda: client.predict("Make tea", "Boil.", "sdxl", 0, 2, 5.0, 64, 1.0, api_name="/illustrate"))
-    assert message.startswith("The 'sdxl' preset needs the weights of stabilityai/stable-diffusion-xl-base-1.0")
-    assert "hf download" in message
+    assert "- preset: The 'sdxl' preset's weights are not on this machine" in message
+    assert "`python app.py --download --preset sdxl`" in message
     message = error_of(lambda: client.predict(handle_file(served[0].example_photos[0][0]), "Cut it", "edit",
                                               "dynamicrafter-256", 0, 2, 7.5, 4, 8, "crop", api_name="/photo"))
-    assert message.startswith("The 'dynamicrafter-256' preset needs model.ckpt from Doubiiu/DynamiCrafter")
-    loaded = served[0].models.loaded()
-    assert ("illustration", "sdxl") not in loaded  # a failed load is not cached...
-    assert ("illustration", "tiny") not in loaded  # ...and it freed the preset it was to replace
-    illustrate(client, steps="Boil.")
-    assert ("illustration", "tiny") in served[0].models.loaded()
+    assert "`python app.py --download --showme-preset dynamicrafter-256`" in message
+    assert ("illustration", "sdxl") not in served[0].models.loaded()
 
 
-def test_recipe_tab_refuses_a_size_the_model_cannot_make(client) -> None:
-    message = error_of(lambda: illustrate(client, size=72))
-    assert message == "Height must be a multiple of 16 pixels from 16 to 2048, got 72."
+def test_the_page_shows_the_command_for_a_preset_without_weights(served) -> None:
+    choice = served[0].choice
+    assert app.weights_note(choice, "illustration", "tiny") == ""
+    note = app.weights_note(choice, "illustration", "sdxl-lightning")
+    assert note.startswith("⚠️ The `sdxl-lightning` preset's weights are not on this machine")
+    assert note.endswith("`python app.py --download --preset sdxl-lightning`.")
+    assert "--showme-preset showme --lora-dir DIR" in app.weights_note(choice, "showme", "showme")
+
+
+def test_recipe_tab_snaps_the_size_to_the_slider_and_refuses_sizes_outside_it(served, client) -> None:
+    gallery = illustrate(client, steps="Boil the water.", size=100)[0]  # between the slider's steps of 64
+    with Image.open(gallery[0]["image"]) as image:
+        assert image.size == (128, 128)
+    # Past the CPU's slider (512 px, 50 steps): Gradio's slider refuses it before the queue; the studio's own check,
+    # for callers without the page, names the slider's range rather than the model's.
+    assert "400 Bad Request" in error_of(lambda: illustrate(client, size=1024))
+    studio = served[0]
+    with pytest.raises(app.Refusal, match=r"^The image size must be from 64 to 512 pixels on this machine, got 1024\.$"):
+        studio.check_recipe("Make tea", "Boil.", "tiny", 0, 2, 5.0, 1024, 1.0)
+    with pytest.raises(app.Refusal, match=r"^Inference steps must be a whole number from 1 to 50, got 80\.$"):
+        studio.check_recipe("Make tea", "Boil.", "tiny", 0, 80, 5.0, 64, 1.0)
+
+
+def test_the_sliders_offer_this_machines_limits(served) -> None:
+    config = httpx.get(served[1] + "config", timeout=10).json()
+    props = {c["props"].get("elem_id"): c["props"] for c in config["components"] if c.get("props", {}).get("elem_id")}
+    limits = served[0].limits
+    assert (limits.device, limits.max_size, limits.max_inference_steps, limits.max_frames) == ("cpu", 512, 50, 16)
+    assert props["recipe-size"]["maximum"] == 512 and props["recipe-size"]["step"] == 64
+    assert props["recipe-steps"]["maximum"] == 50
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -244,15 +280,15 @@ def test_photo_tab_makes_only_what_was_asked(served, client, mode, has_edit, has
 def test_photo_tab_refuses_files_that_are_not_pictures(client, tmp_path) -> None:
     fake = tmp_path / "holiday.png"
     fake.write_text("this is not a picture")
-    assert error_of(lambda: photo(client, fake)) == (
-        "'holiday.png' is not a picture we can open; please use a JPEG, PNG or WebP photo.")
+    assert "- image: 'holiday.png' is not a picture we can open; please use a JPEG, PNG or WebP photo." in error_of(
+        lambda: photo(client, fake))
 
 
 def test_photo_tab_refuses_huge_pictures_before_decoding_them(client, tmp_path) -> None:
     huge = tmp_path / "huge.png"
     Image.new("L", (8000, 6000), 200).save(huge, optimize=True)  # 48 megapixels, a small file
-    assert error_of(lambda: photo(client, huge)) == (
-        "The photo is 8000x6000 (48 megapixels), which is too large; please use one under 40 megapixels.")
+    assert ("- image: The photo is 8000x6000 (48 megapixels), which is too large; please use one under 40 megapixels."
+            in error_of(lambda: photo(client, huge)))
 
 
 @pytest.mark.parametrize(
@@ -261,13 +297,14 @@ def test_photo_tab_refuses_huge_pictures_before_decoding_them(client, tmp_path) 
      ("cut " * 200, "The instruction is 799 characters long; please keep it under 500 characters.")],
 )
 def test_photo_tab_refuses_bad_instructions(served, client, instruction, message) -> None:
-    assert error_of(lambda: photo(client, served[0].example_photos[0][0], instruction=instruction)) == message
+    assert f"- instruction: {message}" in error_of(
+        lambda: photo(client, served[0].example_photos[0][0], instruction=instruction))
 
 
 def test_photo_tab_without_a_photo(client) -> None:
     message = error_of(lambda: client.predict(None, "Cut it", "edit", "tiny", 0, 2, 7.5, 4, 8, "crop",
                                               api_name="/photo"))
-    assert message == "Please add a photo first: upload one or take one with the webcam."
+    assert "- image: Please add a photo first: upload one or take one with the webcam." in message
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -294,8 +331,8 @@ def test_animate_tab_makes_one_clip_per_step_and_a_captioned_video(client) -> No
 
 
 def test_animate_tab_needs_a_recipe_first(client) -> None:
-    assert error_of(lambda: client.predict("tiny", 0, 2, 7.5, 3, 8, api_name="/animate_recipe")) == (
-        "There are no step images yet; illustrate a recipe on the first tab, then come back.")
+    assert "- run: There are no step images yet; illustrate a recipe on the first tab, then come back." in error_of(
+        lambda: client.predict("tiny", 0, 2, 7.5, 3, 8, api_name="/animate_recipe"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -303,27 +340,183 @@ def test_animate_tab_needs_a_recipe_first(client) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def test_progress_is_reported_and_stop_ends_the_run_and_frees_the_model(served, client) -> None:
-    studio, _ = served
-    steps = "\n".join(f"Step {i}: stir the pot." for i in range(1, 17))
-    job = client.submit("Make soup", steps, "tiny", 0, 100, 5.0, 64, 1.0, api_name="/illustrate")
-    deadline = time.monotonic() + 60
-    progress = None
-    while time.monotonic() < deadline and not progress:
-        status = job.status()
-        progress = [p for p in (status.progress_data or []) if p.desc == "Illustrating every step" and p.index]
-        time.sleep(0.1)
-    assert progress and progress[0].length == 100 and progress[0].unit == "steps"
-    assert studio.models.busy(("illustration", "tiny"))
+LONG_RECIPE = "\n".join(f"Step {i}: stir the pot." for i in range(1, 17))
+TINY_MODEL = ("illustration", "tiny")
 
+
+def start_long_run(client):
+    """16 steps x 50 denoising steps at 256 px on the tiny model: a minute or so on a CPU, about a second a step."""
+    return client.submit("Make soup", LONG_RECIPE, "tiny", 0, 50, 5.0, 256, 1.0, api_name="/illustrate")
+
+
+def seconds_per_step(job, deadline: float) -> float:
+    """How long the running ``job`` takes for one denoising step now (the machine may be shared)."""
+    first = wait_for_denoising(job, deadline)[0].index
+    while wait_for_denoising(job, deadline)[0].index == first:
+        pass
+    started, second = time.monotonic(), wait_for_denoising(job, deadline)[0].index
+    while wait_for_denoising(job, deadline)[0].index == second:
+        pass
+    return time.monotonic() - started
+
+
+def wait_for_denoising(job, deadline: float) -> list:
+    """The progress units of ``job`` once it reports its first denoising step."""
+    while time.monotonic() < deadline:
+        units = [p for p in (job.status().progress_data or []) if "denoising" in (p.desc or "") and p.index]
+        if units:
+            return units
+        time.sleep(0.05)
+    raise AssertionError("the run never reported a denoising step")
+
+
+def wait_until_free(studio, deadline: float) -> float:
+    """Seconds until the tiny model's slot is free and no run is registered."""
+    started = time.monotonic()
+    while (studio.models.busy(TINY_MODEL) or studio.running.running()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not studio.models.busy(TINY_MODEL) and not studio.running.running()
+    return time.monotonic() - started
+
+
+def test_progress_moves_with_the_denoising_steps_and_stop_ends_the_run(served, client) -> None:
+    studio, _ = served
+    job = start_long_run(client)
+    deadline = time.monotonic() + 90
+    units = wait_for_denoising(job, deadline)
+    assert units[0].desc == "Illustrating 16 steps: denoising" and units[0].length == 50 and units[0].unit == "steps"
+    later = wait_for_denoising(job, deadline)
+    while later[0].index == units[0].index and time.monotonic() < deadline:
+        later = wait_for_denoising(job, deadline)
+    assert later[0].index > units[0].index  # the bar follows the steps
+    assert studio.models.busy(TINY_MODEL)
+
+    step = seconds_per_step(job, deadline)
     client.predict(api_name="/stop")
-    job.cancel()
-    while studio.models.busy(("illustration", "tiny")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not studio.models.busy(("illustration", "tiny"))  # 100 steps of 16 images take minutes
+    assert wait_until_free(studio, deadline) < 2 * step + 1  # within about one step; the run would take 50
     # The next run of the same session is not stopped by the earlier Stop.
-    gallery = illustrate(client, steps="Taste it.")[0]
-    assert len(gallery) == 1
+    assert len(illustrate(client, steps="Taste it.")[0]) == 1
+
+
+def test_a_cancelled_client_ends_its_run_and_frees_the_slot(served, client) -> None:
+    studio, _ = served
+    job = start_long_run(client)
+    deadline = time.monotonic() + 90
+    step = seconds_per_step(job, deadline)
+    job.cancel()  # what a client that gives up does: gradio cancels the task, the app stops the run
+    assert wait_until_free(studio, deadline) < 2 * step + 1
+    assert len(illustrate(client, steps="Taste it.")[0]) == 1  # the next request runs at once
+
+
+def test_a_closed_page_ends_its_runs(served, client) -> None:
+    """A page keeps a heartbeat stream open; when it closes, gradio calls ``demo.unload``, which stops the session's
+    runs. The stream is opened here as the browser opens it (the browser test closes a real page)."""
+    studio, url = served
+    job = start_long_run(client)
+    deadline = time.monotonic() + 90
+    step = seconds_per_step(job, deadline)
+    with httpx.stream("GET", f"{url}gradio_api/heartbeat/{client.session_hash}", timeout=10) as heartbeat:
+        assert heartbeat.status_code == 200
+        next(heartbeat.iter_lines())
+    assert wait_until_free(studio, deadline) < 2 * step + 2
+    with pytest.raises(Exception):
+        job.result(timeout=30)
+
+
+def test_a_bad_input_is_refused_without_waiting_behind_a_running_job(served, client) -> None:
+    studio, url = served
+    job = start_long_run(client)
+    deadline = time.monotonic() + 90
+    wait_for_denoising(job, deadline)
+    other = Client(url, verbose=False)  # another user, while the only model slot is taken
+    started = time.monotonic()
+    message = error_of(lambda: other.predict("", "Boil water.", "tiny", 0, 2, 5.0, 64, 1.0, api_name="/illustrate"))
+    waited = time.monotonic() - started
+    assert "- goal: The goal is empty; please write a few words." in message
+    assert studio.models.busy(TINY_MODEL) and not job.done()  # refused while the slow job still runs
+    assert waited < 5
+    client.predict(api_name="/stop")
+    wait_until_free(studio, deadline)
+
+
+def test_a_run_that_spends_its_budget_ends_itself_with_a_sentence(tmp_path) -> None:
+    from showme_i2g.app_runs import HardwareLimits
+
+    studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path,
+                        limits=HardwareLimits.for_device("cpu", budget_s=1.0))
+    started = time.monotonic()
+    with pytest.raises(Exception) as caught:
+        studio.illustrate("Make soup", LONG_RECIPE, "tiny", 0, 50, 5.0, 512, 1.0)
+    assert caught.value.message == ("The run used up its 1-second budget on this machine and was ended; try fewer "
+                                 "steps, fewer frames or a smaller size.")
+    assert time.monotonic() - started < 30 and not studio.models.busy(TINY_MODEL)
+
+
+def test_an_animated_photo_is_used_with_a_note_on_the_page(tmp_path) -> None:
+    notes = []
+    studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path / "runs",
+                        tell=lambda message, level="warning": notes.append((level, message)))
+    frames = [Image.new("RGB", (96, 64), color) for color in ("red", "green", "blue")]
+    gif = tmp_path / "stir.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    edited, video, files = studio.photo(str(gif), "Stir the pot", "edit", "tiny", 0, 2, 7.5, 4, 8, "pad")
+    assert notes == [("warning", "'stir.gif' is animated (3 frames); using its first frame.")]
+    with Image.open(edited) as image:
+        assert image.size == (64, 43)  # pad: the photo's 3:2 shape
+
+
+def test_crop_gives_the_centre_at_the_models_shape_and_pad_the_photos_shape(served, client) -> None:
+    kitchen = served[0].example_photos[0][0]  # 512 x 384
+    cropped = photo(client, kitchen, mode="edit", fit="crop")[0]
+    padded = photo(client, kitchen, mode="edit", fit="pad")[0]
+    assert Image.open(cropped).size == (64, 64) and Image.open(padded).size == (64, 48)
+
+
+def test_download_refuses_offline_in_one_sentence_before_serving(capsys) -> None:
+    assert app.main(["--download", "--preset", "sdxl", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --download needs the Hugging Face Hub, but HF_HUB_OFFLINE is set; unset it, or copy the "
+                   "weights into this machine's Hugging Face cache.\n")
+    assert app.main(["--download", "--port", "1"]) == 2
+    assert "There is nothing to download" in capsys.readouterr().err
+
+
+def test_download_without_a_network_fails_in_one_sentence_and_serves_nothing(tmp_path) -> None:
+    closed = _free_port()  # nothing listens there: the hub cannot be reached
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{closed}",
+           "HF_HOME": str(tmp_path / "hf"), "GRADIO_SERVER_PORT": str(_free_port())}
+    done = subprocess.run([sys.executable, "app.py", "--download", "--preset", "sdxl-lightning"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2 and "ready at" not in done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == ("error: Could not download stabilityai/stable-diffusion-xl-base-1.0 for the 'sdxl-lightning' "
+                    "preset: the Hugging Face Hub could not be reached.")
+
+
+def test_zero_gpu_durations_come_from_the_request(monkeypatch) -> None:
+    """``spaces.GPU(duration=fn)`` gets a function of the call's own arguments (ZeroGPU's dynamic duration)."""
+    from showme_i2g.app_runs import gpu_seconds
+
+    asked = []
+
+    class FakeSpaces:
+        @staticmethod
+        def GPU(duration):
+            asked.append(duration)
+            return lambda fn: fn
+
+    monkeypatch.setattr(app, "spaces", FakeSpaces)
+    studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu")
+    app.build_demo(studio)
+    plan, recipe, photo_, animate = asked
+    assert plan == 60
+    short = recipe("Make tea", "Boil.", "sdxl", 0, 4, 0.0, 1024, 1.0, "session")
+    long = recipe("Make tea", LONG_RECIPE, "sdxl", 0, 30, 7.5, 1024, 1.0, "session")
+    assert 30 <= short < long <= 300
+    assert photo_(None, "Cut it", "edit", "showme", 0, 50, 7.5, 16, 8, "crop", "s") < photo_(
+        None, "Cut it", "both", "showme", 0, 50, 7.5, 16, 8, "crop", "s")
+    run = {"images": ["a.png"] * 7}
+    assert animate(run, "showme", 0, 50, 7.5, 16, 8, "s") == gpu_seconds("animate", items=7, inference_steps=50)
 
 
 def test_trained_adapter_flags_and_env_reach_the_models_and_the_banner(tmp_path, monkeypatch) -> None:
