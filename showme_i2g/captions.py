@@ -1,7 +1,7 @@
 """Caption text drawn onto pictures: the storyboard's step captions and the captions burned into recipe videos.
 
-Recipes are written in every language ("chicharrón", "Mélangez", "½ cup", "鸡蛋", "Привет"), and Pillow's bundled
-font has no glyphs for most of that, so it drew boxes. Here:
+Recipes are written in every language ("chicharrón", "Mélangez", "½ cup", "鸡蛋", "Привет"), and Pillow's
+bundled font has no glyphs for most of that, so it drew boxes. Here:
 
 * **Fonts.** The main font is DejaVu Sans, which ``matplotlib`` ships (Latin, Greek, Cyrillic and common symbols
   such as ½ – € …; free licence). A character it lacks is drawn with a font that has it, found through fontconfig

@@ -7,6 +7,8 @@ test always runs, on DejaVu Sans from matplotlib.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -103,7 +105,8 @@ def test_clean_caption_strips_bidi_controls_and_joins_lines() -> None:
 
 def test_a_right_to_left_override_does_not_reverse_a_burned_caption() -> None:
     frame = Image.new("RGB", (384, 216), (200, 200, 200))
-    assert np.array_equal(np.asarray(burn_caption(frame, "\u202eAdd salt")), np.asarray(burn_caption(frame, "Add salt")))
+    reversed_by_override = burn_caption(frame, "\u202eAdd salt")
+    assert np.array_equal(np.asarray(reversed_by_override), np.asarray(burn_caption(frame, "Add salt")))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -117,7 +120,7 @@ def test_ascii_wraps_greedily_at_spaces_within_the_width() -> None:
     lines = wrap_caption(text, font, 180, max_lines=10)
     assert " ".join(lines) == text and len(lines) > 1
     assert all(font.length(line) <= 180 for line in lines)
-    for line, following in zip(lines, lines[1:]):  # greedy: the next word did not fit
+    for line, following in itertools.pairwise(lines):  # greedy: the next word did not fit
         assert font.length(f"{line} {following.split(' ')[0]}") > 180
     assert wrap_caption("Stir.", font, 180, 3) == ["Stir."]
     assert wrap_caption("   ", font, 180, 3) == []
@@ -181,7 +184,7 @@ def test_storyboard_and_video_captions_wrap_through_the_same_function(monkeypatc
     frame = Image.new("RGB", (384, 216), (200, 200, 200))
     captioned = np.asarray(burn_caption(frame, text))
     make_storyboard([Image.new("RGB", (64, 64))], [text], tile=128)
-    (video_text, video_size, video_width, video_lines), = (call for call in calls if call[0] == text)
+    (_, video_size, video_width, video_lines), = (call for call in calls if call[0] == text)
     (_, board_size, board_width, board_lines), = (call for call in calls if call[0] == f"1. {text}")
     assert (video_size, video_width) == (16, 384 - 2 * 8) and (board_size, board_width) == (12, 128)
     # what each path drew is what the one line breaker gave it

