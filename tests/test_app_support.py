@@ -18,7 +18,6 @@ from showme_i2g.app_support import (
     TINY_LABEL,
     ModelCache,
     RunFolders,
-    StopRegistry,
     banner_markdown,
     burn_caption,
     fit_instruction,
@@ -234,6 +233,7 @@ def test_banner_and_dropdown_labels_say_what_runs(tmp_path) -> None:
     assert tiny.count(TINY_LABEL) == 2 and "noise" in tiny
     missing = banner_markdown(pick_presets("sdxl", cache_dir=tmp_path))
     assert "`sdxl`: Stable Diffusion XL base 1.0" in missing and "weights are not on this machine" in missing
+    assert "restart with `python app.py --download --preset sdxl`" in missing
     assert preset_choices(("sdxl", "tiny"), ("tiny",)) == [
         ("sdxl (weights not on this machine)", "sdxl"), (f"tiny ({TINY_LABEL})", "tiny")]
 
@@ -296,14 +296,6 @@ def test_model_cache_evicts_a_model_only_after_its_running_call() -> None:
         assert other.is_alive() and ("illustration", "sdxl") in cache.loaded()  # waits for the call to end
     other.join(5)
     assert evicted == [("illustration", "sdxl")] and cache.loaded() == [("showme", "tiny")]
-
-
-def test_stop_stops_the_runs_of_one_session_only_and_not_later_runs() -> None:
-    stops = StopRegistry()
-    mine, theirs = stops.token("me"), stops.token("you")
-    stops.stop("me")
-    assert stops.stopped(mine) and not stops.stopped(theirs)
-    assert not stops.stopped(stops.token("me"))  # a run started after the Stop goes on
 
 
 def test_run_folders_are_fresh_and_old_ones_are_pruned(tmp_path) -> None:
