@@ -132,6 +132,71 @@ def test_cli_edit_refuses_a_file_that_is_not_a_photo(tmp_path, capsys):
     assert code == 2 and err.startswith("error: ") and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "extra", "message"),
+    [
+        ("edit", ["--instruction", "   "], "The instruction is empty; please write a few words."),
+        ("edit", ["--instruction", "cut " * 200], "The instruction is 799 characters long"),
+        ("edit", ["--inference-steps", "0"], "num_inference_steps must be a whole number from 1 to 1000, got 0."),
+        ("edit", ["--guidance", "99"], "guidance_scale must be a number from 0 to 30, got 99.0."),
+        ("edit", ["--eta", "2"], "eta must be a number from 0 to 1, got 2.0."),
+        ("edit", ["--image", "missing.png"], "There is no photo at 'missing.png'"),
+        ("edit", ["--edit-adapter", "nowhere/edit.safetensors"], "--edit-adapter nowhere/edit.safetensors: there is"),
+        ("animate", ["--frames", "64"], "num_frames must be a whole number from 2 to 32, got 64."),
+        ("animate", ["--fps", "0"], "--fps must be a whole number from 1 to 60, got 0."),
+    ],
+)
+def test_cli_edit_and_animate_refuse_bad_input_before_any_model_is_built(tmp_path, capsys, monkeypatch, command,
+                                                                         extra, message):
+    """Every check runs before a ShowMe model class is constructed: no waiting for torch and a model to load."""
+    from showme_i2g.showme import pipeline
+
+    def built(*args, **kwargs):
+        raise AssertionError("a model was built before the input was checked")
+
+    monkeypatch.setattr(pipeline.ShowMePipeline, "from_preset", built)
+    monkeypatch.setattr(pipeline.ShowMePipeline, "__init__", built)
+    monkeypatch.setattr(pipeline, "build_random_model", built)
+    monkeypatch.chdir(tmp_path)
+    args = {"--image": str(_photo(tmp_path)), "--instruction": "cut the onion", "--out": str(tmp_path / "o")}
+    args.update(dict(zip(extra[::2], extra[1::2])))
+    code = main([command, "--preset", "tiny", *[item for pair in args.items() for item in pair]])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_edit_refusal_imports_no_torch(tmp_path):
+    """In a fresh process the refusal comes before torch (seconds of import) and prints nothing else."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from showme_i2g.cli import main; code = main(sys.argv[1:]); "
+         "print('torch' in sys.modules); sys.exit(code)", "edit", "--image", str(_photo(tmp_path)),
+         "--instruction", "", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout.strip() == "False"
+    assert done.stderr == "error: The instruction is empty; please write a few words.\n"
+
+
+def test_cli_edit_and_animate_have_descriptions_and_seed_help():
+    from showme_i2g.cli import build_parser
+
+    parser = build_parser()
+    subcommands = parser._subparsers._group_actions[0].choices
+    for name in ("edit", "animate"):
+        text = " ".join(subcommands[name].format_help().split())
+        assert "ShowMe" in text and "run.json" in text
+        assert "same seed and settings give the same result" in text
+
+
+def test_cli_run_prints_no_torchvision_notices(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "showme_i2g", "edit", "--preset", "tiny", "--image", str(_photo(tmp_path)),
+         "--instruction", "cut the onion", "--inference-steps", "1", "--out", str(tmp_path / "o"), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "torchvision" not in done.stderr
+
+
 def test_steps_file_keeps_quantities_that_look_like_list_numbers(tmp_path: Path) -> None:
     f = tmp_path / "steps.txt"
     f.write_text("1. Add 1.5 cups of flour\n2) 2 eggs, beaten\n", encoding="utf-8")
