@@ -49,6 +49,28 @@ def test_unequal_links_match_the_masked_kernel_where_they_agree():
     torch.testing.assert_close(chain_attention(q, k, v, nearly), masked_neighbour_attention(q, k, v, 5, 0.5))
 
 
+@pytest.mark.parametrize("layout", [
+    ChainLayout((1.0, 0.0, 1.0, 1.0), anchor=0),  # a window: an island anchor, then the chain
+    ChainLayout((1.0,) * 5, anchor=0),  # anchor = step 1 (also image 1's neighbour: seen once)
+    ChainLayout((0.0, 1.0, 1.0), anchor=None),  # a reference at weight 0
+    ChainLayout((1.0,), anchor=1),
+])
+def test_zero_one_layouts_run_unmasked_and_equal_the_masked_kernel(layout, monkeypatch):
+    q, k, v = _qkv(layout.num_images)
+    sources, weights = layout.key_slices()
+    masked = torch.nn.functional.scaled_dot_product_attention(
+        q, attention_module._stack_slices(k, 2, layout.num_images, sources),
+        attention_module._stack_slices(v, 2, layout.num_images, sources),
+        attn_mask=attention_module._layout_bias(weights, 2, k.shape[2], q),
+    )
+    masks = []
+    real = attention_module.F.scaled_dot_product_attention
+    monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention",
+                        lambda *a, attn_mask=None, **kw: masks.append(attn_mask) or real(*a, attn_mask=attn_mask, **kw))
+    torch.testing.assert_close(chain_attention(q, k, v, layout), masked)
+    assert masks and all(mask is None for mask in masks)
+
+
 def test_a_kept_image_reaches_its_neighbours_only_in_one_layer():
     layout = ChainLayout((1.0, 0.7, 1.0, 1.0, 1.0))  # image 2 plays a kept step: its keys are given, not drawn
     q, k, v = _qkv(6)

@@ -187,12 +187,51 @@ class ChainLayout:
         return (self.links, self.anchor, self.anchor_weight)
 
 
+def _stack_slices(x: torch.Tensor, groups: int, m: int, sources: Sequence[Sequence[int]]) -> torch.Tensor:
+    """(groups * m, h, L, d) -> (groups * r, h, S * L, d): for each of r rows of ``sources``, its S images' tokens
+    one after the other. Plain slicing, no index tensor, so nothing is copied from the host (CUDA-graph safe)."""
+    _, h, length, d = x.shape
+    grouped = x.view(groups, m, h, length, d)
+    count = len(sources[0])
+    picked = torch.stack([grouped[:, s] for row in sources for s in row], dim=1)  # (groups, r * S, h, L, d)
+    picked = picked.view(groups, len(sources), count, h, length, d).transpose(2, 3)
+    return picked.reshape(groups * len(sources), h, count * length, d)
+
+
 def _layout_bias(weights: Sequence[Sequence[float]], groups: int, length: int, like: torch.Tensor) -> torch.Tensor:
-    """(B, 1, 1, S*L) additive bias: log(weight) per key slice, -inf for weight 0."""
-    table = torch.tensor(weights, dtype=torch.float64, device=like.device)
-    bias = torch.where(table > 0, table.clamp_min(1e-300).log(), torch.full_like(table, -math.inf))
-    bias = bias.repeat_interleave(length, dim=1).to(like.dtype)  # (m, S*L)
-    return bias.repeat(groups, 1).view(groups * table.shape[0], 1, 1, -1)
+    """(B, 1, 1, S*L) additive bias: log(weight) per key slice, -inf for weight 0 (built on the device by fills)."""
+    def value(weight: float) -> float:
+        return math.log(weight) if weight > 0 else -math.inf
+
+    rows = [
+        torch.cat([torch.full((length,), value(w), dtype=like.dtype, device=like.device) for w in row])
+        for row in weights
+    ]
+    bias = torch.stack(rows)  # (m, S*L)
+    return bias.repeat(groups, 1).view(groups * len(weights), 1, 1, -1)
+
+
+def _unmasked_chain_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, m: int,
+    sources: Sequence[Sequence[int]], weights: Sequence[Sequence[float]],
+) -> torch.Tensor:
+    """A layout whose weights are all 0 or 1, with no mask: images are batched by how many slices they see (at
+    most four kernel calls), and a weight-0 slice is simply left out, so SDPA may use its flash kernel."""
+    groups = query.shape[0] // m
+    by_count: dict[int, list[tuple[int, list[int]]]] = {}
+    for j, (row_sources, row_weights) in enumerate(zip(sources, weights)):
+        seen = [s for s, w in zip(row_sources, row_weights) if w > 0]
+        by_count.setdefault(len(seen), []).append((j, seen))
+    q = query.view(groups, m, *query.shape[1:])
+    pieces: dict[int, torch.Tensor] = {}
+    for members in by_count.values():
+        rows = [j for j, _ in members]
+        q_rows = torch.stack([q[:, j] for j in rows], dim=1).reshape(-1, *query.shape[1:])
+        keys = _stack_slices(key, groups, m, [seen for _, seen in members])
+        values = _stack_slices(value, groups, m, [seen for _, seen in members])
+        out = F.scaled_dot_product_attention(q_rows, keys, values).view(groups, len(rows), *query.shape[1:])
+        pieces.update({j: out[:, i] for i, j in enumerate(rows)})
+    return torch.stack([pieces[j] for j in range(m)], dim=1).view_as(query)
 
 
 def chain_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: ChainLayout) -> torch.Tensor:
@@ -200,7 +239,8 @@ def chain_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
 
     Tensors are (B, heads, tokens, head_dim) with B a multiple of ``layout.num_images`` (one group per CFG half).
     Cost stays linear in the number of images: three or four key slices per image. A plain layout runs
-    :func:`neighbour_attention`, so adding the layout machinery changes nothing for I2G's own chain.
+    :func:`neighbour_attention`, so adding the layout machinery changes nothing for I2G's own chain; a layout whose
+    weights are all 0 or 1 runs without a mask; other weights add log(weight) to the logits as a mask.
     """
     m = layout.num_images
     batch = query.shape[0]
@@ -209,15 +249,12 @@ def chain_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     if layout.is_plain:
         return neighbour_attention(query, key, value, m, layout.links[0] if layout.links else 1.0)
     sources, weights = layout.key_slices()
-    groups, (b, h, length, d) = batch // m, key.shape
-    index = torch.tensor(sources, device=key.device).flatten()  # (m * S,)
-
-    def gather(x: torch.Tensor) -> torch.Tensor:
-        picked = x.view(groups, m, h, length, d)[:, index].view(groups, m, len(sources[0]), h, length, d)
-        return picked.transpose(2, 3).reshape(b, h, -1, d)
-
-    bias = _layout_bias(weights, groups, length, query)
-    return F.scaled_dot_product_attention(query, gather(key), gather(value), attn_mask=bias)
+    if all(w in (0.0, 1.0) for row in weights for w in row):
+        return _unmasked_chain_attention(query, key, value, m, sources, weights)
+    groups = batch // m
+    bias = _layout_bias(weights, groups, key.shape[2], query)
+    keys, values = _stack_slices(key, groups, m, sources), _stack_slices(value, groups, m, sources)
+    return F.scaled_dot_product_attention(query, keys, values, attn_mask=bias)
 
 
 def chain_attention_mass(query: torch.Tensor, key: torch.Tensor, layout: ChainLayout) -> torch.Tensor:
@@ -226,11 +263,9 @@ def chain_attention_mass(query: torch.Tensor, key: torch.Tensor, layout: ChainLa
     m = layout.num_images
     groups = query.shape[0] // m
     sources, weights = layout.key_slices()
-    _, h, length, d = key.shape
-    index = torch.tensor(sources, device=key.device).flatten()
-    keys = key.view(groups, m, h, length, d)[:, index].view(groups, m, len(sources[0]), h, length, d)
-    keys = keys.transpose(2, 3).reshape(query.shape[0], h, -1, d)
-    logits = query.float() @ keys.float().transpose(-1, -2) / math.sqrt(d)
+    length = key.shape[2]
+    keys = _stack_slices(key, groups, m, sources)
+    logits = query.float() @ keys.float().transpose(-1, -2) / math.sqrt(key.shape[-1])
     probs = (logits + _layout_bias(weights, groups, length, logits)).softmax(dim=-1)
     per_slice = probs.view(*probs.shape[:3], -1, length).sum(-1).mean(dim=(1, 2))  # (B, S)
     mass = torch.zeros(query.shape[0], m, dtype=per_slice.dtype, device=per_slice.device)
