@@ -1,8 +1,11 @@
 """The app in a real browser: Debian's headless Chromium driven by Playwright, on the tiny presets.
 
-Opens the page, fills the recipe tab, clicks Illustrate and waits for the gallery to fill, then runs the photo tab on
-one of its examples and animates the recipe; a screenshot of each tab is saved after its run. The screenshots go to
-pytest's tmp dir, and also to ``$SHOWME_SCREENSHOTS_DIR`` when set: the README's pictures are made with
+Opens the page, fills the recipe tab (an appendix recipe whose steps carry accents, plus one step in Chinese, so the
+captions show that every script is drawn), clicks Illustrate and waits for the gallery to fill, then runs the photo
+tab on one of its examples and animates the recipe; a screenshot of each tab is saved after its run. Then what a user
+of a shared app relies on: a bad input is refused at once, Stop ends a long run, and closing the page ends its run
+and frees the model for the next user. The screenshots go to pytest's tmp dir, and also to
+``$SHOWME_SCREENSHOTS_DIR`` when set: the README's pictures are made with
 
     SHOWME_SCREENSHOTS_DIR=docs/screenshots .venv/bin/pytest -q tests/test_app_browser.py
 
@@ -29,6 +32,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 180_000
+CJK_STEP = "把煎好的饼放在盘子上。"  # "Put the cooked cakes on a plate."; drawn with the Noto CJK fallback where installed
 
 
 def _chromium() -> str:
@@ -67,17 +71,51 @@ def served(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(served):
-    url, _ = served
+def browser(served):
     executable = _chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(url)
-        yield page
+        yield browser
         browser.close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(served, browser):
+    page = _open(browser, served[0])
+    yield page
+    page.close()
+
+
+def _start_long_run(page) -> None:
+    """16 steps x 50 denoising steps at 256 px on the tiny model: a minute or so on a CPU."""
+    page.get_by_role("tab", name="Recipe → illustrations").click()
+    page.locator("#goal textarea").fill("Make soup")
+    page.locator("#steps textarea").fill("\n".join(f"Stir the pot, round {i}." for i in range(1, 17)))
+    if not page.locator("#recipe-steps").is_visible():
+        page.get_by_text("Options").first.click()
+    for box, value in (("#recipe-steps", "50"), ("#recipe-size", "256")):
+        number = page.locator(f"{box} input[type=number]")
+        number.fill(value)
+        number.press("Enter")
+    page.locator("#illustrate").click()
+    page.get_by_text("denoising").first.wait_for()  # the progress bar, fed by the pipeline's steps...
+    page.get_by_text(re.compile(r"\b[1-9]\d*/50\b")).first.wait_for()  # ...counting the 50 the slider asked for
+
+
+def _wait_until_free(page, studio, seconds: float) -> bool:
+    for _ in range(int(seconds * 10)):
+        if not studio.models.busy(("illustration", "tiny")) and not studio.running.running():
+            return True
+        page.wait_for_timeout(100)
+    return False
 
 
 def _save(page, name: str, tmp_path: Path) -> Path:
@@ -98,17 +136,19 @@ def test_three_tabs_in_a_real_browser(page, tmp_path) -> None:
     banner = page.locator("#banner")
     assert "untrained, random weights" in banner.inner_text()
 
-    # Tab 1: pick the cookie recipe of the paper's appendix, edit it, illustrate it, see the gallery fill.
-    page.get_by_text("Make Classic Chocolate Chip Cookies").click()
+    # Tab 1: pick the pupusas recipe of the paper's appendix (its second step names "chicharrón"), keep four steps,
+    # add one in Chinese, illustrate it, see the gallery fill with every caption as typed.
+    page.get_by_text("Make Pupusas (Salvadoran Stuffed Corn Cakes)").click()
     expect = pytest.importorskip("playwright.sync_api").expect
-    expect(page.locator("#goal textarea")).to_have_value("Make Classic Chocolate Chip Cookies")
+    expect(page.locator("#goal textarea")).to_have_value("Make Pupusas (Salvadoran Stuffed Corn Cakes)")
     steps = page.locator("#steps textarea")
-    expect(steps).to_have_value(re.compile(r"^Sift together flour, baking soda, and salt\.\n"))
-    steps.fill("\n".join(steps.input_value().splitlines()[:4]))  # the steps box is editable: keep four steps
+    expect(steps).to_have_value(re.compile(r"^Combine 2 cups of masa harina"))
+    steps.fill("\n".join([*steps.input_value().splitlines()[:4], CJK_STEP]))  # the steps box is editable
     page.locator("#illustrate").click()
-    page.locator("#gallery img").nth(3).wait_for(state="visible")
-    assert page.locator("#gallery img").count() == 4
+    page.locator("#gallery img").nth(4).wait_for(state="visible")
+    assert page.locator("#gallery img").count() == 5
     page.locator('#downloads a[download="illustrations.zip"]').wait_for()
+    assert "chicharrón" in page.locator("#gallery").inner_text()
     shot = _save(page, "recipe", tmp_path)
 
     # Tab 2: pick a drawn example photo, make the edit and the video.
@@ -122,7 +162,7 @@ def test_three_tabs_in_a_real_browser(page, tmp_path) -> None:
 
     # Tab 3: animate the recipe made on tab 1.
     page.get_by_role("tab", name="Animate my recipe").click()
-    assert page.locator("#tab-animate img").count() >= 4  # the recipe's steps are shown here too
+    assert page.locator("#tab-animate img").count() >= 5  # the recipe's steps are shown here too
     page.locator("#animate-go").click()
     page.locator('#tab-animate a[download="recipe_clips.zip"]').wait_for()
     assert page.locator("#tab-animate video").count() >= 1
@@ -130,20 +170,32 @@ def test_three_tabs_in_a_real_browser(page, tmp_path) -> None:
     assert shot.exists()
 
 
+def test_a_bad_input_is_refused_at_once(page, served) -> None:
+    """The validator answers before the job enters the queue: the sentence shows while nothing runs."""
+    page.get_by_role("tab", name="Recipe → illustrations").click()
+    page.locator("#goal textarea").fill("   ")
+    page.locator("#steps textarea").fill("Boil the water.")
+    page.locator("#illustrate").click()
+    page.get_by_text("The goal is empty; please write a few words.").first.wait_for(timeout=10_000)
+    assert not served[1].running.running()
+
+
 def test_stop_button_ends_a_long_run(page, served) -> None:
     studio = served[1]
-    page.get_by_role("tab", name="Recipe → illustrations").click()
-    page.locator("#steps textarea").fill("\n".join(f"Stir the pot, round {i}." for i in range(1, 17)))
-    page.get_by_text("Options").first.click()
-    steps = page.locator("#recipe-steps input[type=number]")
-    steps.fill("100")
-    steps.press("Enter")
-    page.locator("#illustrate").click()
-    page.get_by_text("Illustrating every step").first.wait_for()  # the progress bar, fed by the pipeline
+    _start_long_run(page)
     assert studio.models.busy(("illustration", "tiny"))
     page.locator("#recipe-stop").click()
-    for _ in range(100):  # 16 images x 100 steps would take minutes; a Stop ends it at the next step
-        if not studio.models.busy(("illustration", "tiny")):
-            break
-        page.wait_for_timeout(100)
-    assert not studio.models.busy(("illustration", "tiny"))
+    assert _wait_until_free(page, studio, 10)  # 16 images x 50 steps take a minute; Stop ends it at the next step
+
+
+def test_closing_the_page_ends_its_run_and_frees_the_model(browser, served) -> None:
+    url, studio = served
+    other = _open(browser, url)
+    _start_long_run(other)
+    assert studio.models.busy(("illustration", "tiny"))
+    other.close()  # the tab goes away mid-run: gradio's unload event stops the session's runs
+    helper = _open(browser, url)
+    try:
+        assert _wait_until_free(helper, studio, 15)
+    finally:
+        helper.close()
