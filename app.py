@@ -323,13 +323,13 @@ class Studio:
 
         return self.models.use(("showme", name), load)
 
-    def _planner(self):
+    def _planner(self, progress: Callable[[float, str], None] | None = None):
         def load():
             if self.planner_factory is not None:
                 return self.planner_factory()
             from showme_i2g.text.planner import StepPlanner
 
-            return StepPlanner.default(device=self.device)
+            return StepPlanner.default(device=self.device, progress=progress)  # tokenizer, weights, device
 
         return self.models.use(("planner",), load)
 
@@ -425,18 +425,33 @@ class Studio:
 
     # ------------------------------------------------------------------ buttons
     @user_errors
-    def plan(self, goal: str, max_steps: float, seed: float, progress=None) -> str:
-        """"Write the steps": the planner's steps for the goal, one per line, for the user to edit."""
+    def plan(self, goal: str, num_steps: float, seed: float, session: str = "", progress=None,
+             run_id: str | None = None, budget_s: float | None = None) -> str:
+        """"Write the steps": the planner's steps for the goal, one per line, for the user to edit.
+
+        The planner is asked for ``num_steps``; when it writes fewer, its one-sentence note is shown on the page.
+        Its progress (loading, then the share of its token budget written) moves the bar, and Stop, a closed page or
+        a cancelled request end it there.
+        """
         from showme_i2g.i2g.inputs import clean_goal
 
         goal = clean_goal(goal)
-        max_steps, seed = _whole(max_steps, "The number of steps", 1, MAX_PLANNED_STEPS), _seed(seed)
-        if progress is not None:
+        num_steps, seed = _whole(num_steps, "The number of steps", 1, MAX_PLANNED_STEPS), _seed(seed)
+        progress = _no_progress if progress is None else progress
+        with self.running.start(session, budget_s or self.limits.budget_s, run_id) as control:
+
+            def report(fraction: float, description: str) -> None:
+                control.check()
+                progress(fraction, desc=description)
+
             progress(0, desc="Loading the step planner")
-        with self._planner() as planner:
-            if progress is not None:
-                progress(0.5, desc="Writing the steps")
-            return steps_to_text(planner.plan(goal, max_steps=max_steps, seed=seed))
+            with self._planner(report) as planner:
+                control.check()
+                steps = planner.plan(goal, num_steps, seed=seed, progress=report)
+        note = getattr(steps, "note", None)
+        if note:
+            self.tell(note, "warning")
+        return steps_to_text(steps)
 
     @user_errors
     def illustrate(self, goal, steps_text, preset, seed, inference_steps, guidance, size, neighbour_weight,
@@ -774,8 +789,12 @@ def build_demo(studio: Studio):
                                inference_steps=inference_steps, frames=frames)
 
         @gpu(duration=60)
-        def plan(goal_text, count, seed, progress=gr.Progress()):
-            return studio.plan(goal_text, count, seed, progress=progress)
+        def plan_on_gpu(goal_text, count, seed, session, run_id=None, progress=None):
+            return studio.plan(goal_text, count, seed, session=session, progress=progress, run_id=run_id,
+                               budget_s=budget(60))
+
+        async def plan(goal_text, count, seed, request: gr.Request, progress=gr.Progress()):
+            return await cancellable(plan_on_gpu, goal_text, count, seed, _session(request), progress=progress)
 
         @gpu(duration=recipe_seconds)
         def illustrate_on_gpu(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight, session,

@@ -44,12 +44,20 @@ SMALL = dict(seed=0, inference_steps=2, size=64)  # the tiny SDXL needs sides th
 
 
 class CannedPlanner:
-    """Stands in for the 15 s-to-load GGUF planner (tested on its own in test_planner.py): numbered steps."""
+    """Stands in for the 15 s-to-load GGUF planner (tested on its own in test_planner.py): numbered steps, at most
+    eight, with the real planner's note when it writes fewer than asked."""
 
     name = "canned"
 
-    def plan(self, goal: str, *, max_steps: int, seed: int) -> list[str]:
-        return [f"{goal}: part {i} (seed {seed})" for i in range(1, max_steps + 1)]
+    def plan(self, goal: str, num_steps: int, *, seed: int, progress=None):
+        from showme_i2g.text.planner import PlannedSteps
+
+        written = min(num_steps, 8)
+        if progress is not None:
+            progress(0.5, "Writing the steps")
+        note = None if written == num_steps else f"The planner wrote {written} steps, not {num_steps}."
+        steps = [f"{goal}: part {i} (seed {seed})" for i in range(1, written + 1)]
+        return PlannedSteps(steps, asked=num_steps, note=note)
 
 
 def _free_port() -> int:
@@ -173,6 +181,17 @@ def test_same_seed_gives_the_same_pictures(client) -> None:
 def test_write_the_steps_fills_the_steps_box(client) -> None:
     text = client.predict("  Make   tea ", 3, 7, api_name="/plan")
     assert text.splitlines() == ["Make tea: part 1 (seed 7)", "Make tea: part 2 (seed 7)", "Make tea: part 3 (seed 7)"]
+    assert "- goal_text: The goal is empty; please write a few words." in error_of(
+        lambda: client.predict(" ", 3, 7, api_name="/plan"))
+
+
+def test_the_planners_note_is_shown_when_it_writes_fewer_steps(tmp_path) -> None:
+    notes = []
+    studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path, planner_factory=CannedPlanner,
+                        tell=lambda message, level="warning": notes.append((level, message)))
+    assert len(studio.plan("Make tea", 10, 0).splitlines()) == 8
+    assert notes == [("warning", "The planner wrote 8 steps, not 10.")]
+    assert len(studio.plan("Make tea", 4, 0).splitlines()) == 4 and len(notes) == 1
 
 
 @pytest.mark.parametrize(
