@@ -333,3 +333,17 @@ def test_bad_anchor_input_is_one_sentence(pipe, kwargs, message):
         _run(pipe, **kwargs)
     text = str(info.value)
     assert "\n" not in text and len(text) < 200
+
+
+@pytest.mark.parametrize("layout", [ChainLayout.plain(4, 1.0), ChainLayout((1.0, 0.0, 1.0), anchor=0),
+                                    ChainLayout((0.5, 1.0, 1.0), anchor=3)])
+def test_values_may_be_wider_than_keys(layout):
+    """SDPA allows a value width other than the key width (the README figure reads attention mass that way)."""
+    q, k, _ = _qkv(4)
+    v = torch.randn(8, 2, 6, 5)
+    sources, weights = layout.key_slices()
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q, attention_module._stack_slices(k, 2, 4, sources), attention_module._stack_slices(v, 2, 4, sources),
+        attn_mask=attention_module._layout_bias(weights, 2, 6, q),
+    )
+    torch.testing.assert_close(chain_attention(q, k, v, layout), expected)

@@ -72,7 +72,8 @@ def _unmasked_neighbour_attention(
     b, h, length, d = key.shape
     groups, n = b // num_steps, num_steps
     q = query.view(groups, n, h, query.shape[2], d)
-    k, v = key.view(groups, n, h, length, d), value.view(groups, n, h, length, d)
+    k, v = key.view(groups, n, h, length, d), value.view(groups, n, h, length, value.shape[-1])
+    out_shape = (*query.shape[:3], value.shape[-1])  # values may be wider than keys, as SDPA allows
 
     def flat(x: torch.Tensor) -> torch.Tensor:
         return x.reshape(-1, *x.shape[2:])
@@ -82,11 +83,11 @@ def _unmasked_neighbour_attention(
     ends = F.scaled_dot_product_attention(torch.cat([q[:, 0], q[:, -1]]), ends_k, ends_v)  # (2 * groups, h, Lq, d)
     first, last = ends[:groups].unsqueeze(1), ends[groups:].unsqueeze(1)
     if n == 2:
-        return torch.cat([first, last], dim=1).view_as(query)
+        return torch.cat([first, last], dim=1).view(out_shape)
     inner_k = torch.cat([k[:, :-2], k[:, 1:-1], k[:, 2:]], dim=3)
     inner_v = torch.cat([v[:, :-2], v[:, 1:-1], v[:, 2:]], dim=3)
     inner = F.scaled_dot_product_attention(flat(q[:, 1:-1]), flat(inner_k), flat(inner_v))
-    return torch.cat([first, inner.view(groups, n - 2, *inner.shape[1:]), last], dim=1).view_as(query)
+    return torch.cat([first, inner.view(groups, n - 2, *inner.shape[1:]), last], dim=1).view(out_shape)
 
 
 def neighbour_attention(
@@ -229,9 +230,11 @@ def _unmasked_chain_attention(
         q_rows = torch.stack([q[:, j] for j in rows], dim=1).reshape(-1, *query.shape[1:])
         keys = _stack_slices(key, groups, m, [seen for _, seen in members])
         values = _stack_slices(value, groups, m, [seen for _, seen in members])
-        out = F.scaled_dot_product_attention(q_rows, keys, values).view(groups, len(rows), *query.shape[1:])
+        out = F.scaled_dot_product_attention(q_rows, keys, values)
+        out = out.view(groups, len(rows), *out.shape[1:])
         pieces.update({j: out[:, i] for i, j in enumerate(rows)})
-    return torch.stack([pieces[j] for j in range(m)], dim=1).view_as(query)
+    stacked = torch.stack([pieces[j] for j in range(m)], dim=1)
+    return stacked.view(query.shape[0], *stacked.shape[2:])
 
 
 def chain_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, layout: ChainLayout) -> torch.Tensor:
