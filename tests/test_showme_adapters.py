@@ -209,22 +209,60 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     source = tiny_model()
     fill(source, EDIT)
     fill(source, ANIMATE, seed=3)
-    adapters.save_adapter(source, EDIT, tmp_path / "edit.safetensors")
-    adapters.save_adapter(source, ANIMATE, tmp_path / "animate.safetensors")
+    adapters.save_adapter(source, EDIT, tmp_path / "edit")
+    adapters.save_adapter(source, ANIMATE, tmp_path / "animate")
 
     target = tiny_model()
-    adapters.load_adapter(target, EDIT, tmp_path / "edit.safetensors")
-    adapters.load_adapter(target, ANIMATE, tmp_path / "animate.safetensors")
+    adapters.load_adapter(target, EDIT, tmp_path / "edit")
+    adapters.load_adapter(target, ANIMATE, tmp_path / "animate")
     assert torch.equal(predict(target, "image"), predict(source, "image"))
     assert torch.equal(predict(target, "video"), predict(source, "video"))
+    assert adapters.adapter_file_info(tmp_path / "edit") == (EDIT, 4)
 
     with pytest.raises(ValueError, match="holds the 'edit' adapter, not 'animate'"):
-        adapters.load_adapter(target, ANIMATE, tmp_path / "edit.safetensors")
+        adapters.load_adapter(target, ANIMATE, tmp_path / "edit")
     with pytest.raises(ValueError, match="rank-4 'edit' adapter but this model's has rank 8"):
-        adapters.load_adapter(tiny_model(edit_rank=8), EDIT, tmp_path / "edit.safetensors")
+        adapters.load_adapter(tiny_model(edit_rank=8), EDIT, tmp_path / "edit")
     (tmp_path / "junk.safetensors").write_bytes(b"not a file")
     with pytest.raises(ValueError, match="not a readable"):
         adapters.load_adapter(target, EDIT, tmp_path / "junk.safetensors")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is not a ShowMe adapter folder: it needs adapter_config.json"):
+        adapters.load_adapter(target, EDIT, tmp_path / "empty")
+
+
+def test_saved_adapter_is_in_peft_layout(tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    source = tiny_model()
+    fill(source, EDIT)
+    folder = adapters.save_adapter(source, EDIT, tmp_path / "edit")
+    assert sorted(p.name for p in folder.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    weights = load_peft_weights(str(folder), device="cpu")  # peft's own reader
+    expected = get_peft_model_state_dict(source, adapter_name=EDIT)
+    assert set(weights) == set(expected) and all(torch.equal(weights[k], expected[k]) for k in expected)
+    config = LoraConfig.from_pretrained(str(folder))
+    assert config.r == 4 and config.target_modules == adapters.EDIT_TARGETS
+
+    target = tiny_model()  # loaded by peft's conventions alone, it equals the source
+    set_peft_model_state_dict(target, weights, adapter_name=EDIT)
+    assert torch.equal(predict(target, "image"), predict(source, "image"))
+
+
+def test_the_earlier_single_file_layout_still_loads(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = tiny_model()
+    fill(source, EDIT)
+    tensors = {k: v.detach().clone() for k, v in adapters._adapter_state_dict(source, EDIT).items()}
+    save_file(tensors, str(tmp_path / "edit.safetensors"),
+              metadata={"format": adapters.FILE_FORMAT, "adapter": EDIT, "rank": "4"})
+    assert adapters.adapter_file_info(tmp_path / "edit.safetensors") == (EDIT, 4)
+    target = tiny_model()
+    with pytest.warns(FutureWarning, match="single-file ShowMe adapter"):
+        adapters.load_adapter(target, EDIT, tmp_path / "edit.safetensors")
+    assert torch.equal(predict(target, "image"), predict(source, "image"))
 
 
 # ------------------------------------------------------------------------------------------------ release files

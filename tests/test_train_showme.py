@@ -73,7 +73,7 @@ def stage1(clips, tmp_path_factory):
 
 def stage2_argv(clips, stage1, out, steps=3):
     return ["--data", clips, "--out", str(out), "--max-steps", str(steps), "--edit-adapter",
-            str(stage1 / "edit.safetensors"), "--num-frames", "4", "--flow", "opencv", "--motion-min-timestep", "0",
+            str(stage1 / "edit"), "--num-frames", "4", "--flow", "opencv", "--motion-min-timestep", "0",
             "--checkpoint-every", "1", *TINY]
 
 
@@ -96,11 +96,11 @@ def test_stage1_trains_with_the_structure_reward_and_its_adapter_changes_the_edi
     assert all(math.isfinite(entry["loss"]) and entry["structure_eligible"] == 1 for entry in log)
     assert all(entry["loss"] == pytest.approx(entry["noise_loss"] + entry["structure_reward"], rel=1e-5)
                for entry in log)
-    assert (stage1 / "config.yaml").is_file() and (stage1 / "edit.safetensors").is_file()
+    assert (stage1 / "config.yaml").is_file() and (stage1 / "edit" / "adapter_model.safetensors").is_file()
     pipe = ShowMePipeline.from_preset("tiny", device="cpu")
     pipe.set_progress_bar_config(disable=True)
     before = np.asarray(pipe.edit(_photo(), "push the box", seed=0, num_inference_steps=2).image, dtype=np.int16)
-    adapters.load_adapter(pipe.model, "edit", stage1 / "edit.safetensors")
+    adapters.load_adapter(pipe.model, "edit", stage1 / "edit")
     after = np.asarray(pipe.edit(_photo(), "push the box", seed=0, num_inference_steps=2).image, dtype=np.int16)
     assert np.abs(after - before).mean() > 0.5
 
@@ -112,10 +112,10 @@ def test_stage2_trains_with_the_motion_reward_and_its_adapter_changes_the_video(
                for entry in log)
     pipe = ShowMePipeline.from_preset("tiny", device="cpu")
     pipe.set_progress_bar_config(disable=True)
-    adapters.load_adapter(pipe.model, "edit", stage1 / "edit.safetensors")
+    adapters.load_adapter(pipe.model, "edit", stage1 / "edit")
     kwargs = dict(num_frames=4, seed=0, num_inference_steps=2)
     before = np.stack([np.asarray(f, dtype=np.int16) for f in pipe.animate(_photo(), "push", **kwargs).frames])
-    adapters.load_adapter(pipe.model, "animate", stage2 / "animate.safetensors")
+    adapters.load_adapter(pipe.model, "animate", stage2 / "animate")
     after = np.stack([np.asarray(f, dtype=np.int16) for f in pipe.animate(_photo(), "push", **kwargs).frames])
     assert np.abs(after - before).mean() > 0.5
 
@@ -132,9 +132,10 @@ def test_kill_and_resume_gives_the_parameters_of_an_uninterrupted_run(clips, sta
     config = Stage2Config.from_cli(stage2_argv(clips, stage1, out))
     with pytest.raises(Killed):
         train_stage2(config, on_step_end=kill_after_two)
-    assert not (out / "animate.safetensors").exists()
+    assert not (out / "animate").exists()
     assert showme_stage2.main([*stage2_argv(clips, stage1, out), "--resume", "latest"]) == 0
-    resumed, uninterrupted = load_file(out / "animate.safetensors"), load_file(stage2 / "animate.safetensors")
+    weights = "animate/adapter_model.safetensors"
+    resumed, uninterrupted = load_file(out / weights), load_file(stage2 / weights)
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
     assert [e["step"] for e in read_log(out)] == [1, 2, 3]

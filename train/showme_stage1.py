@@ -5,7 +5,7 @@
     python -m train.showme_stage1 --config runs/stage1/config.yaml --resume latest
 
 The logic is in :mod:`showme_i2g.training.showme`; ``--help`` lists every setting. The adapter is written to
-``<out>/edit.safetensors`` (load it with ``showme_i2g.showme.adapters.load_adapter(model, "edit", path)``).
+``<out>/edit/`` (a peft adapter folder) (load it with ``showme_i2g.showme.adapters.load_adapter(model, "edit", path)``).
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """ShowMe stage 2: the ``animate`` LoRA (video mode) on top of stage 1's frozen ``edit``, with the motion reward.
 
-    python -m train.showme_stage2 --data clips.json --edit-adapter runs/stage1/edit.safetensors \
+    python -m train.showme_stage2 --data clips.json --edit-adapter runs/stage1/edit \
         --out runs/stage2 --num-frames 16 --max-steps 20000
     python -m train.showme_stage2 --dataset ego4d --data narration.json --videos-root ego4d/v1/full_scale \
-        --edit-adapter runs/stage1/edit.safetensors --out runs/stage2-ego4d
+        --edit-adapter runs/stage1/edit --out runs/stage2-ego4d
     accelerate launch -m train.showme_stage2 --config stage2.yaml            # several GPUs
     python -m train.showme_stage2 --config runs/stage2/config.yaml --resume latest
 
 ``--dataset`` is ``manifest`` (default), ``ssv2``, ``epic100`` or ``ego4d``; clips are read with
 :mod:`showme_i2g.data`. The logic is in :mod:`showme_i2g.training.showme`; ``--help`` lists every setting. The
-adapter is written to ``<out>/animate.safetensors`` (load it with
+adapter is written to ``<out>/animate/`` (a peft adapter folder) (load it with
 ``showme_i2g.showme.adapters.load_adapter(model, "animate", path)``).
 """
 

@@ -39,9 +39,11 @@ the ``animate`` ones; everything else is frozen. Deliberate difference from the 
 the Resampler's stage-1 LoRA trainable (its ``image_proj_model`` is built with ``current_lora_stage`` left at 1);
 here all of ``edit`` is frozen in stage 2, so stage 2 cannot disturb the image model.
 
-Files: :func:`save_adapter` / :func:`load_adapter` use safetensors with peft's per-module key names (adapter name
-removed) and the adapter's name and rank in the metadata (:func:`adapter_file_info` reads those two);
-:func:`load_release_lora` reads the authors' ``lora_image.pth`` / ``lora_video.pth``.
+Files: :func:`save_adapter` writes peft's own layout, a folder with ``adapter_config.json`` and
+``adapter_model.safetensors`` (keys as ``get_peft_model_state_dict`` writes them), which peft's
+``load_peft_weights`` reads; :func:`load_adapter` reads it back (and, for a while, the earlier single
+``.safetensors`` file with the name and rank in its metadata); :func:`adapter_file_info` gives the name and rank of
+either; :func:`load_release_lora` reads the authors' ``lora_image.pth`` / ``lora_video.pth``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ STAGES = {1: EDIT, 2: ANIMATE}
 
 LORA_DROPOUT = 0.1
 FILE_FORMAT = "showme-lora"
+"""The ``format`` metadata of the earlier single-file layout, still read by :func:`load_adapter`."""
 
 # ----------------------------------------------------------------------------------------------- target modules
 _UNET = r"model\.diffusion_model\."
@@ -278,8 +281,13 @@ def set_training_stage(model: DynamiCrafter, stage: int) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- own files
+SHOWME_ADAPTER_KEY = "showme_adapter"
+"""safetensors metadata key naming the ShowMe adapter a folder holds (the config alone does not name it)."""
+
+
 def _adapter_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
-    """``{module}.lora_A.weight`` / ``{module}.lora_B.weight`` for every layer holding the adapter."""
+    """``{module}.lora_A.weight`` / ``{module}.lora_B.weight`` for every layer holding the adapter: peft's keys
+    (``get_peft_model_state_dict``), read straight from the layers so that loading can copy into them."""
     state = {}
     for module_name, layer in _require_adapter(model, name):
         state[f"{module_name}.lora_A.weight"] = layer.lora_A[name].weight
@@ -287,13 +295,26 @@ def _adapter_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_adapter(model: DynamiCrafter, name: str, path: str | PathLike) -> None:
-    """Write one adapter's weights to a safetensors file, with its name and rank in the metadata."""
+def save_adapter(model: DynamiCrafter, name: str, folder: str | PathLike) -> Path:
+    """Write one adapter in peft's own layout: ``folder/adapter_config.json`` (its ``LoraConfig``) and
+    ``folder/adapter_model.safetensors`` (``get_peft_model_state_dict``'s keys, the adapter name removed).
+
+    ``peft.utils.load_peft_weights(folder)`` reads the weights and ``LoraConfig.from_pretrained(folder)`` the
+    config, as for any peft adapter; the safetensors metadata also names the adapter (``showme_adapter``).
+    :return: the folder.
+    """
+    from peft import get_peft_model_state_dict
+    from peft.utils.constants import SAFETENSORS_WEIGHTS_NAME
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in _adapter_state_dict(model, name).items()}
-    metadata = {"format": FILE_FORMAT, "adapter": name, "rank": str(adapter_rank(model, name))}
-    save_file(tensors, str(path), metadata=metadata)
+    _require_adapter(model, name)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.peft_config[name].save_pretrained(str(folder))
+    state = get_peft_model_state_dict(model, adapter_name=name)
+    tensors = {key: value.detach().to("cpu").contiguous().clone() for key, value in state.items()}
+    save_file(tensors, str(folder / SAFETENSORS_WEIGHTS_NAME), metadata={"format": "pt", SHOWME_ADAPTER_KEY: name})
+    return folder
 
 
 def _examples(keys, limit: int = 3) -> str:
@@ -302,51 +323,94 @@ def _examples(keys, limit: int = 3) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def adapter_file_info(path: str | PathLike) -> tuple[str, int]:
-    """(adapter name, rank) recorded in a file written by :func:`save_adapter`, read without loading its tensors,
-    so that a model can be given adapters of the file's rank before :func:`load_adapter`.
-
-    :raises WeightsNotFoundError: when there is no such file. :raises InvalidInputError: when it is not one.
-    """
+def _safetensors_metadata(path: Path) -> dict[str, str]:
     from safetensors import safe_open
 
-    if not Path(path).is_file():
-        raise WeightsNotFoundError(f"There is no ShowMe adapter file at {path}.")
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            return handle.metadata() or {}
     except Exception as exc:  # noqa: BLE001 - OSError, or safetensors' own SafetensorError
         raise InvalidInputError(f"{path} is not a readable safetensors adapter file ({exc}).") from exc
+
+
+def _folder_info(folder: Path) -> tuple[str, int]:
+    """(name, rank) of a peft adapter folder: the rank from its config, the name from the weights' metadata, or
+    else from the config's targets (a folder written by peft itself with one of :func:`edit_lora_config`'s)."""
+    from peft.utils.constants import CONFIG_NAME, SAFETENSORS_WEIGHTS_NAME
+
+    config_path, weights = folder / CONFIG_NAME, folder / SAFETENSORS_WEIGHTS_NAME
+    if not config_path.is_file() or not weights.is_file():
+        raise InvalidInputError(f"{folder} is not a ShowMe adapter folder: it needs {CONFIG_NAME} and "
+                                f"{SAFETENSORS_WEIGHTS_NAME} (written by save_adapter).")
+    try:
+        config = LoraConfig.from_pretrained(str(folder))
+    except Exception as exc:  # noqa: BLE001 - unreadable JSON or another peft type
+        raise InvalidInputError(f"{config_path} is not a readable LoRA config ({exc}).") from exc
+    targets = {EDIT_TARGETS: EDIT, ANIMATE_TARGETS: ANIMATE}
+    name = _safetensors_metadata(weights).get(SHOWME_ADAPTER_KEY) or targets.get(config.target_modules)
+    if name not in ADAPTERS or isinstance(config.r, bool) or not isinstance(config.r, int) or config.r < 1:
+        raise InvalidInputError(f"{folder} does not hold a ShowMe adapter written by save_adapter.")
+    return name, int(config.r)
+
+
+def _single_file_info(path: Path) -> tuple[str, int]:
+    """(name, rank) of the earlier single-file layout (safetensors with ``format``/``adapter``/``rank`` metadata)."""
+    metadata = _safetensors_metadata(path)
     name, rank = metadata.get("adapter"), metadata.get("rank", "")
     if metadata.get("format") != FILE_FORMAT or name not in ADAPTERS or not rank.isdigit() or int(rank) < 1:
         raise InvalidInputError(f"{path} is not a ShowMe adapter file written by save_adapter.")
     return name, int(rank)
 
 
-def load_adapter(model: DynamiCrafter, name: str, path: str | PathLike) -> None:
-    """Load a file written by :func:`save_adapter` into adapter ``name``, strictly (same adapter, rank and keys).
+def adapter_file_info(path: str | PathLike) -> tuple[str, int]:
+    """(adapter name, rank) of an adapter written by :func:`save_adapter` (a folder; the earlier single
+    ``.safetensors`` file is read too), without loading its tensors, so that a model can be given adapters of that
+    rank before :func:`load_adapter`.
 
-    Nothing is changed unless the whole file fits. :raises InvalidInputError: (a ValueError) with one sentence.
+    :raises WeightsNotFoundError: when there is no such file or folder. :raises InvalidInputError: when it is not one.
     """
-    from safetensors import safe_open
+    path = Path(path)
+    if path.is_dir():
+        return _folder_info(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"There is no ShowMe adapter file at {path}.")
+    return _single_file_info(path)
 
-    target = _adapter_state_dict(model, name)
-    rank = adapter_rank(model, name)
+
+def _read_adapter(path: Path) -> tuple[str, int, dict[str, torch.Tensor]]:
+    """(name, rank, tensors) of a saved adapter: a peft folder (read by peft's ``load_peft_weights``) or, for a
+    while, the earlier single file (with a FutureWarning)."""
+    from peft.utils import load_peft_weights
+    from safetensors.torch import load_file
+
+    name, rank = adapter_file_info(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        if path.is_dir():
+            return name, rank, load_peft_weights(str(path), device="cpu")
+        warnings.warn(f"{path} is a single-file ShowMe adapter, an older layout read for a while; save it again with "
+                      "save_adapter (a peft adapter folder).", FutureWarning, stacklevel=3)
+        return name, rank, load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - OSError, or safetensors' own SafetensorError
         raise InvalidInputError(f"{path} is not a readable safetensors adapter file ({exc}).") from exc
-    saved_name = metadata.get("adapter")
-    if metadata.get("format") != FILE_FORMAT or saved_name not in ADAPTERS:
-        raise InvalidInputError(f"{path} is not a ShowMe adapter file written by save_adapter.")
+
+
+def load_adapter(model: DynamiCrafter, name: str, path: str | PathLike) -> None:
+    """Load an adapter written by :func:`save_adapter` into adapter ``name``, strictly (same adapter, rank, keys
+    and shapes), through peft's ``set_peft_model_state_dict``. ``path`` is the peft folder; the earlier
+    single-file layout is still read (with a FutureWarning).
+
+    Nothing is changed unless the whole adapter fits. :raises InvalidInputError: (a ValueError) with one sentence.
+    """
+    from peft import set_peft_model_state_dict
+
+    path = Path(path)
+    target = _adapter_state_dict(model, name)
+    rank = adapter_rank(model, name)
+    saved_name, saved_rank, tensors = _read_adapter(path)
     if saved_name != name:
         raise InvalidInputError(f"{path} holds the {saved_name!r} adapter, not {name!r}.")
-    if metadata.get("rank") != str(rank):
-        raise InvalidInputError(
-            f"{path} holds a rank-{metadata.get('rank')} {name!r} adapter but this model's has rank {rank}."
-        )
+    if saved_rank != rank:
+        raise InvalidInputError(f"{path} holds a rank-{saved_rank} {name!r} adapter but this model's has rank {rank}.")
     missing, unexpected = set(target) - set(tensors), set(tensors) - set(target)
     if missing or unexpected:
         parts = []
@@ -360,9 +424,8 @@ def load_adapter(model: DynamiCrafter, name: str, path: str | PathLike) -> None:
             raise InvalidInputError(
                 f"{path}: {key!r} has shape {tuple(tensor.shape)} but this model expects {tuple(target[key].shape)}."
             )
-    with torch.no_grad():
-        for key, tensor in tensors.items():
-            target[key].copy_(tensor)
+    with torch.no_grad(), _keep_requires_grad(model):
+        set_peft_model_state_dict(model, tensors, adapter_name=name)
 
 
 # ----------------------------------------------------------------------------------------------- release files

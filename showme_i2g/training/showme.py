@@ -64,7 +64,8 @@ from .loop import ResumableBatches, StepContext, TrainResult, create_accelerator
 logger = logging.getLogger(__name__)
 
 UNCOND_PROB = 0.05
-ADAPTER_FILES = {1: "edit.safetensors", 2: "animate.safetensors"}
+ADAPTER_FOLDERS = {1: "edit", 2: "animate"}
+"""Where each stage writes its adapter under ``output_dir``: a peft adapter folder (:func:`adapters.save_adapter`)."""
 DATASETS = ("manifest", "ssv2", "epic100", "ego4d")
 
 
@@ -130,7 +131,7 @@ class Stage2Config(ShowMeTrainConfig):
 
     output_dir: str = "runs/showme-stage2"
     rank: int = field(default=64, metadata={"help": "rank of the animate LoRA (the paper: 64)"})
-    edit_adapter: str | None = field(default=None, metadata={"help": "stage 1's edit.safetensors"})
+    edit_adapter: str | None = field(default=None, metadata={"help": "stage 1's edit adapter folder (<out>/edit)"})
     edit_rank: int = field(default=128, metadata={"help": "edit LoRA rank when no edit_adapter is given"})
     num_frames: int = field(default=16, metadata={"help": "frames per clip, sampled uniformly (paper: 16 / 12)"})
     motion_reward: bool = True
@@ -144,7 +145,7 @@ class Stage2Config(ShowMeTrainConfig):
             raise TrainingConfigError(f"num_frames must be from 2 to 64, got {self.num_frames!r}.")
         if not 0 <= self.motion_min_timestep < 1000 or self.motion_weight < 0:
             raise TrainingConfigError("motion_min_timestep must be from 0 to 999 and motion_weight at least 0.")
-        if self.edit_adapter is not None and not Path(self.edit_adapter).is_file():
+        if self.edit_adapter is not None and not Path(self.edit_adapter).exists():
             raise TrainingConfigError(f"The edit adapter {self.edit_adapter} does not exist; train stage 1 first.")
         if self.edit_rank < 1:
             raise TrainingConfigError(f"edit_rank must be at least 1, got {self.edit_rank!r}.")
@@ -408,7 +409,7 @@ def build_structure_reward(config: Stage1Config) -> StructureReward | None:
 
 
 def edit_file_rank(path: str | Path) -> int:
-    """The rank of the ``edit`` adapter in a stage-1 file (stage 2 builds its ``edit`` at that rank to load it)."""
+    """The rank of the ``edit`` adapter stage 1 saved (stage 2 builds its ``edit`` at that rank to load it)."""
     name, rank = adapters.adapter_file_info(path)
     if name != adapters.EDIT:
         raise DataError(f"{path} holds the {name!r} adapter, not stage 1's 'edit'.")
@@ -429,7 +430,7 @@ def _fit(config: ShowMeTrainConfig, accelerator, trainer: ShowMeTrainingModel, d
                             num_shards=accelerator.num_processes, shard=accelerator.process_index)
     result = train(config, accelerator, trainer, loss_function, data, run_name=f"showme-stage{stage}",
                    on_step_end=on_step_end)
-    path = Path(config.output_dir) / ADAPTER_FILES[stage]
+    path = Path(config.output_dir) / ADAPTER_FOLDERS[stage]
     if accelerator.is_main_process:
         adapters.save_adapter(result.model.model, adapters.STAGES[stage], path)
     accelerator.wait_for_everyone()
@@ -437,7 +438,7 @@ def _fit(config: ShowMeTrainConfig, accelerator, trainer: ShowMeTrainingModel, d
 
 
 def train_stage1(config: Stage1Config, on_step_end=None) -> tuple[TrainResult, Path]:
-    """Stage 1; returns the loop's result and the path of ``edit.safetensors``."""
+    """Stage 1; returns the loop's result and the ``edit`` adapter folder (``<output_dir>/edit``)."""
     config.validate()
     clips = load_clips(config)  # data problems surface before any model is built
     size, _ = _resolution(config)
@@ -450,7 +451,7 @@ def train_stage1(config: Stage1Config, on_step_end=None) -> tuple[TrainResult, P
 
 
 def train_stage2(config: Stage2Config, on_step_end=None) -> tuple[TrainResult, Path]:
-    """Stage 2; returns the loop's result and the path of ``animate.safetensors``."""
+    """Stage 2; returns the loop's result and the ``animate`` adapter folder (``<output_dir>/animate``)."""
     config.validate()
     clips = load_clips(config)
     size, latent = _resolution(config)
