@@ -191,16 +191,3 @@ def test_storyboard_and_video_captions_wrap_through_the_same_function(monkeypatc
     band_rows = int(((captioned != np.asarray(frame)).any(axis=(1, 2))).sum())
     assert len(video_lines) == 3 and band_rows == len(video_lines) * int(16 * 1.25) + 2 * 8
     assert board_lines == real(f"1. {text}", caption_font(12), 128, 5) and len(board_lines) > 1
-
-
-def test_storyboard_draws_a_long_caption_and_title_in_their_cells() -> None:
-    tiles = [Image.new("RGB", (64, 64), (0, 100, 200))] * 2
-    title = "Chicharrón de cerdo con salsa verde y tortillas recién hechas " * 3
-    board = make_storyboard(tiles, ["Mélangez " * 40, "鸡蛋 Привет"], title=title, tile=128)
-    font = caption_font(max(12, 128 // 22))
-    assert len(wrap_caption("1. " + "Mélangez " * 40, font, 128, 5)) == 5
-    margin = max(8, 128 // 32)
-    assert board.width == 2 * (128 + margin) + margin
-    pixels = np.asarray(board)
-    title_height = 2 * int(font.size * 1.4) + 2 * margin  # the title takes its two lines
-    assert tuple(pixels[title_height + margin + 5, margin + 5]) == (0, 100, 200)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from showme_i2g.captions import caption_font, wrap_caption
 from showme_i2g.media import make_storyboard, save_step_images
 
 
@@ -21,6 +22,25 @@ def test_storyboard_layout_and_pixels():
     assert tuple(pixels[title_h + margin + 5, margin + 5]) == (0, 100, 200)
     # captions are drawn: the caption band is not blank
     assert (pixels[title_h + margin + 128 + 2 : title_h + margin + 128 + 20, margin : margin + 128] < 200).any()
+
+
+def test_storyboard_draws_a_long_caption_and_title_in_their_cells() -> None:
+    tiles = [Image.new("RGB", (64, 64), (0, 100, 200))] * 2
+    title = "Chicharrón de cerdo con salsa verde y tortillas recién hechas " * 3
+    board = make_storyboard(tiles, ["Mélangez " * 40, "鸡蛋 Привет"], title=title, tile=128)
+    font = caption_font(max(12, 128 // 22))
+    assert len(wrap_caption("1. " + "Mélangez " * 40, font, 128, 5)) == 5
+    margin = max(8, 128 // 32)
+    assert board.width == 2 * (128 + margin) + margin
+    pixels = np.asarray(board)
+    title_height = 2 * int(font.size * 1.4) + 2 * margin  # the title takes its two lines
+    assert tuple(pixels[title_height + margin + 5, margin + 5]) == (0, 100, 200)
+    caption_top = title_height + margin + 128
+    assert board.height == caption_top + 5 * int(font.size * 1.3) + 2 * margin  # five caption lines
+    captions = pixels[caption_top:, margin : margin + 128]
+    assert (captions < 128).any()  # ink in the caption cell
+    gutter = pixels[caption_top:, margin + 128 + 1 : 2 * margin + 128 - 1]
+    assert (gutter == 255).all()  # and none spilling into the gap beside it
 
 
 def test_storyboard_refuses_mismatch():

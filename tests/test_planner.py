@@ -1,4 +1,4 @@
-"""The step planner: parsing messy model answers, loading failures, input checks, and one real offline run.
+"""The step planner: parsing messy model answers, loading failures, input checks, and real offline runs.
 
 Most tests need no model: ``parse_steps`` is pure text, and ``plan`` is exercised with a tiny fake model that
 "samples" from a few canned answers with torch's random generator, so that seeding, early stopping, the step
