@@ -52,7 +52,7 @@ PRIMARY_FONT_PACKAGE = "matplotlib"
 _PRIMARY_FONT_FILE = ("mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
 #: What fontconfig is asked for when the package is missing, and what a fallback should look like.
 _FONTCONFIG_FAMILY = "sans-serif"
-#: How many of fontconfig's candidates for one character are checked (each check reads a character map).
+#: How many of the fonts fontconfig has for one character are checked (each check reads a character map).
 _FALLBACK_CANDIDATES = 8
 _FONTCONFIG_TIMEOUT_S = 10.0
 
@@ -179,12 +179,19 @@ class _Fallbacks:
 
     @staticmethod
     def _ask_fontconfig(codepoint: int) -> FontFace | None:
-        """fontconfig's best sans-serif match for the character, else any font it lists as having it."""
+        """Of the fonts fontconfig lists as having the character, its best sans-serif match that Pillow can draw.
+
+        ``fc-list`` answers exactly which fonts have it (one call settles a character no font has); ``fc-match
+        --sort`` ranks them by how well they suit a sans-serif caption.
+        """
         charset = f":charset={codepoint:x}"
-        candidates = _fontconfig("fc-match", "--sort", "--format=%{file}\t%{index}\n", _FONTCONFIG_FAMILY + charset)
-        candidates = candidates[:_FALLBACK_CANDIDATES]
-        candidates += _fontconfig("fc-list", "--format=%{file}\t%{index}\n", charset)[:_FALLBACK_CANDIDATES]
-        for face in dict.fromkeys(candidates):
+        having = _fontconfig("fc-list", "--format=%{file}\t%{index}\n", charset)
+        if not having:
+            return None
+        ranked = _fontconfig("fc-match", "--sort", "--format=%{file}\t%{index}\n", _FONTCONFIG_FAMILY + charset)
+        having_set = set(having)
+        candidates = [face for face in ranked if face in having_set] + having
+        for face in list(dict.fromkeys(candidates))[:_FALLBACK_CANDIDATES]:
             if codepoint in coverage(face) and _truetype(face, 16) is not None:
                 return face
         return None
