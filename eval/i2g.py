@@ -71,10 +71,11 @@ import numpy as np
 from PIL import Image
 
 from showme_i2g.data.formats import RECIPE_FORMATS
-from showme_i2g.errors import InvalidInputError, ShowMeError
+from showme_i2g.errors import InvalidInputError
+from showme_i2g.metrics.distribution import DEFAULT_BINS
+from showme_i2g.metrics.distribution import DEFAULT_RANGE as SCORE_RANGE
+from showme_i2g.training.config import run_cli
 
-DEFAULT_BINS = 10
-SCORE_RANGE = (0.0, 2.5)
 STEP_IMAGE = re.compile(r"^step_(\d+)\.(png|jpg|jpeg|webp)$", re.IGNORECASE)
 
 
@@ -343,8 +344,8 @@ def evaluate(args: argparse.Namespace) -> Any:
     clip_images = torch.from_numpy(np.stack([r.clip_image for r in per_image]))
     step_embeddings = torch.from_numpy(np.stack([r.clip_step for r in per_image]))
     goal_embeddings = suite.clip.text_embedder(goals).cpu()
-    clip_step = 2.5 * (clip_images * step_embeddings).sum(-1).clamp(min=0)
-    clip_goal = 2.5 * (clip_images * goal_embeddings[recipe_of_image]).sum(-1).clamp(min=0)
+    clip_step = clip_score((clip_images * step_embeddings).sum(-1))  # CLIPScore: 2.5 * max(cos, 0)
+    clip_goal = clip_score((clip_images * goal_embeddings[recipe_of_image]).sum(-1))
     dino = torch.from_numpy(np.stack([r.dino for r in per_image]))
     starts = np.cumsum([0] + [len(s.images) for s in samples])
 
@@ -456,19 +457,19 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, evaluate, write the report; bad input is one sentence and exit code 2 (``run_cli``)."""
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> None:
         _check(args)
         report = evaluate(args)
         if report is None:  # not the main process: its shard is gathered, the main process writes the report
-            return 0
+            return
         report.write(args.out)
-    except ShowMeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(report.markdown().split("\n## ")[0])
-    print(f"Wrote results.md, results.json and plots to {args.out}", file=sys.stderr)
-    return 0
+        print(report.markdown().split("\n## ")[0])
+        print(f"Wrote results.md, results.json and plots to {args.out}", file=sys.stderr)
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from showme_i2g.errors import InvalidInputError, ShowMeError, WeightsNotFoundError
+from showme_i2g.errors import InvalidInputError, WeightsNotFoundError
 from showme_i2g.media import read_video_frames
+from showme_i2g.training.config import run_cli
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".mov")
@@ -151,75 +152,24 @@ class Suite:
     notes: list[str] = field(default_factory=list)
 
 
-def tiny_inception_features() -> Any:
-    """FID features from a tiny random conv net behind the real :class:`InceptionFeatures` preprocessing (299 px)."""
-    import torch
-    from torch import nn
-
-    from showme_i2g.metrics.fid import InceptionFeatures
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 16, 9, stride=8), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    return InceptionFeatures(model=model, device="cpu")
-
-
-def tiny_lpips() -> Any:
-    """LPIPS with a tiny random backbone laid out like AlexNet's ``features`` (ReLUs at the tapped indices 1, 4, 7,
-    9, 11) and random non-negative calibration heads, as the official heads are."""
-    import torch
-    from torch import nn
-
-    from showme_i2g.metrics.lpips import LPIPS
-
-    torch.manual_seed(0)
-    widths = (8, 16, 16, 16, 16)
-    backbone = nn.Sequential(
-        nn.Conv2d(3, widths[0], 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(widths[0], widths[1], 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(widths[1], widths[2], 3, padding=1), nn.ReLU(),
-        nn.Conv2d(widths[2], widths[3], 3, padding=1), nn.ReLU(),
-        nn.Conv2d(widths[3], widths[4], 3, padding=1), nn.ReLU(),
-    )
-    heads = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1, bias=False) for c in widths)
-    for head in heads:
-        head.weight.data.abs_()
-    return LPIPS("alex", backbone=backbone, heads=heads, device="cpu")
-
-
 def _tiny_suite(mode: str) -> Suite:
-    """Random tiny networks built in code: every metric runs offline (numbers are meaningless)."""
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
+    """The metrics modules' tiny random twins, built in code: every metric runs offline (numbers are meaningless)."""
     from showme_i2g.flow import OpenCVFlow
     from showme_i2g.metrics.encoders import DINOEncoder
-    from showme_i2g.metrics.i3d import I3DFeatures, InceptionI3d
-    from showme_i2g.metrics.video import FrameAverageCLIP
-    from showme_i2g.text.tokenizers import load_clip_tokenizer
+    from showme_i2g.metrics.fid import InceptionFeatures
+    from showme_i2g.metrics.i3d import I3DFeatures
+    from showme_i2g.metrics.lpips import LPIPS
+    from showme_i2g.metrics.video import EmbeddingVQA, FrameAverageCLIP
 
-    torch.manual_seed(0)
-    tiny = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
-    config = CLIPConfig(text_config=tiny, vision_config=dict(tiny, image_size=32, patch_size=8), projection_dim=16)
-    processor = CLIPProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-        tokenizer=load_clip_tokenizer(),
-    )
-    clip = FrameAverageCLIP(CLIPModel(config), processor, device="cpu")
-    suite = Suite("tiny", clip, fid_features=tiny_inception_features(),
+    clip = FrameAverageCLIP.tiny(0)
+    suite = Suite("tiny", clip, fid_features=InceptionFeatures.tiny(0),
                   notes=["tiny random networks: the numbers test the pipeline, not a model"])
     suite.networks = {"CLIP": "tiny random CLIP", "FID features": "tiny random conv net (Inception preprocessing)"}
     if mode == "image":
-        suite.dino, suite.lpips = DINOEncoder.tiny(0), tiny_lpips()
+        suite.dino, suite.lpips = DINOEncoder.tiny(0), LPIPS.tiny(0)
         suite.networks.update({"DINO": "tiny random DINOv2", "LPIPS": "tiny random AlexNet-layout backbone"})
         return suite
-
-    def tiny_vqa(images, questions):  # P(yes) = sigmoid(10 cos(image, question)) from the tiny CLIP
-        cos = (clip.image_embedder(images) * clip.text_embedder(questions)).sum(-1)
-        return torch.sigmoid(10 * cos).tolist()
-
-    suite.i3d = I3DFeatures(InceptionI3d(num_classes=16, width=1 / 16), device="cpu", resolution=32)
-    suite.vqa, suite.flow = tiny_vqa, OpenCVFlow()
+    suite.i3d, suite.vqa, suite.flow = I3DFeatures.tiny(0), EmbeddingVQA.tiny(clip), OpenCVFlow()
     suite.networks.update({"I3D": "tiny random I3D (width 1/16, 32 px)", "VQA": "sigmoid(10 cos) of the tiny CLIP",
                            "optical flow": "OpenCV DIS"})
     return suite
@@ -520,18 +470,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, evaluate, write the report; bad input is one sentence and exit code 2 (``run_cli``)."""
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> None:
         report = run(args)
-        if report is None:
-            return 0
+        if report is None:  # not the main process: the main process writes the report
+            return
         written = report.write(args.out)
-    except ShowMeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(report.markdown().split("\n## ")[0])
-    print(f"Wrote {', '.join(written)} to {args.out}", file=sys.stderr)
-    return 0
+        print(report.markdown().split("\n## ")[0])
+        print(f"Wrote {', '.join(written)} to {args.out}", file=sys.stderr)
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

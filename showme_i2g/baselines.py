@@ -11,6 +11,7 @@ real model's scheduler class, so tests run the same pipeline code without any do
 
 from __future__ import annotations
 
+import warnings
 from os import PathLike
 
 import torch
@@ -92,12 +93,23 @@ def build_tiny_baseline(preset: BaselinePreset, seed: int = 0) -> DiffusionPipel
     )
 
 
+def _resolve_dtype(dtype: torch.dtype | None, torch_dtype: torch.dtype | None) -> torch.dtype | None:
+    """``dtype``, or the deprecated ``torch_dtype`` with a FutureWarning (diffusers renamed it)."""
+    if torch_dtype is None:
+        return dtype
+    warnings.warn("`torch_dtype` is deprecated; pass `dtype`.", FutureWarning, stacklevel=3)
+    if dtype is not None and dtype != torch_dtype:
+        raise ValueError(f"give dtype or torch_dtype, not both ({dtype} and {torch_dtype})")
+    return torch_dtype
+
+
 def load_baseline(
     name: str,
     *,
     device: str | torch.device = "cpu",
-    torch_dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None,
     weights: str | PathLike | None = None,
+    torch_dtype: torch.dtype | None = None,
 ) -> DiffusionPipeline:
     """Load baseline preset ``name`` (see :data:`~showme_i2g.presets.BASELINE_PRESETS`) onto ``device``.
 
@@ -105,8 +117,11 @@ def load_baseline(
     float32 on the CPU. The SD 1.5 / InstructPix2Pix safety checker is left out, as evaluation code does: it
     replaces flagged images by black ones, which would bias every metric.
 
+    ``dtype`` is diffusers' name; the older ``torch_dtype`` is still accepted, with a FutureWarning.
+
     :raises WeightsNotFoundError: when the weights are neither local nor downloadable, in one sentence.
     """
+    dtype = _resolve_dtype(dtype, torch_dtype)
     preset = get_baseline_preset(name)
     device = torch.device(device)
     if preset.base is None:
@@ -114,14 +129,14 @@ def load_baseline(
     else:
         source = str(weights) if weights else preset.base
         on_gpu = device.type == "cuda"
-        dtype = torch_dtype or (torch.float16 if on_gpu else torch.float32)
+        dtype = dtype or (torch.float16 if on_gpu else torch.float32)
         extra = {} if preset.architecture == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
         where = f"the folder {source}" if weights else "the Hugging Face cache (and the hub could not be reached)"
         pipe, error = None, None
         for variant in (["fp16", None] if on_gpu else [None]):
             try:
                 pipe = PIPELINES[preset.pipeline].from_pretrained(
-                    source, torch_dtype=dtype, variant=variant, use_safetensors=True, **extra
+                    source, dtype=dtype, variant=variant, use_safetensors=True, **extra
                 )
                 break
             except (OSError, ValueError) as exc:  # hub/offline/missing-file errors are OSError subclasses

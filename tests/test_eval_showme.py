@@ -94,9 +94,9 @@ def test_identical_pair_gives_zero_lpips_and_strict_json_for_infinite_psnr(tmp_p
 
 
 def test_tiny_lpips_taps_match_alexnet_layout() -> None:
-    from showme_i2g.metrics.lpips import LPIPS_TAPS
+    from showme_i2g.metrics.lpips import LPIPS, LPIPS_TAPS
 
-    metric = showme.tiny_lpips()
+    metric = LPIPS.tiny()
     relus = tuple(i for i, layer in enumerate(metric.backbone) if isinstance(layer, torch.nn.ReLU))
     assert relus == LPIPS_TAPS["alex"][0]
     assert all((head.weight >= 0).all() for head in metric.heads)

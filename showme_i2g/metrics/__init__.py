@@ -35,7 +35,16 @@ from .i3d import I3DFeatures, InceptionI3d
 from .lpips import LPIPS
 from .motion import FlowMidpointInterpolator, MotionScore, dynamic_degree, harmonic_mean, motion_score, motion_smoothness
 from .text import LLM2VecEmbedder, SentenceEmbedder, text_cosine
-from .video import FVD, FrameAverageCLIP, FrameFID, TransformersVQA, VQAScore, video_text_similarity, yes_probability
+from .video import (
+    FVD,
+    EmbeddingVQA,
+    FrameAverageCLIP,
+    FrameFID,
+    TransformersVQA,
+    VQAScore,
+    video_text_similarity,
+    yes_probability,
+)
 
 __all__ = [
     "CAPTION_PROMPTS",
@@ -44,6 +53,7 @@ __all__ = [
     "CLIP_SCORE_WEIGHT",
     "CaptionAlignment",
     "DINOEncoder",
+    "EmbeddingVQA",
     "DistributionComparison",
     "EmbeddingSimilarity",
     "FID",

@@ -246,6 +246,16 @@ class InceptionFeatures:
         self.model = model.eval().to(self.device)
         self.batch_size = int(batch_size)
 
+    @classmethod
+    def tiny(cls, seed: int = 0, device: str | None = "cpu") -> InceptionFeatures:
+        """A tiny random conv net (32-d features) behind the real preprocessing: offline runs and tests only."""
+        from torch import nn
+
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Conv2d(3, 16, 9, stride=8), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(),
+                              nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        return cls(model=model, device=device)
+
     @staticmethod
     def preprocess(images: torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, 3, H, W)`` -> float ``(N, 3, 299, 299)`` in TF's ``[-1, 255/128 - 1]``."""

@@ -205,6 +205,12 @@ class I3DFeatures:
         self.batch_size = int(batch_size)
         self.torchscript = isinstance(model, torch.jit.ScriptModule)
 
+    @classmethod
+    def tiny(cls, seed: int = 0, device: str | torch.device | None = "cpu") -> I3DFeatures:
+        """A random :class:`InceptionI3d` at 1/16 width on 32-px clips (16 classes): offline runs and tests only."""
+        torch.manual_seed(seed)
+        return cls(InceptionI3d(num_classes=16, width=1 / 16), device=device, resolution=32)
+
     @staticmethod
     def load(path: str | os.PathLike | None = None) -> nn.Module:
         """A TorchScript I3D file, an :class:`InceptionI3d` state dict, or (None) the hub's TorchScript export."""

@@ -171,6 +171,25 @@ class LPIPS(nn.Module):
         self.requires_grad_(False)
         self.eval().to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
+    @classmethod
+    def tiny(cls, seed: int = 0, device: str | torch.device | None = "cpu") -> LPIPS:
+        """LPIPS with a tiny random backbone laid out like AlexNet's ``features`` (ReLUs at the tapped indices 1, 4,
+        7, 9, 11) and random non-negative calibration heads, as the official heads are: offline runs and tests."""
+        torch.manual_seed(seed)
+        widths = (8, 16, 16, 16, 16)
+        backbone = nn.Sequential(
+            nn.Conv2d(3, widths[0], 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(widths[0], widths[1], 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(widths[1], widths[2], 3, padding=1), nn.ReLU(),
+            nn.Conv2d(widths[2], widths[3], 3, padding=1), nn.ReLU(),
+            nn.Conv2d(widths[3], widths[4], 3, padding=1), nn.ReLU(),
+        )
+        heads = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1, bias=False) for c in widths)
+        with torch.no_grad():
+            for head in heads:
+                head.weight.abs_()
+        return cls("alex", backbone=backbone, heads=heads, device=device)
+
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Channel-normalised activations at the tapped layers for ``x`` in ``[-1, 1]``."""
         x = (x - self.shift) / self.scale

@@ -205,6 +205,24 @@ class TransformersVQA:
         return yes_probability(out.logits[0], self.yes_token_ids).cpu().tolist()
 
 
+class EmbeddingVQA:
+    """A stand-in :data:`YesScorer` for offline runs: P(yes) = sigmoid(``sharpness`` · cos(image, question)) from a
+    CLIP encoder. Not a VQA model: it lets the VQAScore code path run without a vision-language model's weights."""
+
+    def __init__(self, clip: Any, sharpness: float = 10.0) -> None:
+        self.clip, self.sharpness = clip, float(sharpness)
+
+    @classmethod
+    def tiny(cls, clip: Any | None = None) -> EmbeddingVQA:
+        """On the given (or a fresh :meth:`FrameAverageCLIP.tiny`) tiny CLIP."""
+        return cls(clip if clip is not None else FrameAverageCLIP.tiny())
+
+    @torch.no_grad()
+    def __call__(self, images: Sequence[Image.Image], questions: Sequence[str]) -> list[float]:
+        cos = (self.clip.image_embedder(images) * self.clip.text_embedder(questions)).sum(-1)
+        return torch.sigmoid(self.sharpness * cos).tolist()
+
+
 class VQAScore:
     """VQAScore of images or videos against their instructions, from any :data:`YesScorer`.
 
