@@ -215,30 +215,76 @@ def train(
     ``data`` yields batches forever; give it ``state_dict``/``load_state_dict`` (as :class:`ResumableBatches`
     has) for an O(1) resume, otherwise the used batches are skipped on resume. ``on_step_end(step, record)`` is
     called after every update (tests use it to interrupt a run).
+
+    The steps, in order: :func:`_trainable` parameters, :func:`_optimizer_and_scheduler`, ``accelerator.prepare``,
+    :func:`_resume` (checkpoint and data position), :func:`_start_outputs` (config, log, trackers), then per update
+    :func:`_update` (accumulated micro-batches), :func:`_log_update` on the logging cadence and
+    :func:`_save_checkpoint` on the checkpoint cadence (:func:`_is_checkpoint_step`), and :func:`_finish`.
     """
     config.validate()
     output_dir = Path(config.output_dir)
     resume_from = resolve_resume(config)
-    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
-    if not params:
-        raise ValueError("train() was given no trainable parameters.")
+    params = _trainable(model, params)
+    optimizer, scheduler = _optimizer_and_scheduler(config, accelerator, params)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    register_trainable_state_hooks(accelerator)
+    batches, start = _resume(config, accelerator, data, resume_from)
+    _start_outputs(config, accelerator, start, run_name)
 
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    result = TrainResult(model=model, step=start, output_dir=output_dir)
+    bar = tqdm(total=config.max_steps, initial=start, desc=run_name, disable=not accelerator.is_local_main_process)
+    last_saved = start if resume_from is not None else None
+    window_started = time.perf_counter()
+    model.train()
+    for step in range(start, config.max_steps):
+        record = _update(config, accelerator, model, loss_fn, batches, params, optimizer, scheduler, step)
+        done = step + 1
+        result.losses.append(record["loss"])
+        result.step = done
+        bar.update()
+        bar.set_postfix(loss=f"{record['loss']:.4g}")
+        if done % config.log_every == 0 or done == config.max_steps:
+            _log_update(accelerator, output_dir, done, record, time.perf_counter() - window_started)
+            window_started = time.perf_counter()
+        if _is_checkpoint_step(config, done):
+            result.checkpoint = _save_checkpoint(accelerator, config, done)
+            last_saved = done
+        if on_step_end is not None:
+            on_step_end(done, record)
+    bar.close()
+    return _finish(accelerator, model, result, last_saved)
+
+
+def _trainable(model: torch.nn.Module, params: Iterable[torch.nn.Parameter] | None) -> list[torch.nn.Parameter]:
+    """The parameters to optimise: those given (default: the model's) that require grad; at least one."""
+    trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    if not trainable:
+        raise ValueError("train() was given no trainable parameters.")
+    return trainable
+
+
+def _optimizer_and_scheduler(config: RunConfig, accelerator: Accelerator, params: list[torch.nn.Parameter]):
+    """AdamW and the diffusers LR schedule (warm-up and length counted in every process's scheduler steps)."""
     from diffusers.optimization import get_scheduler
 
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_scheduler(
         config.lr_scheduler,
         optimizer,
         num_warmup_steps=config.lr_warmup_steps * accelerator.num_processes,
         num_training_steps=config.max_steps * accelerator.num_processes,
     )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    register_trainable_state_hooks(accelerator)
+    return optimizer, scheduler
+
+
+def _resume(config: RunConfig, accelerator: Accelerator, data: Iterable, resume_from: Path | None
+            ) -> tuple[Iterator, int]:
+    """The batch iterator and the first step: after ``accelerator.load_state`` of a checkpoint, the data resumes
+    from its own ``state_dict`` (registered for checkpointing) or by skipping the batches already used."""
     resumable_data = hasattr(data, "state_dict") and hasattr(data, "load_state_dict")
     if resumable_data:
         accelerator.register_for_checkpointing(data)
     batches = iter(data)
-
     start = 0
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
@@ -247,7 +293,12 @@ def train(
             for _ in itertools.islice(batches, start * config.gradient_accumulation):
                 pass
         logger.info("Resumed from %s at step %d.", resume_from, start)
+    return batches, start
 
+
+def _start_outputs(config: RunConfig, accelerator: Accelerator, start: int, run_name: str) -> None:
+    """The output folder with the run's config; the log cut back to the resumed step (or started afresh); trackers."""
+    output_dir = Path(config.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         config.save_yaml(output_dir / CONFIG_FILENAME)
@@ -258,65 +309,68 @@ def train(
     if accelerator.log_with:
         accelerator.init_trackers(run_name, config=_hparams(config))
 
-    result = TrainResult(model=model, step=start, output_dir=output_dir)
-    bar = tqdm(total=config.max_steps, initial=start, desc=run_name, disable=not accelerator.is_local_main_process)
-    last_saved = start if resume_from is not None else None
-    window_started = time.perf_counter()
-    model.train()
-    for step in range(start, config.max_steps):
-        totals: dict[str, float] = {}
-        for micro in range(config.gradient_accumulation):
-            try:
-                batch = next(batches)
-            except StopIteration:
-                raise DataError(f"The training data ran out at step {step}; give a data source that repeats.") from None
-            context = StepContext(
-                accelerator, model, config, step, micro,
-                step_generator(config.seed, step, micro, accelerator.process_index),
-            )
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    out = loss_fn(batch, context)
-                scalars = out if isinstance(out, dict) else {"loss": out}
-                loss = scalars["loss"]
-                if not torch.isfinite(loss.detach()).all():
-                    raise FloatingPointError(f"The loss became {float(loss)} at step {step}.")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            for key, value in scalars.items():
-                value = torch.as_tensor(value, device=accelerator.device).detach().float().mean()
-                totals[key] = totals.get(key, 0.0) + float(accelerator.reduce(value, reduction="mean"))
-        done = step + 1
-        record = {k: v / config.gradient_accumulation for k, v in totals.items()}
-        record["lr"] = scheduler.get_last_lr()[0]
-        result.losses.append(record["loss"])
-        result.step = done
-        bar.update()
-        bar.set_postfix(loss=f"{record['loss']:.4g}")
 
-        if done % config.log_every == 0 or done == config.max_steps:
-            elapsed = time.perf_counter() - window_started
-            record_out = {"step": done, **record, "seconds": round(elapsed, 4)}
-            if accelerator.is_main_process:
-                with (output_dir / LOG_FILENAME).open("a", encoding="utf-8") as log:
-                    log.write(json.dumps(record_out) + "\n")
-            if accelerator.log_with:
-                accelerator.log(record, step=done)
-            window_started = time.perf_counter()
+def _update(config: RunConfig, accelerator: Accelerator, model: torch.nn.Module, loss_fn: LossFn, batches: Iterator,
+            params: list[torch.nn.Parameter], optimizer, scheduler, step: int) -> dict[str, float]:
+    """One optimizer update over ``gradient_accumulation`` micro-batches: the record of its mean scalars and LR."""
+    totals: dict[str, float] = {}
+    for micro in range(config.gradient_accumulation):
+        try:
+            batch = next(batches)
+        except StopIteration:
+            raise DataError(f"The training data ran out at step {step}; give a data source that repeats.") from None
+        context = StepContext(
+            accelerator, model, config, step, micro,
+            step_generator(config.seed, step, micro, accelerator.process_index),
+        )
+        scalars = _micro_step(config, accelerator, model, loss_fn, batch, context, params, optimizer, scheduler)
+        for key, value in scalars.items():
+            value = torch.as_tensor(value, device=accelerator.device).detach().float().mean()
+            totals[key] = totals.get(key, 0.0) + float(accelerator.reduce(value, reduction="mean"))
+    record = {k: v / config.gradient_accumulation for k, v in totals.items()}
+    record["lr"] = scheduler.get_last_lr()[0]
+    return record
 
-        if (config.checkpoint_every and done % config.checkpoint_every == 0) or done == config.max_steps:
-            result.checkpoint = _save_checkpoint(accelerator, config, done)
-            last_saved = done
-        if on_step_end is not None:
-            on_step_end(done, record)
 
-    bar.close()
+def _micro_step(config: RunConfig, accelerator: Accelerator, model: torch.nn.Module, loss_fn: LossFn, batch: Any,
+                context: StepContext, params: list[torch.nn.Parameter], optimizer, scheduler) -> dict:
+    """Loss, backward and (when accelerate syncs gradients) clipping and the optimizer step of one micro-batch."""
+    with accelerator.accumulate(model):
+        with accelerator.autocast():
+            out = loss_fn(batch, context)
+        scalars = out if isinstance(out, dict) else {"loss": out}
+        loss = scalars["loss"]
+        if not torch.isfinite(loss.detach()).all():
+            raise FloatingPointError(f"The loss became {float(loss)} at step {context.step}.")
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and config.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(params, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    return scalars
+
+
+def _log_update(accelerator: Accelerator, output_dir: Path, done: int, record: dict[str, float],
+                seconds: float) -> None:
+    """One line of ``log.jsonl`` (main process; with the seconds since the last line) and the trackers' scalars."""
+    if accelerator.is_main_process:
+        with (output_dir / LOG_FILENAME).open("a", encoding="utf-8") as log:
+            log.write(json.dumps({"step": done, **record, "seconds": round(seconds, 4)}) + "\n")
+    if accelerator.log_with:
+        accelerator.log(record, step=done)
+
+
+def _is_checkpoint_step(config: RunConfig, done: int) -> bool:
+    """Every ``checkpoint_every`` updates (0: never) and after the last one."""
+    return bool(config.checkpoint_every and done % config.checkpoint_every == 0) or done == config.max_steps
+
+
+def _finish(accelerator: Accelerator, model: torch.nn.Module, result: TrainResult, last_saved: int | None
+            ) -> TrainResult:
+    """Name the last checkpoint, end the trackers, unwrap the model (eval mode) and refuse a non-finite loss."""
     if last_saved is not None and result.checkpoint is None:
-        result.checkpoint = checkpoint_dir(output_dir, last_saved)
+        result.checkpoint = checkpoint_dir(result.output_dir, last_saved)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     result.model = accelerator.unwrap_model(model)
