@@ -580,6 +580,8 @@ _CSS = """
 #banner {border: 1px solid #e3b341; border-radius: 8px; padding: 0.4rem 0.9rem; background: #fff8e1}
 #banner p {margin: 0.15rem 0}
 #edited img {width: 100%; height: 100%; object-fit: contain}
+.step-gallery .caption-label {white-space: normal; display: -webkit-box; -webkit-line-clamp: 2;
+                              -webkit-box-orient: vertical; padding-bottom: 0; border-bottom: 4px solid transparent}
 """
 
 
@@ -696,7 +698,8 @@ def build_demo(studio: Studio):
                             illustrate_button = gr.Button("Illustrate", variant="primary", elem_id="illustrate")
                             recipe_stop = gr.Button("Stop", variant="stop", elem_id="recipe-stop")
                     with gr.Column(scale=3):
-                        gallery = gr.Gallery(label="Steps", columns=4, height="auto", elem_id="gallery")
+                        gallery = gr.Gallery(label="Steps", columns=4, height="auto", elem_id="gallery",
+                                             elem_classes=["step-gallery"])
                         downloads = gr.File(label="Downloads: storyboard PNG, ZIP with run.json, HTML storyboard",
                                             file_count="multiple", elem_id="downloads")
                 recipes = load_recipes()
@@ -736,7 +739,8 @@ def build_demo(studio: Studio):
                             "captions.")
                 with gr.Row():
                     with gr.Column():
-                        animate_gallery = gr.Gallery(label="Your recipe's steps", columns=4, height="auto")
+                        animate_gallery = gr.Gallery(label="Your recipe's steps", columns=4, height="auto",
+                                                     elem_classes=["step-gallery"])
                         with gr.Accordion("Options", open=False):
                             anim_preset, anim_seed, anim_steps, anim_guidance, anim_frames, anim_fps = (
                                 showme_options("animate", 16))

@@ -461,7 +461,8 @@ def banner_markdown(choice: PresetChoice) -> str:
     if choice.illustration == "tiny" or choice.showme == "tiny":
         lines.append(
             "The tiny models are untrained: every part runs end to end, but their pictures and videos are noise. "
-            "Real presets load once their weights are in the Hugging Face cache (see the README)."
+            "Real presets run once their weights are on this machine: start the app with "
+            f"`{download_command('sdxl-lightning', 'dynamicrafter-256')}` to fetch them first."
         )
     return "  \n".join(lines)
 

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 from PIL import Image
@@ -131,7 +132,7 @@ def _save(page, name: str, tmp_path: Path) -> Path:
     return path
 
 
-def test_three_tabs_in_a_real_browser(page, tmp_path) -> None:
+def test_three_tabs_in_a_real_browser(page, browser, served, tmp_path) -> None:
     # The banner says honestly which models run.
     banner = page.locator("#banner")
     assert "untrained, random weights" in banner.inner_text()
@@ -150,6 +151,13 @@ def test_three_tabs_in_a_real_browser(page, tmp_path) -> None:
     page.locator('#downloads a[download="illustrations.zip"]').wait_for()
     assert "chicharrón" in page.locator("#gallery").inner_text()
     shot = _save(page, "recipe", tmp_path)
+    # The storyboard PNG, as a user who downloads it sees it: the captions are drawn by showme_i2g.captions
+    # (accents and the Chinese step included, each wrapped under its picture).
+    href = page.locator('#downloads a[download="storyboard.png"]').get_attribute("href")
+    board = _open(browser, urljoin(served[0], href))
+    board.locator("img").wait_for()
+    _save(board, "storyboard", tmp_path)
+    board.close()
 
     # Tab 2: pick a drawn example photo, make the edit and the video.
     page.get_by_role("tab", name="Photo → edit / video").click()
