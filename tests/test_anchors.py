@@ -253,6 +253,10 @@ def test_kept_steps_come_back_pixel_identical_and_the_redrawn_step_changes(pipe)
     assert redrawn.images[2].tobytes() != first.images[2].tobytes()
     assert redrawn.metadata["kept_steps"] == [1, 2, 4]
     assert redrawn.metadata["windows"] == [{"images": [1, 2, 3, 4], "anchored": [1, 2, 4], "decides": [3]}]
+    for output_type, shape in (("np", (4, 128, 128, 3)), ("pt", (4, 3, 128, 128)), ("latent", (4, 4, 16, 16))):
+        assert tuple(_run(pipe, seed=2, keep=keep, output_type=output_type).images.shape) == shape
+    kept_pixels = _run(pipe, seed=2, keep=keep, output_type="np").images[0]
+    assert np.array_equal(np.round(kept_pixels * 255).astype(np.uint8), np.asarray(keep[1]))
 
 
 def test_a_kept_image_reaches_the_step_drawn_next_to_it(pipe):

@@ -59,12 +59,27 @@ class InstructionEmbeddings:
             return self.prompt_embeds, self.pooled_prompt_embeds, self.attention_mask
         if self.negative_prompt_embeds is None or self.negative_pooled_prompt_embeds is None:
             raise ValueError("Classifier-free guidance needs negative embeddings; encode with guidance=True.")
-        embeds = torch.cat([self.negative_prompt_embeds, self.prompt_embeds])
-        pooled = torch.cat([self.negative_pooled_prompt_embeds, self.pooled_prompt_embeds])
-        mask = None
-        if self.attention_mask is not None:
-            mask = torch.cat([torch.ones_like(self.attention_mask), self.attention_mask])
-        return embeds, pooled, mask
+        return guidance_batch(self.prompt_embeds, self.pooled_prompt_embeds, self.attention_mask,
+                              self.negative_prompt_embeds, self.negative_pooled_prompt_embeds)
+
+
+def guidance_batch(
+    states: torch.Tensor, pooled: torch.Tensor, mask: torch.Tensor | None, negative_states: torch.Tensor,
+    negative_pooled: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """I2G's classifier-free-guidance batch: ``[unconditional x n, conditional x n]``, each half one group.
+
+    Neighbour attention groups n consecutive images, so with this layout the halves never see each other. The
+    unconditional half has no padding (SDXL's zeros, or one negative block repeated), so its mask is all True.
+    """
+    mask = None if mask is None else torch.cat([torch.ones_like(mask), mask])
+    return torch.cat([negative_states, states]), torch.cat([negative_pooled, pooled]), mask
+
+
+def sdxl_time_ids(height: int, width: int, count: int) -> torch.Tensor:
+    """SDXL's micro-conditioning for a generated image of ``height x width`` (original size = target size, no
+    crop): ``[h, w, 0, 0, h, w]`` per image, as float32 rows."""
+    return torch.tensor([[height, width, 0, 0, height, width]], dtype=torch.float32).repeat(count, 1)
 
 
 def encode_texts(tokenizer, text_encoder, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor | None]:

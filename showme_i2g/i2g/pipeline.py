@@ -34,7 +34,8 @@ from ..text.tokenizers import check_tokenizer
 from . import inputs
 from .anchors import REFERENCE, Window, check_anchor_options, plan_chain
 from .attention import neighbour_attention_enabled
-from .encoding import encode_instruction
+from .denoise import guided_step
+from .encoding import encode_instruction, sdxl_time_ids
 from .vae import DEFAULT_DECODE_CHUNK, decode_latents, encode_images
 
 logger = logging.getLogger(__name__)
@@ -297,10 +298,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         encoder_states, pooled, encoder_mask = (
             t if t is None else t.to(device) for t in embeddings.select(rows).unet_inputs(guidance)
         )
-        time_ids = self._get_add_time_ids(
-            (height, width), (0, 0), (height, width), dtype=encoder_states.dtype,
-            text_encoder_projection_dim=self.text_encoder_2.config.projection_dim,
-        ).to(device).repeat(encoder_states.shape[0], 1)
+        time_ids = sdxl_time_ids(height, width, encoder_states.shape[0]).to(device, encoder_states.dtype)
         timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, 0.0)
         if hasattr(self.scheduler, "set_begin_index"):
@@ -318,18 +316,15 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         conditioning = (encoder_states, pooled, time_ids) + (() if encoder_mask is None else (encoder_mask,))
         layout = None if window.layout.is_plain else window.layout
         weight = window.layout.links[0] if window.layout.links else 1.0
+        def predict(model_input: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            timestep = t.to(device).reshape(1).expand(model_input.shape[0])
+            return graphs.run(graph_key, self._unet_step, model_input, timestep, *conditioning)
+
         with neighbour_attention_enabled(self.unet, num_steps=m, neighbour_weight=weight, layout=layout):
             for t in timesteps:
                 if anchored:  # an anchor is its x0 at this noise level, whatever the last step predicted
                     latents[anchored] = self.scheduler.add_noise(x0, noise, t.reshape(1).expand(len(anchored)))
-                model_input = torch.cat([latents] * 2) if guidance else latents
-                model_input = self.scheduler.scale_model_input(model_input, t)
-                timestep = t.to(device).reshape(1).expand(model_input.shape[0])
-                prediction = graphs.run(graph_key, self._unet_step, model_input, timestep, *conditioning)
-                if guidance:
-                    uncond, cond = prediction.chunk(2)
-                    prediction = uncond + guidance_scale * (cond - uncond)
-                latents = self.scheduler.step(prediction, t, latents, **extra_step_kwargs, return_dict=False)[0]
+                latents = guided_step(predict, self.scheduler, latents, t, guidance_scale, **extra_step_kwargs)
                 report()
         if anchored:
             latents[anchored] = x0
@@ -339,7 +334,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
                   num_steps: int, output_type: str):
         """Every step's output in order: drawn ones decoded, kept ones exactly as given."""
         if output_type == "latent":
-            return torch.cat([drawn[i] if i in drawn else kept_latents[i] for i in range(num_steps)])
+            return torch.stack([drawn[i] if i in drawn else kept_latents[i][0] for i in range(num_steps)])
         if output_type == "pil":
             return [drawn[i] if i in drawn else kept[i] for i in range(num_steps)]
         pixels = {i: np.asarray(image, dtype=np.float32) / 255.0 for i, image in kept.items()}
@@ -418,11 +413,12 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             seed = random.randrange(2**31) if seed is None else seed
             generator = torch.Generator("cpu").manual_seed(seed)
 
-        planner_name = None
+        planner_name, planner_note = None, None
         if steps is None:
             inputs.check_number(max_planned_steps, "max_planned_steps", 1, inputs.MAX_STEPS, integer=True)
             steps = self._plan_steps(goal, max_planned_steps, seed if seed is not None else 0)
             planner_name = getattr(self.planner, "name", type(self.planner).__name__)
+            planner_note = getattr(steps, "note", None)  # why a plan came out shorter than asked
         steps = inputs.clean_steps(steps, max_steps=None)
         n = len(steps)
         kept, reference = self.prepare_anchor_images(keep, reference_image, n, height, width)
@@ -446,6 +442,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             dtype=self.unet.dtype,
         )
         dtype = self.unet.dtype
+        # the schedule first: the scheduler's init_noise_sigma (which scales the starting noise) depends on it
+        timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, self._execution_device)
         initial = self.prepare_step_latents(n, height, width, dtype, generator, latents)
         anchor_x0: dict[int, torch.Tensor] = {}
         anchor_noise = initial.new_zeros(0)
@@ -457,7 +455,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
                 encoded = self.encode_anchor_images([image for _, image in known], dtype)
                 anchor_x0 = {item: encoded[j:j + 1] for j, (item, _) in enumerate(known)}
 
-        total = len(plan.windows) * len(retrieve_timesteps(self.scheduler, num_inference_steps, initial.device)[0])
+        total = len(plan.windows) * len(timesteps)
         done = 0
         drawn_latents: dict[int, torch.Tensor] = {}
         with self.progress_bar(total=total) as bar:
@@ -504,6 +502,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             "scheduler": type(self.scheduler).__name__,
             "clause_backend": self._splitter().backend,
             "planner": planner_name,
+            "planner_note": planner_note,
             "device": str(self._execution_device),
             "dtype": str(self.unet.dtype).replace("torch.", ""),
             "seconds": round(time.perf_counter() - started, 3),

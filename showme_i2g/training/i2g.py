@@ -39,9 +39,10 @@ from ..data.clips import KEY_FRAMES, FrameExtraction, extract_step_frames
 from ..data.records import Recipe, Step
 from ..errors import InvalidInputError
 from ..i2g.attention import apply_neighbour_attention
-from ..i2g.encoding import encode_instruction
-from ..i2g.lora import ADAPTER_NAME, LORA_FILENAME, load_i2g_lora
-from ..i2g.lora import lora_file as _lora_file
+from ..i2g.denoise import guided_step
+from ..i2g.encoding import encode_instruction, guidance_batch, sdxl_time_ids
+from ..i2g import lora
+from ..i2g.lora import ADAPTER_NAME, LORA_FILENAME, LORA_TARGETS, load_i2g_lora, lora_parameter_names, save_i2g_lora
 from ..i2g.vae import decode_latents
 from .config import DataError, RunConfig, TrainingConfigError
 from .loop import ResumableBatches, StepContext, TrainResult, create_accelerator, train, weight_dtype
@@ -72,7 +73,6 @@ __all__ = [
 
 LORA_DIR = "lora"
 DATA_FORMATS = ("json", "wikihow", "htstep", "captaincook4d")
-LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
@@ -494,49 +494,13 @@ def encode_groups(
 
 
 # ====================================================================== LoRA
-def lora_parameter_names(unet: torch.nn.Module, adapter_name: str = ADAPTER_NAME) -> set[str]:
-    return {n for n, _ in unet.named_parameters() if "lora_" in n and f".{adapter_name}." in n}
-
-
 def add_i2g_lora(unet: torch.nn.Module, config: I2GConfig) -> None:
-    """Freeze the UNet and give it a trainable named LoRA on its attention projections (peft)."""
-    from peft import LoraConfig
-
-    unet.requires_grad_(False)
-    lora = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha or config.rank, init_lora_weights="gaussian",
-                      target_modules=list(config.lora_targets))
-    unet.add_adapter(lora, adapter_name=config.adapter_name)
-    if config.init_lora:
-        _load_into_adapter(unet, config.init_lora, config.adapter_name)
-    for name, param in unet.named_parameters():
-        param.requires_grad_(name in lora_parameter_names(unet, config.adapter_name))
-
-
-def _load_into_adapter(unet: torch.nn.Module, path: str | Path, adapter_name: str) -> None:
-    """Continue from a saved I2G LoRA (diffusers format) in the freshly added adapter; ranks must agree."""
-    from diffusers.utils import convert_unet_state_dict_to_peft
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    state = load_file(str(_lora_file(path)))
-    state = {k.removeprefix("unet."): v for k, v in state.items()}
+    """The run's adapter (:func:`showme_i2g.i2g.lora.add_i2g_lora` with the config's settings)."""
     try:
-        result = set_peft_model_state_dict(unet, convert_unet_state_dict_to_peft(state), adapter_name=adapter_name)
-    except RuntimeError as exc:  # shape mismatch
-        raise TrainingConfigError(f"init_lora {path} does not fit this adapter (check --rank and lora_targets).") from exc
-    if getattr(result, "unexpected_keys", None):
-        raise TrainingConfigError(f"init_lora {path} has weights for modules this adapter does not target.")
-
-
-def save_i2g_lora(unet: torch.nn.Module, directory: str | Path, adapter_name: str = ADAPTER_NAME) -> Path:
-    """Write the adapter in diffusers' SDXL LoRA format; returns the safetensors file."""
-    from diffusers import StableDiffusionXLPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import get_peft_model_state_dict
-
-    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name=adapter_name))
-    StableDiffusionXLPipeline.save_lora_weights(str(directory), unet_lora_layers=state, weight_name=LORA_FILENAME)
-    return Path(directory) / LORA_FILENAME
+        lora.add_i2g_lora(unet, rank=config.rank, lora_alpha=config.lora_alpha, targets=config.lora_targets,
+                          adapter_name=config.adapter_name, init_from=config.init_lora)
+    except InvalidInputError as exc:
+        raise TrainingConfigError(f"init_lora: {exc}") from exc
 
 
 # ====================================================================== shared set-up
@@ -570,10 +534,6 @@ def _build_parts(config: I2GConfig, accelerator) -> I2GParts:
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     return I2GParts(components, unet, resolution)
-
-
-def _time_ids(height: int, width: int, count: int) -> torch.Tensor:
-    return torch.tensor([[height, width, 0, 0, height, width]], dtype=torch.float32).repeat(count, 1)
 
 
 def _save_final(result: TrainResult, accelerator, config: I2GConfig, kind: str) -> Path:
@@ -650,20 +610,17 @@ def draft_sample(
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(0)
     latents = latents * scheduler.init_noise_sigma
-    guidance = guidance_scale > 1.0
     first_with_grad = len(scheduler.timesteps) - truncation_k
+
+    def predict(model_input: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return unet(model_input.to(states.dtype), t, encoder_hidden_states=states, encoder_attention_mask=mask,
+                    added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}, return_dict=False)[0]
+
     for i, t in enumerate(scheduler.timesteps):
         if i == first_with_grad:
             latents = latents.detach()
         with torch.set_grad_enabled(i >= first_with_grad and torch.is_grad_enabled()):
-            model_input = torch.cat([latents] * 2) if guidance else latents
-            model_input = scheduler.scale_model_input(model_input, t)
-            noise = unet(model_input.to(states.dtype), t, encoder_hidden_states=states, encoder_attention_mask=mask,
-                         added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids}, return_dict=False)[0]
-            if guidance:
-                uncond, cond = noise.chunk(2)
-                noise = uncond + guidance_scale * (cond - uncond)
-            latents = scheduler.step(noise.float(), t, latents, return_dict=False)[0]
+            latents = guided_step(predict, scheduler, latents, t, guidance_scale)
     return latents
 
 
@@ -676,10 +633,9 @@ def reward_loss(batch: list[StepWindow], ctx: StepContext, parts: I2GParts, rewa
     count = states.shape[0]
     guidance = config.guidance_scale > 1.0
     if guidance:  # SDXL's zero unconditional embedding; the halves are separate groups of group_size
-        states, pooled = torch.cat([torch.zeros_like(states), states]), torch.cat([torch.zeros_like(pooled), pooled])
-        mask = None if mask is None else torch.cat([torch.ones_like(mask), mask])
+        states, pooled, mask = guidance_batch(states, pooled, mask, torch.zeros_like(states), torch.zeros_like(pooled))
     size = parts.resolution
-    time_ids = _time_ids(size, size, states.shape[0]).to(device, dtype)
+    time_ids = sdxl_time_ids(size, size, states.shape[0]).to(device, dtype)
     vae = parts.components["vae"]
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
     shape = (count, parts.unet.config.in_channels, size // factor, size // factor)
