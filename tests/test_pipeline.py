@@ -185,3 +185,48 @@ def test_a_bad_lora_is_one_sentence(tmp_path, make, error, message):
 def test_a_lora_scale_out_of_range_is_one_sentence(trained_lora):
     with pytest.raises(InvalidInputError, match="lora_scale must be a number from 0 to 4"):
         IllustrationPipeline.from_preset("tiny", device="cpu", lora=trained_lora, lora_scale=9.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# diffusers' conventions: callback_on_step_end, interrupt, return_dict
+# ---------------------------------------------------------------------------------------------------------------------
+def test_step_end_callback_sees_every_step_and_may_replace_latents(pipe):
+    seen = []
+
+    def watch(p, step, timestep, tensors):
+        seen.append((step, int(timestep), tuple(tensors)))
+        return {}
+
+    base = _np(pipe, COOKIES["goal"], COOKIES["steps"][:2], num_inference_steps=3, callback_on_step_end=watch,
+               callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"])
+    assert [s for s, _, _ in seen] == [0, 1, 2] and all(names == ("latents", "prompt_embeds") for *_, names in seen)
+    assert [t for _, t, _ in seen] == [int(t) for t in pipe.scheduler.timesteps]
+
+    def scale_last(p, step, timestep, tensors):
+        return {"latents": tensors["latents"] * 0.5} if step == 2 else {}
+
+    halved = _np(pipe, COOKIES["goal"], COOKIES["steps"][:2], num_inference_steps=3, callback_on_step_end=scale_last)
+    assert not np.allclose(base, halved, atol=1e-3)
+
+
+def test_interrupt_ends_sampling_after_the_current_step(pipe):
+    steps_run = []
+
+    def stop_after_two(p, step, timestep, tensors):
+        steps_run.append(step)
+        if step == 1:
+            p._interrupt = True
+        return {}
+
+    result = pipe(COOKIES["goal"], COOKIES["steps"][:2], seed=0, num_inference_steps=5,
+                  callback_on_step_end=stop_after_two)
+    assert steps_run == [0, 1] and result.metadata["interrupted"] is True and len(result.images) == 2
+    assert pipe(COOKIES["goal"], COOKIES["steps"][:2], seed=0, num_inference_steps=2).metadata["interrupted"] is False
+
+
+def test_return_dict_false_gives_a_tuple_and_bad_callbacks_are_refused(pipe):
+    images, goal, steps, clauses, metadata = pipe(COOKIES["goal"], COOKIES["steps"][:1], seed=0, return_dict=False)
+    assert len(images) == 1 and goal == COOKIES["goal"] and metadata["seed"] == 0
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs may name"):
+        pipe(COOKIES["goal"], COOKIES["steps"][:1], callback_on_step_end=lambda *a: {},
+             callback_on_step_end_tensor_inputs=["noise"])

@@ -41,6 +41,7 @@ from .vae import DEFAULT_DECODE_CHUNK, decode_latents, encode_images
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
+StepEndCallback = Callable[["IllustrationPipeline", int, torch.Tensor, dict], dict | None]
 
 
 @dataclass
@@ -287,11 +288,13 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         self, window: Window, embeddings, guidance: bool, guidance_scale: float, initial: torch.Tensor,
         anchor_x0: dict[int, torch.Tensor], anchor_noise: torch.Tensor, height: int, width: int,
         num_inference_steps: int, generator, report: Callable[[], None],
+        callback_on_step_end: StepEndCallback | None = None, callback_tensor_names: Sequence[str] = ("latents",),
     ) -> torch.Tensor:
         """Sample one window; returns its final latents (one per item; anchors come back as their x0).
 
         ``initial`` holds every step's starting latent (drawn once per run, so a step drawn again by the next
-        window starts from the same noise); ``anchor_noise`` the fixed noise each anchor is noised with.
+        window starts from the same noise); ``anchor_noise`` the fixed noise each anchor is noised with. The loop
+        ends early once :attr:`interrupt` is set.
         """
         device = self._execution_device
         rows = [item if item != REFERENCE else len(initial) for item in window.items]
@@ -321,11 +324,23 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             return graphs.run(graph_key, self._unet_step, model_input, timestep, *conditioning)
 
         with neighbour_attention_enabled(self.unet, num_steps=m, neighbour_weight=weight, layout=layout):
-            for t in timesteps:
+            for i, t in enumerate(timesteps):
                 if anchored:  # an anchor is its x0 at this noise level, whatever the last step predicted
                     latents[anchored] = self.scheduler.add_noise(x0, noise, t.reshape(1).expand(len(anchored)))
                 latents = guided_step(predict, self.scheduler, latents, t, guidance_scale, **extra_step_kwargs)
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "prompt_embeds": encoder_states, "add_text_embeds": pooled,
+                               "add_time_ids": time_ids}
+                    replaced = callback_on_step_end(self, i, t, {k: tensors[k] for k in callback_tensor_names}) or {}
+                    latents = replaced.get("latents", latents)
+                    encoder_states = replaced.get("prompt_embeds", encoder_states)
+                    pooled = replaced.get("add_text_embeds", pooled)
+                    time_ids = replaced.get("add_time_ids", time_ids)
+                    conditioning = (encoder_states, pooled, time_ids) + (
+                        () if encoder_mask is None else (encoder_mask,))
                 report()
+                if self.interrupt:
+                    break
         if anchored:
             latents[anchored] = x0
         return latents
@@ -368,9 +383,12 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
         progress_callback: ProgressCallback | None = None,
+        callback_on_step_end: StepEndCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         max_planned_steps: int = 8,
         decode_chunk_size: int | None = DEFAULT_DECODE_CHUNK,
-    ) -> IllustrationOutput:
+        return_dict: bool = True,
+    ) -> IllustrationOutput | tuple:
         """Illustrate ``steps`` of ``goal``; with ``steps=None`` the planner writes them first.
 
         Args:
@@ -391,10 +409,24 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
                 overlapping windows (:mod:`.anchors`), so step k always sees steps k-1 and k+1.
             generator, seed: the noise source; with neither, a random seed is drawn and recorded.
             progress_callback: called as ``progress_callback(done, total)`` after every denoising step.
+            callback_on_step_end: diffusers' ``callback(pipe, step, timestep, tensors) -> dict`` after every step,
+                with the tensors named in ``callback_on_step_end_tensor_inputs`` (of :attr:`_callback_tensor_inputs`,
+                for the current window); it may return replacements. Setting ``pipe._interrupt`` (from the callback
+                or another thread) ends sampling after the current step; what exists is decoded and
+                ``metadata["interrupted"]`` says so.
             decode_chunk_size: step images per VAE call (1: peak memory independent of the number of steps;
                 ``None``: all at once).
+            return_dict: ``False`` returns ``IllustrationOutput.to_tuple()`` instead.
         """
         started = time.perf_counter()
+        self._interrupt = False
+        if callback_on_step_end is not None:
+            if not callable(callback_on_step_end):
+                raise ValueError(f"callback_on_step_end must be callable, got {type(callback_on_step_end).__name__}.")
+            unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
+            if unknown:
+                raise ValueError(f"callback_on_step_end_tensor_inputs may name {self._callback_tensor_inputs}, "
+                                 f"not {unknown}.")
         default_steps, default_guidance, default_size = self._defaults()
         num_inference_steps = default_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = default_guidance if guidance_scale is None else guidance_scale
@@ -469,12 +501,17 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             for window in plan.windows:
                 final = self._denoise_window(
                     window, embeddings, guidance, guidance_scale, initial, anchor_x0, anchor_noise, height, width,
-                    num_inference_steps, generator, report,
+                    num_inference_steps, generator, report, callback_on_step_end, callback_on_step_end_tensor_inputs,
                 )
                 for j, item in enumerate(window.items):
                     if item in window.decides:
                         drawn_latents[item] = final[j:j + 1]
                         anchor_x0[item] = final[j:j + 1]  # a later window carries it as an anchor
+                if self.interrupt:
+                    break
+        for item in range(n):  # steps an interrupted run never reached: their starting noise
+            if item not in drawn_latents and item not in kept:
+                drawn_latents[item] = initial[item:item + 1]
 
         order = sorted(drawn_latents)
         decoded = self.decode(torch.cat([drawn_latents[i] for i in order]), output_type, chunk_size=decode_chunk_size)
@@ -505,7 +542,9 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             "planner_note": planner_note,
             "device": str(self._execution_device),
             "dtype": str(self.unet.dtype).replace("torch.", ""),
+            "interrupted": self.interrupt,
             "seconds": round(time.perf_counter() - started, 3),
             "showme_i2g": __version__,
         }
-        return IllustrationOutput(images=images, goal=goal, steps=steps, clauses=clauses, metadata=metadata)
+        output = IllustrationOutput(images=images, goal=goal, steps=steps, clauses=clauses, metadata=metadata)
+        return output if return_dict else output.to_tuple()
