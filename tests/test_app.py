@@ -214,7 +214,7 @@ def test_recipe_tab_refuses_presets_that_are_not_on_the_list(served, client) -> 
     message = error_of(lambda: client.predict("Make tea", "Boil.", "/etc/passwd", 0, 2, 5.0, 64, 1.0,
                                               api_name="/illustrate"))
     assert "400 Bad Request" in message and "queue/join" in message
-    assert all(key[1] != "/etc/passwd" for key in served[0].models.loaded())
+    assert all("/etc/passwd" not in key for key in served[0].models.loaded())  # keys: (family, name) or ("planner",)
 
 
 def test_presets_without_weights_give_the_download_command_and_never_load(served, client, monkeypatch) -> None:
