@@ -30,8 +30,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from showme_i2g.app_runs import HardwareLimits, RunOutOfTime, RunRegistry, RunStopped, detect_device, gpu_seconds, \
-    zero_gpu
+from showme_i2g.app_runs import (
+    HardwareLimits,
+    RunOutOfTime,
+    RunRegistry,
+    RunStopped,
+    detect_device,
+    gpu_seconds,
+    zero_gpu,
+)
 from showme_i2g.app_support import (
     ILLUSTRATION_ORDER,
     SHOWME_ORDER,

@@ -18,6 +18,7 @@ Nothing here imports gradio or torch, so importing it is cheap and ``python app.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -38,7 +39,7 @@ from PIL import Image, ImageDraw
 
 from . import __version__
 from .errors import InvalidInputError
-from .media import _font, make_storyboard, save_step_images, save_video
+from .media import make_storyboard, save_step_images, save_video
 from .presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS, IllustrationPreset, ShowMePreset
 
 
@@ -415,19 +416,19 @@ def download_weights(
         variant = ".fp16" if on_gpu and preset.fp16_variant_on_gpu else ""
         patterns = [*_SDXL_CONFIG_FILES, *(f.format(variant) for f in _SDXL_WEIGHT_FILES)]
         fetch(f"{preset.base} for the '{preset.name}' preset",
-              lambda: snapshot_download(preset.base, allow_patterns=patterns, cache_dir=cache_dir))
+              functools.partial(snapshot_download, preset.base, allow_patterns=patterns, cache_dir=cache_dir))
         if preset.vae:
             fetch(f"{preset.vae} (the VAE of the '{preset.name}' preset)",
-                  lambda: snapshot_download(preset.vae, allow_patterns=["*.json", "*.safetensors"],
-                                            cache_dir=cache_dir))
+                  functools.partial(snapshot_download, preset.vae, allow_patterns=["*.json", "*.safetensors"],
+                                    cache_dir=cache_dir))
         if preset.lora:
             fetch(f"{preset.lora[0]} {preset.lora[1]} for the '{preset.name}' preset",
-                  lambda: hf_hub_download(*preset.lora, cache_dir=cache_dir))
+                  functools.partial(hf_hub_download, *preset.lora, cache_dir=cache_dir))
     for _, preset in named:
         if preset is None or preset.checkpoint is None:
             continue
         fetch(f"{' '.join(preset.checkpoint)} for the '{preset.name}' preset",
-              lambda: hf_hub_download(*preset.checkpoint, cache_dir=cache_dir))
+              functools.partial(hf_hub_download, *preset.checkpoint, cache_dir=cache_dir))
     return fetched
 
 

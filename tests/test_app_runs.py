@@ -17,7 +17,12 @@ from showme_i2g.app_runs import (
     detect_device,
     gpu_seconds,
 )
-from showme_i2g.app_support import download_command, download_weights, missing_preset_message, stitch_clips
+from showme_i2g.app_support import (
+    download_command,
+    download_weights,
+    missing_preset_message,
+    stitch_clips,
+)
 from showme_i2g.errors import InvalidInputError, WeightsNotFoundError
 
 
