@@ -96,6 +96,12 @@ def test_a_tiny_run_writes_a_sane_report(inputs, capsys):
     assert "| KL x100 ↓ |" in markdown and "- **binning**: 10 equal bins" in markdown
     assert "![hist_alignment](hist_alignment.png)" in markdown
     assert "| Chi2 x100 ↓ |" in capsys.readouterr().out
+    # the library function behind the entry point, called with typed arguments, gives the same numbers
+    from showme_i2g.evaluation.i2g import evaluate_i2g
+
+    report = evaluate_i2g(inputs["generated"], inputs["references"], inputs["human"], tiny=True, batch_size=3,
+                          progress=False)
+    assert report.metrics == pytest.approx(metrics)
 
 
 @pytest.mark.parametrize(
