@@ -2,8 +2,10 @@
 
 Every tab runs for real (tiny models, few denoising steps, small sizes) and its outputs are opened and checked:
 images of the right size, ZIP / HTML / run.json contents, MP4 and GIF frame counts. Bad input must come back as
-one clear sentence, Stop must end a run early and free the model, and ``python app.py`` must start offline with no
-arguments and print its URL, as the README's set-up command and CI rely on.
+one clear sentence before the job enters the queue, even while another user's run holds the model. A run must end
+within about one denoising step of a Stop, a cancelled client or a closed page, and by itself once its time budget
+is spent. Weights are fetched only by ``--download``, before the page serves. ``python app.py`` must start offline
+with no arguments and print its URL, as the README's set-up command and CI rely on.
 """
 
 import json
@@ -122,7 +124,8 @@ def test_page_has_three_tabs_the_banner_and_only_allow_listed_presets(served) ->
 def test_help_answers_without_loading_anything() -> None:
     done = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
-    for option in ("--preset", "--showme-preset", "--lora-dir", "--port", "--host", "--share"):
+    for option in ("--preset", "--showme-preset", "--lora-dir", "--port", "--host", "--share", "--download",
+                   "--run-budget"):
         assert option in done.stdout
 
 
