@@ -247,3 +247,26 @@ def test_cli_illustrate_with_a_missing_lora_is_one_sentence(tmp_path, capsys):
                  str(tmp_path / "o"), "--device", "cpu", "--lora", str(tmp_path / "nowhere")])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and err == f"error: There is no I2G LoRA at {tmp_path / 'nowhere'}."
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"instruction": " "}, {"num_inference_steps": 0}, {"guidance_scale": 31.0}, {"eta": 1.5}, {"fs": 0},
+     {"num_frames": 33}],
+)
+def test_the_early_check_refuses_as_the_pipeline_does(tmp_path, settings):
+    """The CLI's torch-free check (showme_i2g.validation) and ShowMePipeline give the same sentence for the same
+    bad setting, so checking early changes only when the refusal comes, not what it says."""
+    from showme_i2g.errors import InvalidInputError
+    from showme_i2g.showme import pipeline
+    from showme_i2g.validation import MAX_FRAMES, MAX_INSTRUCTION_CHARS, check_showme_settings
+
+    assert (MAX_FRAMES, MAX_INSTRUCTION_CHARS) == (pipeline.MAX_FRAMES, pipeline.MAX_INSTRUCTION_CHARS)
+    settings = {"instruction": "cut the onion", **settings}
+    with pytest.raises(InvalidInputError) as early:
+        check_showme_settings(**settings)
+    pipe = pipeline.ShowMePipeline.from_preset("tiny", device="cpu")
+    instruction = settings.pop("instruction")
+    with pytest.raises(InvalidInputError) as late:
+        pipe.animate(Image.open(_photo(tmp_path)), instruction, **settings)
+    assert str(early.value) == str(late.value)
