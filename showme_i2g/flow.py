@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .devices import best_device
 from .errors import InvalidInputError, WeightsNotFoundError
 
 __all__ = [
@@ -207,9 +208,7 @@ class RAFTFlow:
                 f"The RAFT weights {weight_enum.url} are not in the torch hub cache and cannot be downloaded; "
                 "download them once with internet access or use the OpenCV flow (SHOWME_FLOW=opencv)."
             ) from error
-        self.device = torch.device(device) if device is not None else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu"
-        )
+        self.device = best_device(device)
         self.model = model.eval().to(self.device)
         self.num_flow_updates = int(num_flow_updates)
         self.batch_size = int(batch_size)

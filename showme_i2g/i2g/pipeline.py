@@ -27,6 +27,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .. import __version__
 from ..cuda_graphs import StepGraphs
+from ..devices import best_device
 from ..errors import InvalidInputError, WeightsNotFoundError
 from ..presets import IllustrationPreset, get_illustration_preset
 from ..text.clauses import ClauseSplitter
@@ -63,14 +64,6 @@ class IllustrationOutput(BaseOutput):
 MAX_LORA_SCALE = 4.0
 
 
-def default_device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 class IllustrationPipeline(StableDiffusionXLPipeline):
     """SDXL with I2G's clause-level text encoding and pairwise neighbour attention across the steps of a recipe.
 
@@ -102,7 +95,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         or its run folder); it is loaded after the preset (and any LoRA the preset fuses) and runs at ``lora_scale``.
         """
         preset = get_illustration_preset(name)
-        device = torch.device(device or default_device())
+        device = best_device(device, mps=True)
         if preset.base is None:
             from .tiny import build_tiny_sdxl_components
 

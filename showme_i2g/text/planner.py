@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from ..devices import best_device
 from ..errors import InvalidInputError, PlannerUnavailableError
 
 __all__ = [
@@ -423,9 +424,7 @@ def _resolve_source(model: str | os.PathLike, gguf_file: str | None) -> tuple[st
 
 def _pick_device(device: str | torch.device | None) -> str:
     """The requested device, or the GPU when there is one: the planner is small next to the image model."""
-    if device:
-        return str(device)
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(best_device(device or None))
 
 
 def _pick_dtype(torch_dtype: Any, device: str) -> Any:
