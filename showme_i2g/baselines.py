@@ -11,7 +11,6 @@ real model's scheduler class, so tests run the same pipeline code without any do
 
 from __future__ import annotations
 
-import warnings
 from os import PathLike
 
 import torch
@@ -26,6 +25,7 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
+from .dtypes import resolve_dtype
 from .errors import WeightsNotFoundError
 from .presets import BaselinePreset, get_baseline_preset
 from .text.tokenizers import check_tokenizer
@@ -93,16 +93,6 @@ def build_tiny_baseline(preset: BaselinePreset, seed: int = 0) -> DiffusionPipel
     )
 
 
-def _resolve_dtype(dtype: torch.dtype | None, torch_dtype: torch.dtype | None) -> torch.dtype | None:
-    """``dtype``, or the deprecated ``torch_dtype`` with a FutureWarning (diffusers renamed it)."""
-    if torch_dtype is None:
-        return dtype
-    warnings.warn("`torch_dtype` is deprecated; pass `dtype`.", FutureWarning, stacklevel=3)
-    if dtype is not None and dtype != torch_dtype:
-        raise ValueError(f"give dtype or torch_dtype, not both ({dtype} and {torch_dtype})")
-    return torch_dtype
-
-
 def load_baseline(
     name: str,
     *,
@@ -121,7 +111,7 @@ def load_baseline(
 
     :raises WeightsNotFoundError: when the weights are neither local nor downloadable, in one sentence.
     """
-    dtype = _resolve_dtype(dtype, torch_dtype)
+    dtype = resolve_dtype(dtype, torch_dtype)
     preset = get_baseline_preset(name)
     device = torch.device(device)
     if preset.base is None:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..cuda_graphs import StepGraphs
+from ..dtypes import resolve_dtype
 from ..errors import InvalidInputError, WeightsNotFoundError
 from ..media import FitInfo, fit_photo, load_photo, restore_photo
 from ..presets import ShowMePreset, get_showme_preset
@@ -156,20 +157,24 @@ class ShowMePipeline:
         name: str = "tiny",
         *,
         device: str | torch.device | None = None,
-        torch_dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
         weights: str | PathLike | None = None,
         lora_dir: str | PathLike | None = None,
         cpu_offload: bool = False,
         edit_adapter: str | PathLike | None = None,
         animate_adapter: str | PathLike | None = None,
         cuda_graphs: bool = True,
+        torch_dtype: torch.dtype | None = None,
     ) -> ShowMePipeline:
         """Load a preset; ``weights`` is a local DynamiCrafter checkpoint, ``lora_dir`` the ShowMe LoRA folder.
 
         ``edit_adapter`` / ``animate_adapter`` are adapter files trained here (``train/showme_stage1.py`` writes
         ``edit.safetensors``, stage 2 ``animate.safetensors``). Each is built at the rank its file records and
         replaces that adapter of the preset; the authors' LoRA files are read only for an adapter not given.
+        ``dtype`` (default: float16 on a GPU, float32 otherwise) is diffusers' name; ``torch_dtype`` still works,
+        with a FutureWarning.
         """
+        dtype = resolve_dtype(dtype, torch_dtype)
         preset = get_showme_preset(name)
         trained = cls._trained_adapters(edit_adapter, animate_adapter)  # bad files fail before any model is built
         device = torch.device(device) if device is not None else _default_device()
@@ -183,7 +188,7 @@ class ShowMePipeline:
         if preset.checkpoint is None:
             model = build_random_model(config)
         else:
-            dtype = torch_dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+            dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
             model = DynamiCrafter.from_checkpoint(cls._checkpoint_path(preset, weights), config, dtype=dtype)
         adapters.add_showme_adapters(model, edit_rank=ranks[adapters.EDIT], animate_rank=ranks[adapters.ANIMATE])
         if release:
