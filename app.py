@@ -18,8 +18,10 @@ answers at once. On a ZeroGPU Space (``SPACES_ZERO_GPU``), the models load at st
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import os
 import sys
@@ -307,8 +309,7 @@ class Studio:
         name = self._check_preset("illustration", name)
 
         def load():
-            from showme_i2g.i2g.pipeline import IllustrationPipeline
-
+            IllustrationPipeline, _ = _pipelines()
             self._make_room(("illustration", name))
             pipe = IllustrationPipeline.from_preset(name, device=self.device, lora=self.adapters.lora)
             pipe.set_progress_bar_config(disable=True)
@@ -320,8 +321,7 @@ class Studio:
         name = self._check_preset("showme", name)
 
         def load():
-            from showme_i2g.showme.pipeline import ShowMePipeline
-
+            _, ShowMePipeline = _pipelines()
             self._make_room(("showme", name))
             pipe = ShowMePipeline.from_preset(name, device=self.device, lora_dir=self.lora_dir,
                                               edit_adapter=self.adapters.edit, animate_adapter=self.adapters.animate)
@@ -476,10 +476,18 @@ class Studio:
                 total = asked["inference_steps"]
                 desc = f"Illustrating {len(asked['steps'])} steps: denoising"
                 progress((0, total), desc=desc, unit="steps")  # the bar leaves "loading" before the first step
-                result = pipe(asked["goal"], asked["steps"], seed=asked["seed"], num_inference_steps=total,
-                              guidance_scale=asked["guidance"], height=asked["size"], width=asked["size"],
-                              neighbour_weight=asked["neighbour_weight"],
-                              progress_callback=self._reporter(progress, control, desc))
+                count = len(asked["steps"])
+                decoded = itertools.count()
+
+                def before_decoding() -> None:  # the pipeline decodes one picture per VAE call
+                    control.check()
+                    progress((next(decoded), count), desc="Decoding the pictures", unit="pictures")
+
+                with _before_each_call(pipe.vae.decoder, before_decoding):
+                    result = pipe(asked["goal"], asked["steps"], seed=asked["seed"], num_inference_steps=total,
+                                  guidance_scale=asked["guidance"], height=asked["size"], width=asked["size"],
+                                  neighbour_weight=asked["neighbour_weight"],
+                                  progress_callback=self._reporter(progress, control, desc))
             control.check()
             progress(1.0, desc="Writing the storyboard and downloads")
             files = write_recipe_outputs(result, self.runs.new("recipe"))
@@ -515,13 +523,16 @@ class Studio:
                     options = dict(seed=asked["seed"], num_inference_steps=steps, guidance_scale=asked["guidance"],
                                    fit=asked["fit"], progress_callback=report)
                     if kind == "edit":
-                        result = pipe.edit(photo, asked["instruction"], **options)
+                        with _before_each_call(pipe.model.first_stage_model.decoder, control.check):
+                            result = pipe.edit(photo, asked["instruction"], **options)
                         edited = str(folder / "edited.png")
                         result.image.save(edited)
                         files.append(edited)
                         record["edit"] = result.metadata
                     else:
-                        result = pipe.animate(photo, asked["instruction"], num_frames=asked["frames"], **options)
+                        with _before_each_call(pipe.model.first_stage_model.decoder, control.check):
+                            result = pipe.animate(photo, asked["instruction"], num_frames=asked["frames"],
+                                                  **options)
                         control.check()
                         progress(1.0, desc="Writing the video")
                         video = str(save_video(result.frames, folder / "video.mp4", fps=asked["fps"]))
@@ -546,10 +557,12 @@ class Studio:
                 control.check()
                 desc = f"Animating all {len(steps)} steps: denoising"
                 progress((0, asked["inference_steps"]), desc=desc, unit="steps")
-                results = pipe.animate_many(run["images"], instructions, seeds=[asked["seed"]] * len(steps),
-                                            num_frames=asked["frames"], num_inference_steps=asked["inference_steps"],
-                                            guidance_scale=asked["guidance"],
-                                            progress_callback=self._reporter(progress, control, desc))
+                with _before_each_call(pipe.model.first_stage_model.decoder, control.check):  # between clips
+                    results = pipe.animate_many(run["images"], instructions, seeds=[asked["seed"]] * len(steps),
+                                                num_frames=asked["frames"],
+                                                num_inference_steps=asked["inference_steps"],
+                                                guidance_scale=asked["guidance"],
+                                                progress_callback=self._reporter(progress, control, desc))
             clips, metadata = [r.frames for r in results], [r.metadata for r in results]
             progress(1.0, desc="Writing the clips and the stitched video")
             record = {"goal": run["goal"], "steps": steps, "illustrations": run["metadata"], "clips": metadata,
@@ -561,6 +574,17 @@ class Studio:
     def stop(self, session: str) -> int:
         """End every run of this browser session at its next step (Stop, or the page was closed)."""
         return self.running.stop(session)
+
+
+@contextlib.contextmanager
+def _before_each_call(module, action: Callable[[], None]):
+    """Run ``action()`` before every call of a torch module for the length of the block (a forward pre-hook): how a
+    run is stopped between the pictures its pipeline decodes, work that has no progress callback of its own."""
+    handle = module.register_forward_pre_hook(lambda _module, _args: action())
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _no_progress(*args, **kwargs) -> None:
@@ -906,13 +930,24 @@ def launch(demo, studio: Studio, host: str, port: int | None, share: bool = Fals
     return result
 
 
+_IMPORTS = threading.Lock()
+
+
+def _pipelines():
+    """The two pipeline classes, imported by one thread at a time: diffusers imported from two threads at once can
+    fail with "partially initialized module" (the page's background import racing a first click)."""
+    with _IMPORTS:
+        from showme_i2g.i2g.pipeline import IllustrationPipeline
+        from showme_i2g.showme.pipeline import ShowMePipeline
+
+    return IllustrationPipeline, ShowMePipeline
+
+
 def _import_pipelines() -> None:
     """Import torch, diffusers, the pipelines and spaCy (the clause splitter's parser) once the page is up, while it
     waits for its first click: several seconds on a CPU. Models themselves still load lazily, on first use.
     (Importing them while Gradio itself imports is slower: two threads importing at once contend for the locks.)"""
-    import showme_i2g.i2g.pipeline  # noqa: F401
-    import showme_i2g.showme.pipeline  # noqa: F401
-
+    _pipelines()
     try:
         import spacy  # noqa: F401
     except ImportError:  # the clause splitter then falls back to punctuation

@@ -582,3 +582,23 @@ def test_studio_loads_its_models_with_the_trained_adapters(tmp_path) -> None:
         assert pipe.adapter_files == {"edit": str(edit)} and adapters.adapter_rank(pipe.model, "edit") == 2
         first = next(layer for _, layer in adapters._lora_layers(pipe.model, "edit"))
         assert torch.all(first.lora_B["edit"].weight == 0.25)
+
+
+def test_a_stop_ends_the_run_between_the_pictures_it_decodes(tmp_path) -> None:
+    """Decoding has no progress callback of its own; the run is still stopped between one picture and the next."""
+    studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path)
+    seen = []
+
+    def progress(value, desc=None, unit=None) -> None:
+        seen.append((desc, value))
+        if desc == "Decoding the pictures" and value == (2, 5):
+            studio.stop("me")  # the page's Stop, pressed while the third picture is about to be decoded
+
+    steps = "\n".join(f"Stir the pot, round {i}." for i in range(1, 6))
+    with pytest.raises(Exception) as caught:
+        studio.illustrate("Make soup", steps, "tiny", 0, 2, 5.0, 64, 1.0, session="me", progress=progress)
+    assert caught.value.message == "Stopped: the run was cancelled before it finished."
+    decoding = [value for desc, value in seen if desc == "Decoding the pictures"]
+    assert decoding == [(0, 5), (1, 5), (2, 5)]  # pictures 4 and 5 were never decoded
+    assert [desc for desc, _ in seen][:2] == ["Loading the 'tiny' model", "Illustrating 5 steps: denoising"]
+    assert not studio.models.busy(TINY_MODEL) and not studio.running.running()
