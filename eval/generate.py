@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from showme_i2g.data.formats import RECIPE_FORMATS
-from showme_i2g.errors import InvalidInputError, ShowMeError
+from showme_i2g.errors import InvalidInputError, run_cli
 
 I2G_METHODS = ("ours", "independent", "sdxl", "sd15", "sd21-turbo")
 SHOWME_METHODS = ("showme-edit", "instructpix2pix", "showme-video", "dynamicrafter")
@@ -381,13 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> None:
         counts = run(args)
-    except ShowMeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"Rendered {counts['rendered']} samples, skipped {counts['skipped']} finished ones.", file=sys.stderr)
-    return 0
+        print(f"Rendered {counts['rendered']} samples, skipped {counts['skipped']} finished ones.", file=sys.stderr)
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

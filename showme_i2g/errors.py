@@ -5,6 +5,9 @@ The CLI and the app print ``str(error)`` and nothing else for these; anything el
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class ShowMeError(Exception):
     """Base class of every user-facing error: its message is one clear sentence, never a traceback."""
@@ -20,3 +23,26 @@ class WeightsNotFoundError(ShowMeError, OSError):
 
 class PlannerUnavailableError(ShowMeError, RuntimeError):
     """No language model is available to write the steps; the user can always type them instead."""
+
+
+def download_command(repo_id: str, *files: str) -> str:
+    """The command that fetches weights from the Hugging Face hub (``hf``, huggingface_hub's command line)."""
+    return " ".join(("hf download", repo_id, *files))
+
+
+def run_cli(body: Callable[[], object]) -> int:
+    """Run an entry point's body; its exit code when it returns an int, else 0.
+
+    A :class:`ShowMeError` prints its one sentence and gives exit code 2 (argparse's usage errors also exit with
+    2); Ctrl-C gives 130 with one line. Any other exception is a bug and keeps its traceback. The CLI, ``train/``
+    and ``eval/`` all end through here.
+    """
+    try:
+        code = body()
+    except ShowMeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0

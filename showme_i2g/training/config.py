@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from ..errors import InvalidInputError, ShowMeError
+from ..errors import InvalidInputError, run_cli  # noqa: F401 - run_cli: entry points import it from here
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -247,16 +246,3 @@ def _choice(config: RunConfig, name: str, allowed: Sequence[str]) -> None:
     value = getattr(config, name)
     if value not in allowed:
         raise TrainingConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}.")
-
-
-def run_cli(main: Callable[[], Any]) -> int:
-    """Run an entry point's body: a :class:`ShowMeError` prints its one sentence and gives exit code 2.
-
-    argparse's own usage errors also exit with 2. Any other exception is a bug and keeps its traceback.
-    """
-    try:
-        main()
-    except ShowMeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
