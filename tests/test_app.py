@@ -457,7 +457,15 @@ def test_a_bad_input_is_refused_without_waiting_behind_a_running_job(served, cli
     assert "- goal: The goal is empty; please write a few words." in message
     assert studio.models.busy(TINY_MODEL) and not job.done()  # refused while the slow job still runs
     assert waited < 5
+    # A good request waits in the queue, and says where it stands, until the slot is free.
+    queued = other.submit("Make tea", "Boil water.", "tiny", 0, 2, 5.0, 64, 1.0, api_name="/illustrate")
+    status = queued.status()
+    while status.code.name in ("STARTING", "JOINING_QUEUE") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = queued.status()
+    assert status.code.name == "IN_QUEUE" and status.rank == 0 and status.queue_size >= 1
     client.predict(api_name="/stop")
+    assert len(queued.result(timeout=60)[0]) == 1
     wait_until_free(studio, deadline)
 
 
