@@ -959,6 +959,8 @@ def main(argv: list[str] | None = None) -> int:
     trained = TrainedAdapters.from_args(args)
     try:
         trained.check()
+        if args.run_budget is not None and not args.run_budget > 0:
+            raise InvalidInputError(f"--run-budget must be a positive number of seconds, got {args.run_budget:g}.")
         device = detect_device(args.device)  # imports torch only where a GPU may be present
         on_gpu = device == "cuda"
         limits = HardwareLimits.for_device(device, budget_s=args.run_budget)
@@ -970,9 +972,6 @@ def main(argv: list[str] | None = None) -> int:
                               trained_adapters=trained.complete)
     except ShowMeError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:  # --run-budget 0 or below
-        print(f"error: --run-budget {error}", file=sys.stderr)
         return 2
     print(full_banner(choice, trained).replace("**", "").replace("`", "").replace("  \n", "\n"), flush=True)
     studio = Studio(choice, device=args.device, lora_dir=args.lora_dir, runs_dir=args.runs_dir, adapters=trained,

@@ -509,6 +509,8 @@ def test_download_refuses_offline_in_one_sentence_before_serving(capsys) -> None
                    "weights into this machine's Hugging Face cache.\n")
     assert app.main(["--download", "--port", "1"]) == 2
     assert "There is nothing to download" in capsys.readouterr().err
+    assert app.main(["--run-budget", "-5", "--port", "1"]) == 2
+    assert capsys.readouterr().err == "error: --run-budget must be a positive number of seconds, got -5.\n"
 
 
 def test_download_without_a_network_fails_in_one_sentence_and_serves_nothing(tmp_path) -> None:
