@@ -63,10 +63,9 @@ import sys
 from pathlib import Path
 
 from showme_i2g.data.formats import RECIPE_FORMATS
-from showme_i2g.errors import InvalidInputError
+from showme_i2g.errors import InvalidInputError, run_cli
 from showme_i2g.evaluation.i2g import DEFAULT_CAPTIONER, DEFAULT_CLIP, DEFAULT_DINO, evaluate_i2g
 from showme_i2g.metrics.distribution import DEFAULT_BINS, DEFAULT_SMOOTHING
-from showme_i2g.training.config import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +119,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, evaluate, write the report; bad input is one sentence and exit code 2 (``run_cli``)."""
+    """Parse, evaluate, write the report; bad input is one sentence and exit code 2 (``showme_i2g.errors.run_cli``)."""
     args = build_parser().parse_args(argv)
 
     def body() -> None:

@@ -39,8 +39,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from showme_i2g.errors import run_cli
 from showme_i2g.evaluation.showme import MODES, evaluate_showme, find_samples, load_instructions, optional_network
-from showme_i2g.training.config import run_cli
 
 __all__ = ["build_parser", "find_samples", "load_instructions", "main", "optional_network"]
 
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, evaluate, write the report; bad input is one sentence and exit code 2 (``run_cli``)."""
+    """Parse, evaluate, write the report; bad input is one sentence and exit code 2 (``showme_i2g.errors.run_cli``)."""
     args = build_parser().parse_args(argv)
 
     def body() -> None:

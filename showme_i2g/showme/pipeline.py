@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..cuda_graphs import StepGraphs
+from ..devices import best_device
 from ..dtypes import resolve_dtype
 from ..errors import InvalidInputError, WeightsNotFoundError
 from ..media import FitInfo, fit_photo, load_photo, restore_photo
@@ -76,10 +77,6 @@ class VideoOutput(BaseOutput):
 
     frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor
     metadata: dict = field(default_factory=dict)
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _to_pil(frames: torch.Tensor) -> list[PIL.Image.Image]:
@@ -136,7 +133,7 @@ class ShowMePipeline:
     ) -> None:
         self.model = model.requires_grad_(False).eval()
         self.preset = preset
-        self.device = torch.device(device) if device is not None else _default_device()
+        self.device = best_device(device)  # never MPS: the sampler keeps a float64 schedule
         self._offload_hooks: list = []
         self._progress_bar_config: dict = {}
         self._interrupt = False
@@ -177,7 +174,7 @@ class ShowMePipeline:
         dtype = resolve_dtype(dtype, torch_dtype)
         preset = get_showme_preset(name)
         trained = cls._trained_adapters(edit_adapter, animate_adapter)  # bad files fail before any model is built
-        device = torch.device(device) if device is not None else _default_device()
+        device = best_device(device)
         config = CONFIGS[preset.config]
         defaults = TINY_RANKS if preset.checkpoint is None else RELEASE_RANKS
         ranks = {adapter: trained[adapter][1] if adapter in trained else defaults[adapter]
