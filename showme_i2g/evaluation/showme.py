@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from ..devices import best_device
 from ..errors import InvalidInputError, WeightsNotFoundError
 from ..media import read_video_frames
 
@@ -164,16 +165,19 @@ def optional_network(label: str, build: Callable[[], Any], notes: list[str]) -> 
 
 def _real_suite(mode: str, device: str | None, lpips_net: str, lpips_backbone: Path | None) -> Suite:
     """The real networks (hub weights): CLIP ViT-L/14, DINOv2, TF-FID Inception, LPIPS, I3D, LLaVA-1.5, RAFT/DIS."""
-    import torch
-
     from ..flow import default_flow
     from ..metrics.encoders import DINOEncoder
     from ..metrics.fid import InceptionFeatures
     from ..metrics.i3d import I3DFeatures
     from ..metrics.lpips import LPIPS
-    from ..metrics.video import DEFAULT_CLIP_MODEL, DEFAULT_VQA_MODEL, FrameAverageCLIP, TransformersVQA
+    from ..metrics.video import (
+        DEFAULT_CLIP_MODEL,
+        DEFAULT_VQA_MODEL,
+        FrameAverageCLIP,
+        TransformersVQA,
+    )
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(best_device(device))
     suite = Suite("real", FrameAverageCLIP.from_pretrained(device=device))
     suite.networks = {"CLIP": DEFAULT_CLIP_MODEL}
     suite.fid_features = optional_network("FID", lambda: InceptionFeatures(device=device), suite.notes)
@@ -272,9 +276,9 @@ def evaluate_images(suite: Suite, report: Any, names, generated, targets, instru
 
     The pairs are scored on this process's shard (:func:`~showme_i2g.evaluation.distributed.map_in_shards`); only
     the main process fills the report (returns whether it did)."""
-    from .distributed import is_main_process, map_in_shards
     from ..metrics.fid import FID
     from ..metrics.image import clip_i, clip_t, dino_i
+    from .distributed import is_main_process, map_in_shards
 
     def work(chunk: list[str]) -> list[dict[str, Any]]:
         gen = [Image.fromarray(read_image(generated[n])) for n in chunk]
@@ -324,10 +328,10 @@ def evaluate_videos(suite: Suite, report: Any, names, generated, targets, instru
     """ShowMe Table 2 on video pairs: fills ``report`` with metrics, histograms, grids and per-sample scores.
 
     Sharded like :func:`evaluate_images`; a first sharded pass finds the shortest clip (FVD's frame count)."""
-    from .distributed import is_main_process, map_in_shards
     from ..metrics.image import clip_i
     from ..metrics.motion import harmonic_mean, motion_score
     from ..metrics.video import FVD, FrameFID, VQAScore, video_text_similarity
+    from .distributed import is_main_process, map_in_shards
 
     lengths = map_in_shards(lambda chunk: [min(len(read_clip(generated[n])), len(read_clip(targets[n])))
                                            for n in chunk], names)

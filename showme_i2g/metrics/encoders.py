@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from ..devices import best_device
 from ..errors import InvalidInputError, WeightsNotFoundError
 from .distribution import CLIP_SCORE_WEIGHT, clip_score
 from .image import EmbeddingSimilarity
@@ -31,7 +32,7 @@ _TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atte
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
     """The given device, else CUDA when present, else the CPU."""
-    return torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return best_device(device)  # never MPS: the reference networks are checked on CUDA and the CPU
 
 
 def _missing(kind: str, model_id: str, error: Exception) -> WeightsNotFoundError:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..devices import best_device
 from ..errors import InvalidInputError, WeightsNotFoundError
 
 __all__ = [
@@ -234,7 +235,7 @@ class InceptionFeatures:
         device: str | torch.device | None = None,
         batch_size: int = 50,
     ) -> None:
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = best_device(device)
         if model is None:
             file = Path(path) if path is not None else default_inception_path()
             if not file.is_file():

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import best_device
 from ..errors import WeightsNotFoundError
 
 __all__ = [
@@ -195,9 +196,7 @@ class I3DFeatures:
         resolution: int = FVD_RESOLUTION,
         batch_size: int = 8,
     ) -> None:
-        self.device = torch.device(device) if device is not None else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu"
-        )
+        self.device = best_device(device)
         if model is None:
             model = self.load(os.environ.get("SHOWME_I3D") or None)
         self.model = model.eval().to(self.device)

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..devices import best_device
 from ..errors import InvalidInputError, WeightsNotFoundError
 from .fid import images_to_uint8
 
@@ -169,7 +170,7 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1), persistent=False)
         self.batch_size = int(batch_size)
         self.requires_grad_(False)
-        self.eval().to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.eval().to(best_device(device))
 
     @classmethod
     def tiny(cls, seed: int = 0, device: str | torch.device | None = "cpu") -> LPIPS:
