@@ -139,6 +139,20 @@ def test_cpu_offload_gives_the_same_result(pipe, photo):
         # accelerate hooks on every part, in the order a call uses them; the autoencoder's encode/decode trigger it
         assert offloaded.cpu_offload and all(hasattr(part, "_hf_hook") for part in offloaded._offloaded_parts())
         assert "encode" in vars(pipe.model.first_stage_model)
+        calls = []
+
+        def spy(index, pre_forward):
+            def counted(module, *args, **kwargs):
+                calls.append(index)
+                return pre_forward(module, *args, **kwargs)
+
+            return counted
+
+        for index, part in enumerate(offloaded._offloaded_parts()):
+            part._hf_hook.pre_forward = spy(index, part._hf_hook.pre_forward)
+        offloaded.edit(photo, "cut the onion", seed=5, num_inference_steps=2)
+        # text tower, image tower, Resampler, autoencoder (encode), UNet at each step, autoencoder (decode)
+        assert sorted(set(calls)) == [0, 1, 2, 3, 4] and calls[-1] == 3 and calls.count(4) >= 2
     finally:
         offloaded.remove_all_hooks()  # the model is shared with the other tests' pipeline
     assert not offloaded.cpu_offload and not any(hasattr(p, "_hf_hook") for p in offloaded._offloaded_parts())
