@@ -284,9 +284,10 @@ def test_interrupt_ends_the_loop_after_the_current_step(pipe, photo):
 
     cut = pipe.edit(photo, "cut the onion", seed=0, num_inference_steps=5, callback_on_step_end=stop_after_two)
     assert steps == [0, 1] and cut.metadata["steps_done"] == 2 and cut.metadata["num_inference_steps"] == 5
+    assert cut.metadata["interrupted"]
     assert cut.image.size == pipe.edit(photo, "cut the onion", seed=0, num_inference_steps=5).image.size
     full = pipe.edit(photo, "cut the onion", seed=0, num_inference_steps=5)  # the next call starts uninterrupted
-    assert full.metadata["steps_done"] == 5 and not pipe.interrupt
+    assert full.metadata["steps_done"] == 5 and not full.metadata["interrupted"] and not pipe.interrupt
     assert np.abs(_array(cut.image) - _array(full.image)).max() > 1.0
     many = pipe.animate_many([photo] * 3, ["cut"] * 3, seeds=[1, 2, 3], batch_size=1, num_frames=2,
                              num_inference_steps=2, callback_on_step_end=stop_after_two)

@@ -272,8 +272,9 @@ class ShowMePipeline:
     @property
     def interrupt(self) -> bool:
         """True once ``pipe._interrupt`` is set (by ``callback_on_step_end`` or another thread): the loop ends after
-        the current step, and what the steps so far made is decoded and returned (``metadata["steps_done"]`` says
-        how many; ``animate_many`` samples no further chunk). Every public call starts with it cleared."""
+        the current step, and what the steps so far made is decoded and returned (``metadata["interrupted"]`` is
+        true and ``metadata["steps_done"]`` says how many; ``animate_many`` samples no further chunk). Every public
+        call starts with it cleared."""
         return self._interrupt
 
     # ------------------------------------------------------------------ offloading
@@ -542,6 +543,7 @@ class ShowMePipeline:
             "seed": seed,
             "num_inference_steps": steps,
             "steps_done": steps_done,
+            "interrupted": steps_done < steps,  # as the I2G pipeline's metadata says it
             "guidance_scale": guidance,
             "eta": eta,
             "fs": fs,
