@@ -24,6 +24,7 @@ import functools
 import itertools
 import json
 import os
+import secrets
 import sys
 import threading
 import uuid
@@ -70,6 +71,7 @@ MAX_SEED = 2**31 - 1
 MAX_PLANNED_STEPS = 12
 MAX_UPLOAD = "25mb"
 SIZE_STEP, MIN_SIZE = 64, 64  # the size slider's step and lowest value: multiples of every preset's size multiple
+ANCHOR_OPTIONS = {"none": "Nothing more", "reference": "Your kitchen photo", "first": "Step 1"}
 
 try:  # Hugging Face Spaces (ZeroGPU): a GPU is attached for the length of each decorated call
     import spaces
@@ -111,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lora", type=Path, default=env("SHOWME_LORA") or None,
                         help="a trained I2G LoRA (file or its lora/ folder) for the illustrations (env SHOWME_LORA)")
     parser.add_argument("--edit-adapter", type=Path, default=env("SHOWME_EDIT_ADAPTER") or None,
-                        help="a trained edit adapter, edit.safetensors (env SHOWME_EDIT_ADAPTER)")
+                        help="a trained edit adapter folder, <out>/edit of stage 1 (env SHOWME_EDIT_ADAPTER)")
     parser.add_argument("--animate-adapter", type=Path, default=env("SHOWME_ANIMATE_ADAPTER") or None,
-                        help="a trained animate adapter, animate.safetensors (env SHOWME_ANIMATE_ADAPTER)")
+                        help="a trained animate adapter folder, <out>/animate of stage 2 (env SHOWME_ANIMATE_ADAPTER)")
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME") or ("0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
                         help="address to serve on (env GRADIO_SERVER_NAME; default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT") or 0) or None,
@@ -380,11 +382,25 @@ class Studio:
                                   f"got {value!r}.")
         return min(high, max(MIN_SIZE, SIZE_STEP * round(value / SIZE_STEP)))
 
-    def check_recipe(self, goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight) -> dict:
-        """The recipe tab's inputs, cleaned, or a :class:`Refusal` naming the first bad one."""
+    def check_recipe(self, goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight,
+                     kitchen=None, anchor="none", anchor_weight=1.0, tell: Callable[[str], None] | None = None
+                     ) -> dict:
+        """The recipe tab's inputs, cleaned, or a :class:`Refusal` naming the first bad one.
+
+        ``kitchen`` is the optional photo of the user's kitchen (checked like the photo tab's), ``anchor`` what every
+        step also attends to: ``"none"``, ``"reference"`` (the kitchen photo) or ``"first"`` (step 1).
+        """
         from showme_i2g.i2g.inputs import MAX_GUIDANCE, MAX_NEIGHBOUR_WEIGHT, clean_goal, clean_steps
 
+        if anchor not in ANCHOR_OPTIONS:
+            raise Refusal("anchor", "Choose what every step also looks at: nothing, your kitchen photo or step 1.")
+        if anchor == "reference" and not kitchen:
+            raise Refusal("anchor", "Add a photo of your kitchen to anchor every step to it, or choose another anchor.")
         return dict(
+            reference=_field("kitchen", _load_photo, kitchen, tell) if kitchen else None,
+            anchor=None if anchor == "none" else anchor,
+            anchor_weight=self._number_field("anchor_weight", anchor_weight, "The anchor weight", 0,
+                                             MAX_NEIGHBOUR_WEIGHT),
             goal=_field("goal", clean_goal, goal),
             steps=_field("steps", lambda text: clean_steps(parse_step_lines(text)), steps),
             preset=_field("preset", self._check_preset, "illustration", preset),
@@ -424,6 +440,12 @@ class Studio:
             **self._showme_settings(preset, seed, inference_steps, guidance, frames, fps),
         )
 
+    def check_redraw(self, run, step_number) -> int:
+        """A step of the last recipe to draw again, or a :class:`Refusal`."""
+        if not run or not run.get("images"):
+            raise Refusal("run", "Illustrate a recipe first; then pick the step to draw again in the gallery.")
+        return _field("step_number", _whole, step_number, "The step to draw again", 1, len(run["images"]))
+
     def check_animation(self, run, preset, seed, inference_steps, guidance, frames, fps) -> dict:
         """The Animate tab's inputs, cleaned, or a :class:`Refusal`."""
         if not run or not run.get("images"):
@@ -462,9 +484,36 @@ class Studio:
 
     @user_errors
     def illustrate(self, goal, steps_text, preset, seed, inference_steps, guidance, size, neighbour_weight,
-                   session: str = "", progress=None, run_id: str | None = None, budget_s: float | None = None):
+                   kitchen=None, anchor="none", anchor_weight=1.0, session: str = "", progress=None,
+                   run_id: str | None = None, budget_s: float | None = None):
         """Recipe -> one image per step; returns (gallery items, download files, the run for the Animate tab)."""
-        asked = self.check_recipe(goal, steps_text, preset, seed, inference_steps, guidance, size, neighbour_weight)
+        asked = self.check_recipe(goal, steps_text, preset, seed, inference_steps, guidance, size, neighbour_weight,
+                                  kitchen, anchor, anchor_weight, tell=self.tell)
+        asked["kitchen"] = str(kitchen) if kitchen else None
+        return self._draw(asked, size, session, progress, run_id, budget_s)
+
+    @user_errors
+    def redraw(self, run, step_number, seed, session: str = "", progress=None, run_id: str | None = None,
+               budget_s: float | None = None):
+        """Draw one step of the last recipe again with ``seed``; every other step is kept exactly as it was.
+
+        The settings are the last run's (preset, size, steps, weights, kitchen photo), so the kept pictures and
+        the new one belong together.
+        """
+        number = self.check_redraw(run, step_number)
+        meta = run["metadata"]
+        asked = dict(
+            goal=run["goal"], steps=list(run["steps"]), preset=meta["preset"], seed=_field("seed", _seed, seed),
+            inference_steps=meta["num_inference_steps"], guidance=meta["guidance_scale"], size=meta["height"],
+            neighbour_weight=meta["neighbour_weight"], anchor=meta.get("anchor"),
+            anchor_weight=meta.get("anchor_weight") or 1.0, kitchen=run.get("kitchen"),
+            reference=_field("kitchen", _load_photo, run["kitchen"]) if run.get("kitchen") else None,
+            keep={n: _field("run", _load_photo, path) for n, path in enumerate(run["images"], 1) if n != number},
+        )
+        return self._draw(asked, asked["size"], session, progress, run_id, budget_s)
+
+    def _draw(self, asked: dict, size, session: str, progress, run_id: str | None, budget_s: float | None):
+        """Run the illustration pipeline for checked settings and write the downloads."""
         if asked["size"] != size:
             self.tell(f"The image size {size:g} was rounded to {asked['size']} pixels: sizes go in steps of "
                       f"{SIZE_STEP}.", "info")
@@ -474,9 +523,11 @@ class Studio:
             with self._illustrator(asked["preset"]) as pipe:
                 control.check()
                 total = asked["inference_steps"]
-                desc = f"Illustrating {len(asked['steps'])} steps: denoising"
+                keep = asked.get("keep") or {}
+                count = len(asked["steps"]) - len(keep)
+                desc = (f"Drawing step {next(n for n in range(1, count + len(keep) + 1) if n not in keep)} again"
+                        if keep else f"Illustrating {count} steps") + ": denoising"
                 progress((0, total), desc=desc, unit="steps")  # the bar leaves "loading" before the first step
-                count = len(asked["steps"])
                 decoded = itertools.count()
 
                 def before_decoding() -> None:  # the pipeline decodes one picture per VAE call
@@ -486,14 +537,16 @@ class Studio:
                 with _before_each_call(pipe.vae.decoder, before_decoding):
                     result = pipe(asked["goal"], asked["steps"], seed=asked["seed"], num_inference_steps=total,
                                   guidance_scale=asked["guidance"], height=asked["size"], width=asked["size"],
-                                  neighbour_weight=asked["neighbour_weight"],
+                                  neighbour_weight=asked["neighbour_weight"], keep=keep or None,
+                                  reference_image=asked.get("reference"), anchor=asked.get("anchor"),
+                                  anchor_weight=asked.get("anchor_weight", 1.0),
                                   progress_callback=self._reporter(progress, control, desc))
             control.check()
             progress(1.0, desc="Writing the storyboard and downloads")
             files = write_recipe_outputs(result, self.runs.new("recipe"))
         gallery = [(str(path), f"{n}. {step}") for n, (path, step) in enumerate(zip(files.steps, result.steps), 1)]
         run = {"goal": result.goal, "steps": result.steps, "images": [str(p) for p in files.steps],
-               "metadata": result.metadata}
+               "metadata": result.metadata, "kitchen": asked.get("kitchen")}
         return gallery, [str(files.storyboard), str(files.zip), str(files.html)], run
 
     @user_errors
@@ -704,6 +757,8 @@ def build_demo(studio: Studio):
                         with gr.Row():
                             plan_count = gr.Slider(2, MAX_PLANNED_STEPS, value=6, step=1, label="Steps to write")
                             plan_button = gr.Button("Write the steps", variant="secondary")
+                        kitchen = _photo_input(gr, sources=["upload", "webcam"], height=180, elem_id="kitchen",
+                                               label="Your kitchen (optional): a photo the steps carry on from")
                         with gr.Accordion("Options", open=False):
                             illustration_preset = gr.Dropdown(
                                 preset_choices(ILLUSTRATION_ORDER, choice.illustration_available),
@@ -725,12 +780,23 @@ def build_demo(studio: Studio):
                                                         label="Image size (pixels)", elem_id="recipe-size")
                                 neighbour = gr.Slider(0, 2, value=1.0, step=0.05, label="Neighbour weight",
                                                       info="0: steps drawn independently; 1: full neighbour attention")
+                            with gr.Row():
+                                anchor = gr.Radio([(label, key) for key, label in ANCHOR_OPTIONS.items()],
+                                                  value="none", label="Every step also looks at", elem_id="anchor",
+                                                  info="keeps a long recipe in one scene")
+                                anchor_weight = gr.Slider(0, 3, value=1.0, step=0.05, label="Anchor weight",
+                                                          elem_id="anchor-weight")
                         with gr.Row():
                             illustrate_button = gr.Button("Illustrate", variant="primary", elem_id="illustrate")
                             recipe_stop = gr.Button("Stop", variant="stop", elem_id="recipe-stop")
                     with gr.Column(scale=3):
-                        gallery = gr.Gallery(label="Steps", columns=4, height="auto", elem_id="gallery",
-                                             elem_classes=["step-gallery"])
+                        gallery = gr.Gallery(label="Steps (select one to draw it again)", columns=4, height="auto",
+                                             elem_id="gallery", elem_classes=["step-gallery"])
+                        with gr.Row():
+                            redraw_step = gr.Number(None, precision=0, label="Step to draw again (click its picture)",
+                                                    elem_id="redraw-step")
+                            redraw_button = gr.Button("Re-draw this step (keeps the others)", variant="secondary",
+                                                      elem_id="redraw")
                         downloads = gr.File(label="Downloads: storyboard PNG, ZIP with run.json, HTML storyboard",
                                             file_count="multiple", elem_id="downloads")
                 recipes = load_recipes()
@@ -808,10 +874,17 @@ def build_demo(studio: Studio):
             """On ZeroGPU a run's budget is the GPU time it asked for; elsewhere the machine's (``--run-budget``)."""
             return float(seconds) if zero_gpu() else None
 
-        def recipe_seconds(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight, session,
-                           run_id=None, progress=None) -> int:
-            return gpu_seconds("recipe", items=len(parse_step_lines(steps or "")), inference_steps=inference_steps,
-                               size=size, guidance=guidance)
+        def recipe_seconds(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight, kitchen,
+                           anchor, anchor_weight, session, run_id=None, progress=None) -> int:
+            items = len(parse_step_lines(steps or "")) + (1 if kitchen else 0)
+            return gpu_seconds("recipe", items=items, inference_steps=inference_steps, size=size, guidance=guidance)
+
+        def redraw_seconds(run, step_number, seed, session, run_id=None, progress=None) -> int:
+            meta = (run or {}).get("metadata") or {}
+            return gpu_seconds("recipe", items=len((run or {}).get("images") or [1]) + (1 if (run or {}).get("kitchen")
+                                                                                         else 0),
+                               inference_steps=meta.get("num_inference_steps", 30), size=meta.get("height", 1024),
+                               guidance=meta.get("guidance_scale", 5.0))
 
         def photo_seconds(image, instruction, mode, preset, seed, inference_steps, guidance, frames, fps, fit,
                           session, run_id=None, progress=None) -> int:
@@ -832,19 +905,36 @@ def build_demo(studio: Studio):
             return await cancellable(plan_on_gpu, goal_text, count, seed, _session(request), progress=progress)
 
         @gpu(duration=recipe_seconds)
-        def illustrate_on_gpu(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight, session,
-                              run_id=None, progress=None):
+        def illustrate_on_gpu(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight, kitchen,
+                              anchor, anchor_weight, session, run_id=None, progress=None):
             return studio.illustrate(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight,
-                                     session=session, progress=progress, run_id=run_id, budget_s=budget(
-                                         recipe_seconds(goal, steps, preset, seed, inference_steps, guidance, size,
-                                                        neighbour_weight, session)))
+                                     kitchen, anchor, anchor_weight, session=session, progress=progress,
+                                     run_id=run_id, budget_s=budget(recipe_seconds(
+                                         goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight,
+                                         kitchen, anchor, anchor_weight, session)))
 
         async def illustrate(goal, steps, preset, seed, inference_steps, guidance, size, neighbour_weight,
-                             request: gr.Request, progress=gr.Progress()):
+                             kitchen=None, anchor="none", anchor_weight=1.0, request: gr.Request = None,
+                             progress=gr.Progress()):
+            """The last three inputs have defaults, so API clients of the plain recipe may leave them out."""
             items, files, run = await cancellable(illustrate_on_gpu, goal, steps, preset, seed, inference_steps,
-                                                  guidance, size, neighbour_weight, _session(request),
-                                                  progress=progress)
+                                                  guidance, size, neighbour_weight, kitchen, anchor, anchor_weight,
+                                                  _session(request), progress=progress)
             return items, files, run, items
+
+        @gpu(duration=redraw_seconds)
+        def redraw_on_gpu(run, step_number, seed, session, run_id=None, progress=None):
+            return studio.redraw(run, step_number, seed, session=session, progress=progress, run_id=run_id,
+                                 budget_s=budget(redraw_seconds(run, step_number, seed, session)))
+
+        async def redraw(run, step_number, request: gr.Request, progress=gr.Progress()):
+            seed = secrets.randbelow(MAX_SEED + 1)  # a new seed for the redrawn step; it is recorded in run.json
+            items, files, new_run = await cancellable(redraw_on_gpu, run, step_number, seed, _session(request),
+                                                      progress=progress)
+            return items, files, new_run, items
+
+        def selected_step(event: gr.SelectData):
+            return event.index + 1
 
         @gpu(duration=photo_seconds)
         def photo_on_gpu(image, instruction, mode, preset, seed, inference_steps, guidance, frames, fps, fit, session,
@@ -880,7 +970,7 @@ def build_demo(studio: Studio):
             studio.stop(_session(request))
 
         recipe_inputs = [goal, steps_box, illustration_preset, recipe_seed, recipe_steps, recipe_guidance,
-                         recipe_size, neighbour]
+                         recipe_size, neighbour, kitchen, anchor, anchor_weight]
         photo_inputs = [photo, instruction, mode, photo_preset, photo_seed, photo_steps, photo_guidance, photo_frames,
                         photo_fps, fit]
         animate_inputs = [recipe_run, anim_preset, anim_seed, anim_steps, anim_guidance, anim_frames, anim_fps]
@@ -893,7 +983,12 @@ def build_demo(studio: Studio):
         recipe_event = illustrate_button.click(
             illustrate, recipe_inputs, [gallery, downloads, recipe_run, animate_gallery], api_name="illustrate",
             validator=_validator(studio.check_recipe, ["goal", "steps", "preset", "seed", "inference_steps",
-                                                       "guidance", "size", "neighbour_weight"]), **heavy)
+                                                       "guidance", "size", "neighbour_weight", "kitchen", "anchor",
+                                                       "anchor_weight"]), **heavy)
+        gallery.select(selected_step, None, redraw_step, queue=False, api_visibility="private")
+        redraw_event = redraw_button.click(
+            redraw, [recipe_run, redraw_step], [gallery, downloads, recipe_run, animate_gallery], api_name="redraw",
+            validator=_validator(studio.check_redraw, ["run", "step_number"]), **heavy)
         photo_event = photo_button.click(
             make_photo, photo_inputs, [edited, video, photo_files], api_name="photo",
             validator=_validator(studio.check_photo, ["image", "instruction", "mode", "preset", "seed",
@@ -903,7 +998,7 @@ def build_demo(studio: Studio):
             animate, animate_inputs, [stitched, clip_files], api_name="animate_recipe",
             validator=_validator(studio.check_animation, ["run", "preset", "seed", "inference_steps", "guidance",
                                                           "frames", "fps"]), **heavy)
-        events = [plan_event, recipe_event, photo_event, animate_event]
+        events = [plan_event, recipe_event, redraw_event, photo_event, animate_event]
         for button in (recipe_stop, photo_stop, animate_stop):
             public = button is recipe_stop  # one API endpoint is enough: every Stop does the same
             button.click(stop, None, None, cancels=events, queue=False, api_name="stop" if public else None,

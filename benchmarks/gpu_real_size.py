@@ -131,7 +131,7 @@ def showme_pipeline(args, device: torch.device) -> ShowMePipeline:
     adapters.add_showme_adapters(model, edit_rank=ranks[0], animate_rank=ranks[1])
     model.to(args.dtype)
     pipe = ShowMePipeline(model, device=device)
-    pipe.progress_bar = False
+    pipe.set_progress_bar_config(disable=True)
     return pipe
 
 

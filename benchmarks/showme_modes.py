@@ -78,7 +78,7 @@ def main() -> None:
                                  animate_rank=4 if args.config == "tiny" else 64)
     model.to(getattr(torch, args.dtype))
     pipe = ShowMePipeline(model, device=args.device)
-    pipe.progress_bar = False
+    pipe.set_progress_bar_config(disable=True)
     photo = Image.new("RGB", (config.width, config.height), (180, 120, 60))
     kwargs = {"seed": 0, "num_inference_steps": steps}
 

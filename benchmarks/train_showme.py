@@ -105,7 +105,7 @@ def main() -> None:
                                   depth_model=args.depth_model, reward_max_timestep=999, **common,
                                   **({"rank": rank} if rank else {}))
             results[f"stage1{' + structure reward' if reward else ''}"] = measure(train_stage1, stage1, device)
-        edit = str(root / "s1True" / "edit.safetensors")
+        edit = str(root / "s1True" / "edit")  # training writes each adapter as a peft folder
         for reward in (False, True):
             stage2 = Stage2Config(output_dir=str(root / f"s2{reward}"), motion_reward=reward, motion_min_timestep=0,
                                   num_frames=args.frames, edit_adapter=edit, flow="opencv", **common,

@@ -275,7 +275,7 @@ def _showme_renderer(method: Method, preset: str, args) -> Callable[[Sample, Pat
 
     lora_dir = args.lora_dir if preset == "showme" else None  # dynamicrafter: the release's weights, no LoRA
     pipe = ShowMePipeline.from_preset(preset, device=args.device, weights=args.weights, lora_dir=lora_dir)
-    pipe.progress_bar = False
+    pipe.set_progress_bar_config(disable=True)
     sampling = {"seed": args.seed, "num_inference_steps": args.inference_steps, "guidance_scale": args.guidance}
 
     def render(sample: Sample, folder: Path) -> dict:

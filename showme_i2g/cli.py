@@ -206,8 +206,8 @@ def _add_photo_arguments(p, default_preset: str = "tiny") -> None:
                    help="run every denoising step eagerly instead of replaying a captured CUDA graph (GPU only)")
     p.add_argument("--weights", type=Path, help="local DynamiCrafter model.ckpt")
     p.add_argument("--lora-dir", type=Path, help="folder with the ShowMe LoRA files (lora_image.pth, lora_video.pth)")
-    p.add_argument("--edit-adapter", type=Path, help="a trained edit adapter (stage 1's edit.safetensors)")
-    p.add_argument("--animate-adapter", type=Path, help="a trained animate adapter (stage 2's animate.safetensors)")
+    p.add_argument("--edit-adapter", type=Path, help="a trained edit adapter: stage 1's adapter folder (<out>/edit)")
+    p.add_argument("--animate-adapter", type=Path, help="a trained animate adapter: stage 2's adapter folder (<out>/animate)")
 
 
 def _add_edit(subparsers) -> None:
@@ -283,7 +283,7 @@ def _load_showme(args, num_frames: int | None = None):
 
     print(f"Loading the '{args.preset}' preset...", file=sys.stderr)
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    pipe = ShowMePipeline.from_preset(args.preset, device=args.device, torch_dtype=dtype, weights=args.weights,
+    pipe = ShowMePipeline.from_preset(args.preset, device=args.device, dtype=dtype, weights=args.weights,
                                       lora_dir=args.lora_dir, cpu_offload=args.cpu_offload,
                                       edit_adapter=args.edit_adapter, animate_adapter=args.animate_adapter,
                                       cuda_graphs=not args.no_cuda_graphs)

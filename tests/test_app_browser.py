@@ -102,10 +102,13 @@ def _start_long_run(page) -> None:
     page.locator("#steps textarea").fill("\n".join(f"Stir the pot, round {i}." for i in range(1, 17)))
     if not page.locator("#recipe-steps").is_visible():
         page.get_by_text("Options").first.click()
+    expect = pytest.importorskip("playwright.sync_api").expect
     for box, value in (("#recipe-steps", "50"), ("#recipe-size", "256")):
         number = page.locator(f"{box} input[type=number]")
+        number.wait_for(state="visible")  # the accordion has rendered its sliders: a fill now is not overwritten
         number.fill(value)
         number.press("Enter")
+        expect(number).to_have_value(value)
     page.locator("#illustrate").click()
     page.get_by_text("denoising").first.wait_for()  # the progress bar, fed by the pipeline's steps...
     page.get_by_text(re.compile(r"\b[1-9]\d*/50\b")).first.wait_for()  # ...counting the 50 the slider asked for
@@ -207,3 +210,41 @@ def test_closing_the_page_ends_its_run_and_frees_the_model(browser, served) -> N
         assert _wait_until_free(helper, studio, 15)
     finally:
         helper.close()
+
+
+def test_redraw_one_step_from_the_gallery(browser, served) -> None:
+    """Click a step's picture, press Re-draw: that step changes, every other picture stays byte for byte (gradio
+    names a served file by a hash of its bytes, so a kept picture even keeps its address)."""
+    import io
+
+    import numpy as np
+
+    url, _ = served
+    page = _open(browser, url)
+    expect = pytest.importorskip("playwright.sync_api").expect
+    try:
+        page.get_by_role("tab", name="Recipe → illustrations").click()
+        page.locator("#goal textarea").fill("Make tea")
+        page.locator("#steps textarea").fill("Boil the water.\nWarm the pot.\nPour it over the leaves.")
+        page.locator("#illustrate").click()
+        page.locator("#gallery img").nth(2).wait_for(state="visible")
+
+        def pictures() -> tuple[list[str], list[np.ndarray]]:
+            images = [page.get_by_role("img", name=re.compile(rf"^{n}\. ")).first for n in (1, 2, 3)]
+            sources = [image.get_attribute("src") for image in images]
+            return sources, [np.asarray(Image.open(io.BytesIO(page.request.get(urljoin(url, src)).body())))
+                             for src in sources]
+
+        old_sources, before = pictures()
+        page.get_by_role("img", name=re.compile(r"^2\. ")).first.click()  # selecting a picture picks its step
+        expect(page.locator("#redraw-step input")).to_have_value("2")
+        page.keyboard.press("Escape")  # close the gallery's preview of the picked picture
+        page.locator("#redraw").click()
+        expect(page.get_by_role("img", name=re.compile(r"^2\. ")).first).not_to_have_attribute(
+            "src", old_sources[1], timeout=60_000)
+        new_sources, after = pictures()
+        assert (new_sources[0], new_sources[2]) == (old_sources[0], old_sources[2])
+        assert np.array_equal(before[0], after[0]) and np.array_equal(before[2], after[2])
+        assert not np.array_equal(before[1], after[1])
+    finally:
+        page.close()

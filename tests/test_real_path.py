@@ -26,7 +26,7 @@ STEPS = ["Cream the butter and sugar.", "Beat in the egg.", "Fold in the flour."
 @pytest.fixture(scope="module")
 def showme() -> ShowMePipeline:
     pipe = ShowMePipeline.from_preset("tiny", device="cpu")
-    pipe.progress_bar = False
+    pipe.set_progress_bar_config(disable=True)
     return pipe
 
 

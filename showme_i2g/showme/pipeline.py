@@ -34,7 +34,12 @@ from ..dtypes import resolve_dtype
 from ..errors import InvalidInputError, WeightsNotFoundError
 from ..media import FitInfo, fit_photo, load_photo, restore_photo
 from ..presets import ShowMePreset, get_showme_preset
-from ..validation import check_number, clean_text
+from ..validation import (  # the limits live in validation (checked before torch loads); re-exported here
+    MAX_FRAMES,
+    MAX_INSTRUCTION_CHARS,  # noqa: F401
+    check_number,
+    check_showme_settings,
+)
 from . import adapters
 from .conditioning import CONDITIONING_MODES, cross_attention_context, first_frame_concat, unconditional_context
 from .dynamicrafter.config import CONFIGS
@@ -42,8 +47,6 @@ from .dynamicrafter.model import DynamiCrafter
 
 logger = logging.getLogger(__name__)
 
-MAX_INSTRUCTION_CHARS = 500
-MAX_FRAMES = 32
 RELEASE_RANKS = {adapters.EDIT: 128, adapters.ANIMATE: 64}
 """The ranks of the authors' LoRAs (and of every real preset's adapters unless a trained file says otherwise)."""
 TINY_RANKS = {adapters.EDIT: 4, adapters.ANIMATE: 4}
@@ -343,12 +346,9 @@ class ShowMePipeline:
         return array.unsqueeze(0), info, photo
 
     def _check(self, instruction, steps, guidance, eta, fs) -> str:
-        instruction = clean_text(instruction, "instruction", MAX_INSTRUCTION_CHARS)
-        check_number(steps, "num_inference_steps", 1, 1000, integer=True)
-        check_number(guidance, "guidance_scale", 0, 30)
-        check_number(eta, "eta", 0, 1)
-        check_number(fs, "fs (frame stride)", 1, 100, integer=True)
-        return instruction
+        """The instruction cleaned and the settings in range: ``validation.check_showme_settings``, the same check the
+        CLI and the app run before any model loads."""
+        return check_showme_settings(instruction, num_inference_steps=steps, guidance_scale=guidance, eta=eta, fs=fs)
 
     # ------------------------------------------------------------------ the sampling core
     def _conditioning(
