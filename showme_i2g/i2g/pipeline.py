@@ -25,7 +25,7 @@ from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from .. import __version__
+from .. import __version__, versions
 from ..cuda_graphs import StepGraphs
 from ..devices import best_device
 from ..errors import InvalidInputError, WeightsNotFoundError
@@ -538,6 +538,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             "interrupted": self.interrupt,
             "seconds": round(time.perf_counter() - started, 3),
             "showme_i2g": __version__,
+            "versions": versions(),
         }
         output = IllustrationOutput(images=images, goal=goal, steps=steps, clauses=clauses, metadata=metadata)
         return output if return_dict else output.to_tuple()

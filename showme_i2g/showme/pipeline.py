@@ -27,7 +27,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .. import __version__, versions
 from ..cuda_graphs import StepGraphs
 from ..devices import best_device
 from ..dtypes import resolve_dtype
@@ -561,6 +561,7 @@ class ShowMePipeline:
             "batch_size": batch_size,
             "seconds": round(time.perf_counter() - started, 3),
             "showme_i2g": __version__,
+            "versions": versions(),
         }
 
     # ------------------------------------------------------------------ public API
