@@ -58,10 +58,10 @@ from showme_i2g.app_support import (
     preset_choices,
     write_animation_outputs,
     write_recipe_outputs,
-    write_run_json,
 )
 from showme_i2g.cli import quiet_torchvision_notices
 from showme_i2g.errors import InvalidInputError, ShowMeError, WeightsNotFoundError
+from showme_i2g.outputs import write_run_json
 from showme_i2g.presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS
 from showme_i2g.text.step_lines import parse_step_lines, steps_to_text
 from showme_i2g.validation import MAX_FRAMES, MAX_INSTRUCTION_CHARS, check_number, clean_text

@@ -39,10 +39,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +49,7 @@ from typing import Any
 
 from showme_i2g.data.formats import RECIPE_FORMATS
 from showme_i2g.errors import InvalidInputError, run_cli
+from showme_i2g.outputs import write_run_json
 
 I2G_METHODS = ("ours", "independent", "sdxl", "sd15", "sd21-turbo")
 SHOWME_METHODS = ("showme-edit", "instructpix2pix", "showme-video", "dynamicrafter")
@@ -189,7 +188,7 @@ def _generator(seed: int):
 
 def _illustration_renderer(method: Method, preset: str, args) -> Callable[[Sample, Path], dict]:
     from showme_i2g.i2g.pipeline import IllustrationPipeline
-    from showme_i2g.media import make_storyboard, save_step_images
+    from showme_i2g.outputs import write_illustrations
 
     pipe = IllustrationPipeline.from_preset(preset, device=args.device, weights=args.weights)
     pipe.set_progress_bar_config(disable=True)
@@ -200,8 +199,7 @@ def _illustration_renderer(method: Method, preset: str, args) -> Callable[[Sampl
             guidance_scale=args.guidance, height=args.size, width=args.size, max_batch=args.max_batch,
             **method.settings,
         )
-        save_step_images(result.images, folder)
-        make_storyboard(result.images, list(sample.steps), title=sample.goal).save(folder / "storyboard.png")
+        write_illustrations(result.images, sample.steps, sample.goal, folder)
         return {"goal": sample.goal, "steps": list(sample.steps), "clauses": result.clauses, **result.metadata}
 
     return render
@@ -228,7 +226,7 @@ def _run_record(pipe, preset, settings: dict, seed: int, started: float) -> dict
 
 def _text2image_renderer(method: Method, preset_name: str, args) -> Callable[[Sample, Path], dict]:
     from showme_i2g.baselines import load_baseline
-    from showme_i2g.media import make_storyboard, save_step_images
+    from showme_i2g.outputs import write_illustrations
 
     pipe = load_baseline(preset_name, device=args.device or _device(), weights=args.weights)
     preset = pipe.preset
@@ -240,8 +238,7 @@ def _text2image_renderer(method: Method, preset_name: str, args) -> Callable[[Sa
         images = []
         for chunk_index, chunk in enumerate(_chunks(sample.steps)):  # each step on its own: the prompt is its text
             images += pipe(prompt=list(chunk), generator=_generator(args.seed + chunk_index), **settings).images
-        save_step_images(images, folder)
-        make_storyboard(images, list(sample.steps), title=sample.goal).save(folder / "storyboard.png")
+        write_illustrations(images, sample.steps, sample.goal, folder)
         return {"goal": sample.goal, "steps": list(sample.steps), "prompts": list(sample.steps),
                 **_run_record(pipe, preset, settings, args.seed, started)}
 
@@ -311,18 +308,6 @@ def _device() -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def write_json_atomically(record: dict, path: Path) -> None:
-    """Write ``path`` so that it either does not exist or is complete: a sample is finished once it exists."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".run-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> dict[str, int]:
     """Render every unfinished sample; returns how many were rendered and skipped."""
     method = METHODS[args.method]
@@ -349,8 +334,7 @@ def run(args: argparse.Namespace) -> dict[str, int]:
         folder = args.out / sample.name
         folder.mkdir(parents=True, exist_ok=True)
         record = render(sample, folder)
-        write_json_atomically({"method": args.method, "id": sample.id, "name": sample.name, **record},
-                              folder / "run.json")
+        write_run_json(folder / "run.json", {"method": args.method, "id": sample.id, "name": sample.name, **record})
     return {"rendered": len(todo), "skipped": len(samples) - len(todo)}
 
 

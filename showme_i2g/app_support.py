@@ -21,7 +21,6 @@ import base64
 import functools
 import html
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -39,7 +38,8 @@ from PIL import Image, ImageDraw
 
 from . import __version__
 from .errors import InvalidInputError
-from .media import make_storyboard, save_step_images, save_video
+from .media import save_video
+from .outputs import write_illustrations, write_run_json
 from .presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS, IllustrationPreset, ShowMePreset
 
 
@@ -56,13 +56,6 @@ def fit_instruction(text: str, max_chars: int) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 # Downloads of a recipe run: step PNGs, storyboard PNG, run.json, ZIP, self-contained HTML
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def write_run_json(path: str | os.PathLike, record: dict) -> Path:
-    """``record`` as indented UTF-8 JSON (values JSON cannot hold, such as paths, become strings)."""
-    path = Path(path)
-    path.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    return path
 
 
 def make_zip(path: str | os.PathLike, files: Sequence[str | os.PathLike]) -> Path:
@@ -139,9 +132,8 @@ def write_recipe_outputs(result: Any, folder: str | os.PathLike, **extra: Any) -
     plus ``extra``, so the run can be reproduced.
     """
     folder = Path(folder)
-    steps = save_step_images(result.images, folder)
-    storyboard = folder / "storyboard.png"
-    make_storyboard(result.images, result.steps, title=result.goal).save(storyboard)
+    written = write_illustrations(result.images, result.steps, result.goal, folder)
+    steps, storyboard = written.steps, written.storyboard
     record = {"goal": result.goal, "steps": result.steps, "clauses": result.clauses, **result.metadata, **extra}
     run_json = write_run_json(folder / "run.json", record)
     page = folder / "storyboard.html"

@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import InvalidInputError, ShowMeError
+from .errors import InvalidInputError, run_cli
 from .i2g.inputs import ANCHOR_CHOICES, MAX_STEPS
 from .presets import ILLUSTRATION_PRESETS
 from .text.step_lines import parse_step_lines
@@ -141,7 +141,7 @@ def _illustrate(args) -> int:
         reference = load_photo(args.reference)
 
     from .i2g.pipeline import IllustrationPipeline
-    from .media import make_storyboard, save_step_images
+    from .outputs import RUN_JSON, write_illustrations, write_run_json
 
     print(f"Loading the '{args.preset}' preset...", file=sys.stderr)
     pipe = IllustrationPipeline.from_preset(args.preset, device=args.device, weights=args.weights, lora=args.lora,
@@ -173,13 +173,11 @@ def _illustrate(args) -> int:
         anchor_weight=args.anchor_weight,
         max_batch=args.max_batch,
     )
-    paths = save_step_images(result.images, args.out)
-    make_storyboard(result.images, result.steps, title=result.goal).save(args.out / "storyboard.png")
+    files = write_illustrations(result.images, result.steps, result.goal, args.out)
     record = {"goal": result.goal, "steps": result.steps, "clauses": result.clauses, **result.metadata,
-              "kept_from": None if args.keep is None else str(args.keep),
-              "reference": None if args.reference is None else str(args.reference)}
-    (args.out / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"Wrote {len(paths)} step images, storyboard.png and run.json to {args.out}", file=sys.stderr)
+              "kept_from": args.keep, "reference": args.reference}
+    write_run_json(args.out / RUN_JSON, record)
+    print(f"Wrote {len(files.steps)} step images, storyboard.png and run.json to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -291,9 +289,9 @@ def _load_showme(args, num_frames: int | None = None):
 
 
 def _write_run(out: Path, metadata: dict, **extra) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    record = {**metadata, **extra}
-    (out / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from .outputs import RUN_JSON, write_run_json
+
+    write_run_json(out / RUN_JSON, {**metadata, **extra})
 
 
 def _sampling_kwargs(args) -> dict:
@@ -341,11 +339,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except ShowMeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return 130
+    return run_cli(lambda: args.run(args))

@@ -25,7 +25,7 @@ class PlannerUnavailableError(ShowMeError, RuntimeError):
     """No language model is available to write the steps; the user can always type them instead."""
 
 
-def download_command(repo_id: str, *files: str) -> str:
+def hub_download_command(repo_id: str, *files: str) -> str:
     """The command that fetches weights from the Hugging Face hub (``hf``, huggingface_hub's command line)."""
     return " ".join(("hf download", repo_id, *files))
 

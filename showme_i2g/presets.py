@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, hub_download_command
 
 SDXL_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
 SDXL_FILES = (
@@ -49,13 +49,13 @@ class IllustrationPreset:
     def missing_weights_message(self, source: str) -> str:
         """One sentence: which preset, which files, how to get them."""
         files = ", ".join(self.files)
-        download = f"hf download {self.base} --include '*.json' '*.txt' '*.fp16.safetensors'"
+        download = hub_download_command(self.base, "--include", "'*.json'", "'*.txt'", "'*.fp16.safetensors'")
         message = (
             f"The '{self.name}' preset needs the weights of {self.base} ({files}) but they are not in {source}; "
             f"on a machine with internet run `{download}`"
         )
         if self.lora:
-            message += f" and `hf download {self.lora[0]} {self.lora[1]}`"
+            message += f" and `{hub_download_command(*self.lora)}`"
         return message + ", or pass --weights with a local copy of the folder."
 
 
@@ -141,7 +141,7 @@ class ShowMePreset:
         repo, filename = self.checkpoint
         return (
             f"The '{self.name}' preset needs {filename} from {repo} but it is not in the Hugging Face cache and "
-            f"the hub could not be reached; on a machine with internet run `hf download {repo} {filename}`, or "
+            f"the hub could not be reached; on a machine with internet run `{hub_download_command(repo, filename)}`, or "
             f"pass --weights with the path of a local copy."
         )
 
@@ -226,10 +226,11 @@ class BaselinePreset:
 
     def missing_weights_message(self, source: str) -> str:
         """One sentence: which preset, which files, how to get them."""
+        command = hub_download_command(self.base, "--include", "'*.json'", "'*.txt'", "'*.safetensors'")
         return (
             f"The '{self.name}' baseline needs the weights of {self.base} ({', '.join(self.files)}) but they are not "
-            f"in {source}; on a machine with internet run `hf download {self.base} --include '*.json' '*.txt' "
-            f"'*.safetensors'`, or pass --weights with a local copy of the folder."
+            f"in {source}; on a machine with internet run `{command}`, or pass --weights with a local copy of the "
+            "folder."
         )
 
 

@@ -116,7 +116,7 @@ def test_i3d_files_load_as_state_dict_or_torchscript(tmp_path, tiny_i3d: I3DFeat
 
 
 def test_default_i3d_offline_is_one_clear_sentence() -> None:
-    with pytest.raises(WeightsNotFoundError, match="huggingface-cli download"):
+    with pytest.raises(WeightsNotFoundError, match="hf download"):
         I3DFeatures.load(None)
 
 

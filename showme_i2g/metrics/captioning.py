@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..errors import InvalidInputError, WeightsNotFoundError
+from ..errors import InvalidInputError, WeightsNotFoundError, hub_download_command
 from .encoders import default_device
 
 __all__ = ["CAPTION_PROMPTS", "DEFAULT_CAPTIONER", "LLAVA_CAPTIONER", "VLMCaptioner", "draw_prompts"]
@@ -101,7 +101,7 @@ class VLMCaptioner:
         except OSError as error:
             raise WeightsNotFoundError(
                 f"The captioning model {model_id} is not on this machine; download it with "
-                f"`huggingface-cli download {model_id}` or pass a local folder."
+                f"`{hub_download_command(model_id)}` or pass a local folder."
             ) from error
         captioner = cls(model, processor, "blip2" if blip2 else "chat", device)
         captioner.name = model_id

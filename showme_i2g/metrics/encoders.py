@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from ..devices import best_device
-from ..errors import InvalidInputError, WeightsNotFoundError
+from ..errors import InvalidInputError, WeightsNotFoundError, hub_download_command
 from .distribution import CLIP_SCORE_WEIGHT, clip_score
 from .image import EmbeddingSimilarity
 
@@ -38,7 +38,7 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
 def _missing(kind: str, model_id: str, error: Exception) -> WeightsNotFoundError:
     return WeightsNotFoundError(
         f"The {kind} model {model_id} is not on this machine; download it with "
-        f"`huggingface-cli download {model_id}` or pass a local folder."
+        f"`{hub_download_command(model_id)}` or pass a local folder."
     )
 
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..devices import best_device
-from ..errors import WeightsNotFoundError
+from ..errors import WeightsNotFoundError, hub_download_command
 
 __all__ = [
     "DEFAULT_I3D_FILE",
@@ -221,7 +221,7 @@ class I3DFeatures:
             except Exception as error:  # noqa: BLE001 - offline, missing repo, network
                 raise WeightsNotFoundError(
                     f"The I3D network for FVD ({DEFAULT_I3D_FILE} from {DEFAULT_I3D_REPO}) is not on this machine; "
-                    f"download it with `huggingface-cli download {DEFAULT_I3D_REPO} {DEFAULT_I3D_FILE}` or set "
+                    f"download it with `{hub_download_command(DEFAULT_I3D_REPO, DEFAULT_I3D_FILE)}` or set "
                     "SHOWME_I3D to a local i3d_torchscript.pt."
                 ) from error
         path = Path(path)

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InvalidInputError, WeightsNotFoundError
-from .encoders import DEFAULT_CLIP_MODEL, CLIPEncoder  # ViCLIP's image tower is a ViT-L/14 too
+from ..errors import InvalidInputError, WeightsNotFoundError, hub_download_command
+from .encoders import CLIPEncoder  # ViCLIP's image tower is a ViT-L/14 too
 from .fid import FID, FeatureExtractor
 from .image import EmbeddingSimilarity
 
@@ -187,7 +187,7 @@ class TransformersVQA:
         except OSError as error:
             raise WeightsNotFoundError(
                 f"The VQAScore model {model_id} is not on this machine; download it with "
-                f"`huggingface-cli download {model_id}` or pass another model."
+                f"`{hub_download_command(model_id)}` or pass another model."
             ) from error
         return cls(model, processor, device)
 
