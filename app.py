@@ -226,9 +226,10 @@ class TrainedAdapters:
         return cls(lora=args.lora, edit=args.edit_adapter, animate=args.animate_adapter)
 
     @property
-    def complete(self) -> bool:
-        """Both ShowMe adapters are ours, so the ``showme`` preset needs none of the authors' LoRA files."""
-        return self.edit is not None and self.animate is not None
+    def adapters(self) -> tuple[str, ...]:
+        """The ShowMe adapters given as files of our own (with both, the ``showme`` preset reads none of the
+        authors' LoRA files: ``ShowMePreset.reads_release_loras``)."""
+        return tuple(name for name, path in (("edit", self.edit), ("animate", self.animate)) if path is not None)
 
     def check(self) -> None:
         """Refuse a path that does not exist at start rather than at the first click (the files load lazily)."""
@@ -1061,10 +1062,10 @@ def main(argv: list[str] | None = None) -> int:
         limits = HardwareLimits.for_device(device, budget_s=args.run_budget)
         if args.download:  # before the page serves: no request ever waits for a download
             for what in download_weights(args.preset, args.showme_preset, on_gpu=on_gpu, lora_dir=args.lora_dir,
-                                         trained_adapters=trained.complete):
+                                         trained_adapters=trained.adapters):
                 print(f"Downloaded {what}.", flush=True)
         choice = pick_presets(args.preset, args.showme_preset, lora_dir=args.lora_dir, on_gpu=on_gpu,
-                              trained_adapters=trained.complete)
+                              trained_adapters=trained.adapters)
     except ShowMeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

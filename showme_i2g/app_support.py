@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,18 +265,18 @@ def showme_weights_present(
     *,
     lora_dir: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
-    trained_adapters: bool = False,
+    trained_adapters: Collection[str] = (),
 ) -> bool:
     """Whether the preset's DynamiCrafter checkpoint is cached and, for ``showme``, its LoRA files are in ``lora_dir``.
 
-    ``trained_adapters``: both an ``edit`` and an ``animate`` file of our own are given, so the authors' LoRA files
-    are not needed (the pipeline then never reads them).
+    ``trained_adapters`` names the adapters given as files of our own: with both, the authors' LoRA files are not
+    needed (:meth:`~showme_i2g.presets.ShowMePreset.reads_release_loras`).
     """
     if preset.checkpoint is None:
         return True
     if not _cached(*preset.checkpoint, cache_dir):
         return False
-    if preset.lora_files and not trained_adapters:
+    if preset.reads_release_loras(trained_adapters):
         return lora_dir is not None and all((Path(lora_dir) / name).is_file() for name in preset.lora_files)
     return True
 
@@ -298,7 +298,7 @@ def pick_presets(
     lora_dir: str | os.PathLike | None = None,
     on_gpu: bool = False,
     cache_dir: str | os.PathLike | None = None,
-    trained_adapters: bool = False,
+    trained_adapters: Collection[str] = (),
 ) -> PresetChoice:
     """The named presets, or for a family not named, its best preset whose weights are present (else ``tiny``).
 
@@ -365,7 +365,7 @@ def download_weights(
     *,
     on_gpu: bool = False,
     lora_dir: str | os.PathLike | None = None,
-    trained_adapters: bool = False,
+    trained_adapters: Collection[str] = (),
     cache_dir: str | os.PathLike | None = None,
 ) -> list[str]:
     """Fetch into the Hugging Face cache exactly the files each named preset reads; returns what was fetched, in words.
@@ -386,7 +386,7 @@ def download_weights(
         raise InvalidInputError("There is nothing to download: name a real preset with --preset or --showme-preset "
                                 "(the tiny ones are built in code).")
     lora_files = SHOWME_PRESETS[showme].lora_files if showme else ()
-    if lora_files and not trained_adapters and not (
+    if showme and SHOWME_PRESETS[showme].reads_release_loras(trained_adapters) and not (
             lora_dir is not None and all((Path(lora_dir) / name).is_file() for name in lora_files)):
         raise WeightsNotFoundError(SHOWME_PRESETS[showme].missing_weights_message("lora"))
     if constants.HF_HUB_OFFLINE:

@@ -7,6 +7,7 @@ Every real preset has a tiny twin built in code (same architecture and code path
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from .errors import InvalidInputError, hub_download_command
@@ -113,6 +114,9 @@ def get_illustration_preset(name: str) -> IllustrationPreset:
 SHOWME_LORA_SOURCE = "https://drive.google.com/drive/folders/1SKr5ykRcSbf1TJCQnyM6C6i9qGLjgIx9"
 
 
+SHOWME_ADAPTERS = ("edit", "animate")  # ShowMe's two named LoRA adapters (showme.adapters builds them)
+
+
 @dataclass(frozen=True)
 class ShowMePreset:
     """Where a :class:`~showme_i2g.showme.pipeline.ShowMePipeline` gets its weights, and its sampling defaults.
@@ -130,6 +134,11 @@ class ShowMePreset:
     num_inference_steps: int = 50
     guidance_scale: float = 7.5
     eta: float = 1.0
+
+    def reads_release_loras(self, trained: Collection[str] = ()) -> bool:
+        """Whether loading reads the authors' LoRA files: a preset that names them does, unless every ShowMe adapter
+        (``edit`` and ``animate``) is given as a trained file of our own; then they are never read, nor needed."""
+        return bool(self.lora_files) and not set(SHOWME_ADAPTERS) <= set(trained)
 
     def missing_weights_message(self, what: str) -> str:
         if what == "lora":

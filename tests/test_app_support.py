@@ -328,4 +328,4 @@ def test_example_photos_are_drawn_once(tmp_path) -> None:
 def test_pick_presets_counts_showme_as_present_with_both_trained_adapters(tmp_path) -> None:
     _cache(tmp_path, "Doubiiu/DynamiCrafter", ["model.ckpt"])
     assert "showme" not in pick_presets(cache_dir=tmp_path).showme_available
-    assert pick_presets(cache_dir=tmp_path, trained_adapters=True).showme == "showme"
+    assert pick_presets(cache_dir=tmp_path, trained_adapters=("edit", "animate")).showme == "showme"

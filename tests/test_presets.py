@@ -107,3 +107,14 @@ def test_real_baseline_without_weights_is_one_sentence(tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFoundError, match=r"^The 'sd15' baseline needs the weights of "
                                                    r"stable-diffusion-v1-5/stable-diffusion-v1-5 .*--weights"):
         load_baseline("sd15", weights=tmp_path / "empty")
+
+
+def test_the_showme_preset_reads_the_authors_loras_unless_both_adapters_are_ours():
+    from showme_i2g.presets import SHOWME_ADAPTERS, get_showme_preset
+    from showme_i2g.showme import adapters
+
+    showme, base = get_showme_preset("showme"), get_showme_preset("dynamicrafter-256")
+    assert SHOWME_ADAPTERS == adapters.ADAPTERS
+    assert showme.reads_release_loras() and showme.reads_release_loras(["edit"])
+    assert not showme.reads_release_loras(["animate", "edit"])
+    assert not base.reads_release_loras()  # a plain DynamiCrafter preset names no LoRA files

@@ -61,11 +61,12 @@ from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from ..errors import InvalidInputError, WeightsNotFoundError
+from ..presets import SHOWME_ADAPTERS
 from .dynamicrafter.attention import TemporalTransformer
 from .dynamicrafter.model import DynamiCrafter
 
-EDIT, ANIMATE = "edit", "animate"
-ADAPTERS = (EDIT, ANIMATE)
+ADAPTERS = SHOWME_ADAPTERS  # named in presets, which must stay light (it tells which files a preset reads)
+EDIT, ANIMATE = ADAPTERS
 MODES = ("image", "video", "base")
 STAGES = {1: EDIT, 2: ANIMATE}
 """Training stage -> the adapter it trains (and the release's ``stage1_`` / ``stage2_`` key tag)."""

@@ -182,7 +182,7 @@ class ShowMePipeline:
         defaults = TINY_RANKS if preset.checkpoint is None else RELEASE_RANKS
         ranks = {adapter: trained[adapter][1] if adapter in trained else defaults[adapter]
                  for adapter in adapters.ADAPTERS}
-        release = bool(preset.lora_files) and set(trained) != set(adapters.ADAPTERS)
+        release = preset.reads_release_loras(trained)
         if release:
             cls._check_release_ranks(preset, trained)
         if preset.checkpoint is None:
