@@ -225,19 +225,6 @@ SHOWME_ORDER = ("showme", "dynamicrafter-256", "dynamicrafter-512", "dynamicraft
 #: How the app labels a tiny preset, everywhere it names one.
 TINY_LABEL = "untrained, random weights — plumbing only"
 
-# What ``from_pretrained`` reads from an SDXL repo: configs, tokenizers, and four weight files that count in either
-# variant on a GPU (the pipeline tries fp16 first) but only in full precision on a CPU.
-_SDXL_CONFIG_FILES = (
-    "model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json", "text_encoder_2/config.json",
-    "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer_2/vocab.json", "tokenizer_2/merges.txt",
-    "unet/config.json", "vae/config.json",
-)
-_SDXL_WEIGHT_FILES = (
-    "text_encoder/model{}.safetensors", "text_encoder_2/model{}.safetensors",
-    "unet/diffusion_pytorch_model{}.safetensors", "vae/diffusion_pytorch_model{}.safetensors",
-)
-
-
 def _cached(repo_id: str, filename: str, cache_dir: str | os.PathLike | None) -> bool:
     """Whether ``filename`` of ``repo_id`` is in the Hugging Face cache: a look-up on disk, never a request."""
     from huggingface_hub import try_to_load_from_cache
@@ -252,11 +239,9 @@ def illustration_weights_present(
     """Whether every file ``IllustrationPipeline.from_preset(preset.name)`` reads is cached (always for ``tiny``)."""
     if preset.base is None:
         return True
-    if not all(_cached(preset.base, name, cache_dir) for name in _SDXL_CONFIG_FILES):
-        return False
-    variants = (".fp16", "") if on_gpu and preset.fp16_variant_on_gpu else ("",)
-    if not all(any(_cached(preset.base, f.format(v), cache_dir) for v in variants) for f in _SDXL_WEIGHT_FILES):
-        return False
+    choices = [preset.repo_files(variant) for variant in preset.weight_variants(on_gpu)]
+    if not all(any(_cached(preset.base, files[i], cache_dir) for files in choices) for i in range(len(choices[0]))):
+        return False  # each file is needed in one of the variants loading tries
     return preset.lora is None or _cached(*preset.lora, cache_dir)
 
 
@@ -405,8 +390,7 @@ def download_weights(
     for preset, _ in named:
         if preset is None or preset.base is None:
             continue
-        variant = ".fp16" if on_gpu and preset.fp16_variant_on_gpu else ""
-        patterns = [*_SDXL_CONFIG_FILES, *(f.format(variant) for f in _SDXL_WEIGHT_FILES)]
+        patterns = list(preset.repo_files(preset.weight_variants(on_gpu)[0]))
         fetch(f"{preset.base} for the '{preset.name}' preset",
               functools.partial(snapshot_download, preset.base, allow_patterns=patterns, cache_dir=cache_dir))
         if preset.vae:

@@ -25,6 +25,19 @@ SDXL_FILES = (
 )
 
 
+# What ``from_pretrained`` reads from an SDXL repo: configs and tokenizers, and four weight files whose name carries
+# the variant (``{}``: "" or ".fp16").
+SDXL_CONFIG_FILES = (
+    "model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json", "text_encoder_2/config.json",
+    "tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer_2/vocab.json", "tokenizer_2/merges.txt",
+    "unet/config.json", "vae/config.json",
+)
+SDXL_WEIGHT_FILES = (
+    "text_encoder/model{}.safetensors", "text_encoder_2/model{}.safetensors",
+    "unet/diffusion_pytorch_model{}.safetensors", "vae/diffusion_pytorch_model{}.safetensors",
+)
+
+
 @dataclass(frozen=True)
 class IllustrationPreset:
     """Where an :class:`~showme_i2g.i2g.pipeline.IllustrationPipeline` gets its weights, and its default settings.
@@ -46,6 +59,17 @@ class IllustrationPreset:
     vae: str | None = None
     """An optional hub id (or folder) of a VAE that replaces the base's, e.g. ``madebyollin/sdxl-vae-fp16-fix``:
     an fp16-safe SDXL VAE (``force_upcast: false``) decodes in fp16 instead of being upcast to float32."""
+
+    def weight_variants(self, on_gpu: bool) -> tuple[str | None, ...]:
+        """The diffusers variants loading tries, in order: the repo's fp16 files first on a GPU (half the download
+        and memory), then the full-precision ones; only those on a CPU, where half precision is slow."""
+        return ("fp16", None) if on_gpu and self.fp16_variant_on_gpu else (None,)
+
+    def repo_files(self, variant: str | None) -> tuple[str, ...]:
+        """Every file of the base repo that loading reads for ``variant`` (what ``--download`` fetches and the app
+        looks for in the cache)."""
+        suffix = f".{variant}" if variant else ""
+        return SDXL_CONFIG_FILES + tuple(name.format(suffix) for name in SDXL_WEIGHT_FILES)
 
     def missing_weights_message(self, source: str) -> str:
         """One sentence: which preset, which files, how to get them."""

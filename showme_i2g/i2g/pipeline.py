@@ -132,7 +132,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         source = str(weights) if weights else preset.base
         on_gpu = device.type == "cuda"
         dtype = torch_dtype or (torch.float16 if on_gpu else torch.float32)
-        variants = ["fp16", None] if on_gpu and preset.fp16_variant_on_gpu else [None]
+        variants = preset.weight_variants(on_gpu)
         where = f"the folder {source}" if weights else "the Hugging Face cache (and the hub could not be reached)"
         pipe, error = None, None
         extra = {}
