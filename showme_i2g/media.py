@@ -559,6 +559,20 @@ class VideoInfo:
     frame_count: int
 
 
+def ffmpeg_header(path: str | os.PathLike) -> dict:
+    """What ffmpeg reads from a video's header (``fps``, ``duration``, ``size``...), decoding no frame; one sentence
+    for a file that is not a video (the one probe for ``probe_video`` and the dataset clips)."""
+    import imageio_ffmpeg
+
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        reader.close()
+    except (OSError, RuntimeError, StopIteration) as error:
+        raise InvalidInputError(f"{_describe(path)} is not a video we can read.") from error
+    return meta
+
+
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Frame rate and frame count of a video or animation from its header alone (no frame is decoded).
 
@@ -575,14 +589,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         except (OSError, SyntaxError, ValueError, EOFError) as error:
             raise InvalidInputError(f"{_describe(path)} is not an animation we can read.") from error
         return VideoInfo(1000.0 / duration if duration else None, count)
-    import imageio_ffmpeg
-
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        reader.close()
-    except (OSError, RuntimeError, StopIteration) as error:
-        raise InvalidInputError(f"{_describe(path)} is not a video we can read.") from error
+    meta = ffmpeg_header(path)
     fps, duration = meta.get("fps"), meta.get("duration")
     if not fps or not duration or not math.isfinite(duration):
         raise InvalidInputError(f"{_describe(path)} does not say its frame rate and duration.")

@@ -250,15 +250,9 @@ def _video_fps(path: Path) -> float | None:
     """Frames per second of a video file, from ffmpeg's header (None for animations without a rate)."""
     if path.suffix.lower() in (".gif", ".webp", ".png", ".apng"):
         return None
-    import imageio_ffmpeg
+    from ..media import ffmpeg_header
 
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        reader.close()
-    except (OSError, RuntimeError, StopIteration) as error:
-        raise InvalidInputError(f"The clip {path} is not a video we can read.") from error
-    fps = meta.get("fps")
+    fps = ffmpeg_header(path).get("fps")
     return float(fps) if fps else None
 
 
