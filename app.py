@@ -421,7 +421,8 @@ class Studio:
             inference_steps=self._whole_field("inference_steps", inference_steps, "Inference steps", 1,
                                         self.limits.max_inference_steps),
             guidance=self._number_field("guidance", guidance, "Guidance", 0, 30),
-            frames=self._whole_field("frames", frames, "The number of frames", 2, min(MAX_FRAMES, self.limits.max_frames)),
+            frames=self._whole_field("frames", frames, "The number of frames", 2,
+                                     min(MAX_FRAMES, self.limits.max_frames)),
             fps=self._whole_field("fps", fps, "Frames per second", 1, 60),
         )
 

@@ -99,7 +99,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(device: torch.device, run: Callable[[], object], repeats: int = 1, warmup: int = 1) -> tuple[float, float, object]:
+def timed(
+    device: torch.device, run: Callable[[], object], repeats: int = 1, warmup: int = 1
+) -> tuple[float, float, object]:
     """(median seconds, peak GiB allocated during the timed calls, last result)."""
     for _ in range(warmup):
         run()
@@ -221,14 +223,14 @@ def section_attention(args, device, table: Table, pipe: IllustrationPipeline) ->
     unmasked = attention._unmasked_neighbour_attention
     for n in ((2, 4) if args.tiny else (4, 7, 8, 16)):
         g = torch.Generator().manual_seed(n)
-        rand = lambda *shape: torch.randn(*shape, generator=g).to(device, unet.dtype)  # noqa: E731
+        rand = lambda *shape, g=g: torch.randn(*shape, generator=g).to(device, unet.dtype)  # noqa: E731
         inputs = dict(sample=rand(2 * n, 4, side, side), timestep=torch.tensor(500, device=device),
                       encoder_hidden_states=rand(2 * n, 77, unet.config.cross_attention_dim),
                       added_cond_kwargs={"text_embeds": rand(2 * n, pipe.text_encoder_2.config.projection_dim),
                                          "time_ids": torch.tensor([[size, size, 0, 0, size, size]],
                                                                   device=device, dtype=unet.dtype).repeat(2 * n, 1)})
 
-        def forward(weight: float, kernel=unmasked, layout=None) -> None:
+        def forward(weight: float, kernel=unmasked, layout=None, n=n, inputs=inputs) -> None:
             attention._unmasked_neighbour_attention = kernel
             try:
                 with torch.inference_mode(), neighbour_attention_enabled(unet, n, weight, layout=layout):
@@ -239,7 +241,7 @@ def section_attention(args, device, table: Table, pipe: IllustrationPipeline) ->
         anchored = attention.ChainLayout((1.0,) * (n - 1), anchor=0, anchor_weight=1.0)  # issue 11: + global anchor
         modes = {"independent": lambda: forward(0.0), "neighbour (masked, before)": lambda: forward(1.0, masked),
                  "neighbour (unmasked)": lambda: forward(1.0),
-                 "anchored": lambda: forward(1.0, layout=anchored)}
+                 "anchored": lambda anchored=anchored: forward(1.0, layout=anchored)}
         for run in modes.values():
             run()
         samples = {name: [] for name in modes}
@@ -277,7 +279,8 @@ def section_recipe(args, device, table: Table, pipe: IllustrationPipeline) -> No
     table.add("I2G recipe", "peak memory, whole-batch decode (before)", gib, "GiB", "", "before: 34.8 GiB")
     table.add("I2G recipe", "one-at-a-time vs whole-batch decode, max pixel difference",
               pixels_diff(out.images, whole.images), "levels of 255", "≤ 1")
-    table.add("I2G recipe", "VAE dtype after a call", str(pipe.vae.dtype).replace("torch.", ""), "", str(args.dtype).replace("torch.", ""))
+    table.add("I2G recipe", "VAE dtype after a call", str(pipe.vae.dtype).replace("torch.", ""), "",
+              str(args.dtype).replace("torch.", ""))
 
 
 def section_training(args, device, table: Table, sdxl: IllustrationPipeline | None, showme: ShowMePipeline | None):
@@ -320,13 +323,16 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
             if stage == 1:
                 batch = {"first": torch.rand(1, 3, size, size) * 2 - 1, "last": torch.rand(1, 3, size, size) * 2 - 1,
                          "instruction": ["cut the onion"]}
-                label = f"ShowMe stage 1 ({size}², rank {adapters.adapter_rank(model, adapters.EDIT)}, no structure reward)"
+                rank = adapters.adapter_rank(model, adapters.EDIT)
+                label = f"ShowMe stage 1 ({size}², rank {rank}, no structure reward)"
             else:
                 h = size // 8
                 batch = {"frames": torch.rand(1, 3, frames, size, size) * 2 - 1, "instruction": ["cut the onion"],
                          "flow": torch.rand(1, frames - 1, h, h), "fs": torch.tensor([3])}
-                label = f"ShowMe stage 2 ({frames} frames, rank {adapters.adapter_rank(model, adapters.ANIMATE)}, motion reward)"
-            step(label, params, lambda: trainer(batch, g))
+                rank = adapters.adapter_rank(model, adapters.ANIMATE)
+                label = f"ShowMe stage 2 ({frames} frames, rank {rank}, motion reward)"
+            # step() calls the loss at once; binding trainer as a default would keep the model alive past `del trainer`
+            step(label, params, lambda: trainer(batch, g))  # noqa: B023
             for p in params:
                 p.data = p.data.to(args.dtype)
             del trainer
@@ -335,8 +341,8 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
         from showme_i2g.training.i2g import LORA_TARGETS, I2GParts, add_i2g_lora, pairwise_loss
 
         unet, size = sdxl.unet, (128 if args.tiny else 1024)
-        add_i2g_lora(unet, SimpleNamespace(rank=16, lora_alpha=None, lora_targets=LORA_TARGETS, adapter_name="i2g_bench",
-                                           init_lora=None))
+        add_i2g_lora(unet, SimpleNamespace(rank=16, lora_alpha=None, lora_targets=LORA_TARGETS,
+                                           adapter_name="i2g_bench", init_lora=None))
         for p in unet.parameters():
             if p.requires_grad:
                 p.data = p.data.float()

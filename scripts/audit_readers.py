@@ -182,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--captaincook4d-descriptions", metavar="CSV",
                         help="CaptainCook4D activity_step_description.csv (the goals)")
     parser.add_argument("--captaincook4d-errors", metavar="JSON", help="CaptainCook4D error_annotations.json")
-    parser.add_argument("--htstep", action="append", default=[], metavar="CSV", help="HT-Step taxonomy.csv (repeatable)")
+    parser.add_argument("--htstep", action="append", default=[], metavar="CSV",
+                        help="HT-Step taxonomy.csv (repeatable)")
     parser.add_argument("--epic100", action="append", default=[], metavar="CSV",
                         help="EPIC-KITCHENS-100 narration CSV (repeatable)")
     parser.add_argument("--backends", nargs="+", default=None, metavar="NAME",

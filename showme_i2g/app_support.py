@@ -44,7 +44,8 @@ from .presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS, IllustrationPreset, S
 
 
 def fit_instruction(text: str, max_chars: int) -> str:
-    """A step's text cut at a word boundary to at most ``max_chars`` (a recipe step may outgrow a ShowMe instruction)."""
+    """A step's text cut at a word boundary to at most ``max_chars`` (a recipe step may outgrow a ShowMe
+    instruction)."""
     text = " ".join(text.split())
     if len(text) <= max_chars:
         return text

@@ -16,6 +16,7 @@ from .i2g.inputs import ANCHOR_CHOICES, MAX_STEPS
 from .presets import ILLUSTRATION_PRESETS
 from .text.step_lines import parse_step_lines
 
+
 def read_steps_file(path: Path) -> list[str]:
     """One step per non-empty line; a leading "1." / "Step 2:" / "-" marker is dropped."""
     try:
@@ -205,7 +206,8 @@ def _add_photo_arguments(p, default_preset: str = "tiny") -> None:
     p.add_argument("--weights", type=Path, help="local DynamiCrafter model.ckpt")
     p.add_argument("--lora-dir", type=Path, help="folder with the ShowMe LoRA files (lora_image.pth, lora_video.pth)")
     p.add_argument("--edit-adapter", type=Path, help="a trained edit adapter: stage 1's adapter folder (<out>/edit)")
-    p.add_argument("--animate-adapter", type=Path, help="a trained animate adapter: stage 2's adapter folder (<out>/animate)")
+    p.add_argument("--animate-adapter", type=Path,
+                   help="a trained animate adapter: stage 2's adapter folder (<out>/animate)")
 
 
 def _add_edit(subparsers) -> None:

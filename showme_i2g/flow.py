@@ -200,7 +200,9 @@ class RAFTFlow:
         try:
             weight_enum = Raft_Large_Weights[weights]
         except KeyError:
-            raise ValueError(f"unknown RAFT weights {weights!r}; choose from {[w.name for w in Raft_Large_Weights]}")
+            raise ValueError(
+                f"unknown RAFT weights {weights!r}; choose from {[w.name for w in Raft_Large_Weights]}"
+            ) from None
         try:
             model = raft_large(weights=weight_enum, progress=False)
         except Exception as error:  # noqa: BLE001 - download failures come as URLError/OSError/RuntimeError

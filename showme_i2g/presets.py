@@ -174,8 +174,8 @@ class ShowMePreset:
         repo, filename = self.checkpoint
         return (
             f"The '{self.name}' preset needs {filename} from {repo} but it is not in the Hugging Face cache and "
-            f"the hub could not be reached; on a machine with internet run `{hub_download_command(repo, filename)}`, or "
-            f"pass --weights with the path of a local copy."
+            f"the hub could not be reached; on a machine with internet run "
+            f"`{hub_download_command(repo, filename)}`, or pass --weights with the path of a local copy."
         )
 
 

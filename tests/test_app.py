@@ -26,6 +26,7 @@ from showme_i2g.media import read_video_frames
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -257,7 +258,8 @@ def test_recipe_tab_snaps_the_size_to_the_slider_and_refuses_sizes_outside_it(se
     # for callers without the page, names the slider's range rather than the model's.
     assert "400 Bad Request" in error_of(lambda: illustrate(client, size=1024))
     studio = served[0]
-    with pytest.raises(app.Refusal, match=r"^The image size must be from 64 to 512 pixels on this machine, got 1024\.$"):
+    with pytest.raises(app.Refusal,
+                       match=r"^The image size must be from 64 to 512 pixels on this machine, got 1024\.$"):
         studio.check_recipe("Make tea", "Boil.", "tiny", 0, 2, 5.0, 1024, 1.0)
     with pytest.raises(app.Refusal, match=r"^Inference steps must be a whole number from 1 to 50, got 80\.$"):
         studio.check_recipe("Make tea", "Boil.", "tiny", 0, 80, 5.0, 64, 1.0)
@@ -441,7 +443,7 @@ def test_a_closed_page_ends_its_runs(served, client) -> None:
         assert heartbeat.status_code == 200
         next(heartbeat.iter_lines())
     assert wait_until_free(studio, deadline) < 2 * step + 2
-    with pytest.raises(Exception):
+    with pytest.raises(AppError, match=r"^Stopped: the run was cancelled before it finished\.$"):
         job.result(timeout=30)
 
 

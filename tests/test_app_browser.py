@@ -33,7 +33,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 180_000
-CJK_STEP = "把煎好的饼放在盘子上。"  # "Put the cooked cakes on a plate."; drawn with the Noto CJK fallback where installed
+# "Put the cooked cakes on a plate."; drawn with the Noto CJK fallback where installed
+CJK_STEP = "把煎好的饼放在盘子上。"
 
 
 def _chromium() -> str:

@@ -149,7 +149,8 @@ def test_download_refuses_what_it_cannot_fetch(monkeypatch, tmp_path) -> None:
     with pytest.raises(WeightsNotFoundError, match=r"needs the ShowMe LoRA files lora_image.pth and lora_video.pth"):
         download_weights(None, "showme", lora_dir=tmp_path)  # on Google Drive, not the hub
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(WeightsNotFoundError, match=r"^--download needs the Hugging Face Hub, but HF_HUB_OFFLINE is set"):
+    with pytest.raises(WeightsNotFoundError,
+                       match=r"^--download needs the Hugging Face Hub, but HF_HUB_OFFLINE is set"):
         download_weights("sdxl", None, cache_dir=tmp_path)
 
 

@@ -45,7 +45,8 @@ def _solid(colour, size=(64, 48)) -> Image.Image:
 
 
 def test_parse_step_lines_drops_list_markers_but_keeps_quantities() -> None:
-    text = "1. Sift the flour.\n\n  2) Add 1.5 cups of milk.\nStep 3: Stir.\n- Rest 10 min.\n• Bake\n1.5 cups of sugar\n4."
+    text = ("1. Sift the flour.\n\n  2) Add 1.5 cups of milk.\nStep 3: Stir.\n- Rest 10 min.\n• Bake\n"
+            "1.5 cups of sugar\n4.")
     assert parse_step_lines(text) == [
         "Sift the flour.", "Add 1.5 cups of milk.", "Stir.", "Rest 10 min.", "Bake", "1.5 cups of sugar",
     ]
@@ -199,7 +200,8 @@ def test_pick_presets_finds_sdxl_then_lightning(tmp_path) -> None:
     assert pick_presets(cache_dir=tmp_path).illustration == "sdxl"
     _cache(tmp_path, "ByteDance/SDXL-Lightning", ["sdxl_lightning_4step_lora.safetensors"])
     choice = pick_presets(cache_dir=tmp_path)
-    assert choice.illustration == "sdxl-lightning" and choice.illustration_available == ("sdxl-lightning", "sdxl", "tiny")
+    assert choice.illustration == "sdxl-lightning"
+    assert choice.illustration_available == ("sdxl-lightning", "sdxl", "tiny")
 
 
 def test_pick_presets_counts_fp16_weights_only_on_a_gpu(tmp_path) -> None:

@@ -730,7 +730,7 @@ def _after_cut_shares(splitter: ClauseSplitter, texts: list[str]) -> tuple[int, 
     for text in texts:
         result = splitter(text)
         assert_valid(text, result)
-        for before, after in zip(result, result[1:]):
+        for _before, after in zip(result, result[1:]):
             cuts += 1
             if after[:1].islower() or after[:1].isdigit() or after[:1] == "(":
                 continued += 1

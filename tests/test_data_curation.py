@@ -1,5 +1,5 @@
-"""ShowMe's curation filters: the SSv2 template rules (174 -> 109, each drop with its reason) and EPIC-KITCHENS final-frame selection with
-injected similarity functions whose outputs are known."""
+"""ShowMe's curation filters: the SSv2 template rules (174 -> 109, each drop with its reason) and EPIC-KITCHENS
+final-frame selection with injected similarity functions whose outputs are known."""
 
 from __future__ import annotations
 

@@ -162,7 +162,8 @@ def test_captaincook4d_errors_belong_to_their_occurrence_not_to_the_step_id():
     by_id = {}
     for step in recording.steps:
         by_id.setdefault(step.meta["step_id"], []).append(step)
-    assert len(by_id[20]) == 1 and by_id[20][0].meta["errors"] == [] and by_id[20][0].start == pytest.approx(831.5568, abs=1e-3)
+    assert len(by_id[20]) == 1 and by_id[20][0].meta["errors"] == []
+    assert by_id[20][0].start == pytest.approx(831.5568, abs=1e-3)
     assert len(by_id[18]) == 2
     kept = next(r for r in _patterns(keep_errors=True) if r.id == "2_28")
     twenties = [s for s in kept.steps if s.meta["step_id"] == 20]
@@ -196,9 +197,11 @@ def test_captaincook4d_errors_json_matches_by_order_when_times_differ(tmp_path):
         ("continue cooking-continue cooking, stirring often, for 2-3 minutes, until vegetables are crisp-tender",
          "continue cooking", "continue cooking, stirring often, for 2-3 minutes, until vegetables are crisp-tender"),
         ("Coat -Coat a 6-oz. ramekin cup with cooking spray", "Coat", "Coat a 6-oz. ramekin cup with cooking spray"),
-        ("Microwave -Continue to Microwave for 15-30 more seconds", "Microwave", "Continue to Microwave for 15-30 more seconds"),
+        ("Microwave -Continue to Microwave for 15-30 more seconds", "Microwave",
+         "Continue to Microwave for 15-30 more seconds"),
         # the label is the verb the step leaves out: it stays
-        ("Measure and add-a pinch of salt to the mixing bowl", "Measure and add", "Measure and add a pinch of salt to the mixing bowl"),
+        ("Measure and add-a pinch of salt to the mixing bowl", "Measure and add",
+         "Measure and add a pinch of salt to the mixing bowl"),
         ("Add-1/2 tsp salt to the pan", "Add", "Add 1/2 tsp salt to the pan"),
         ("Place-Place 5 meatballs in a Microwave-safe plate", "Place", "Place 5 meatballs in a Microwave-safe plate"),
     ],
@@ -539,7 +542,8 @@ def test_ego4d_narrations_with_problems_and_left_out_counts(tmp_path):
     ]
     assert result.counts == {"other_person_narrations": 1, "unsure_narrations": 1, "videos_without_narrations": 1}
     both = read_ego4d(path, passes=("narration_pass_1", "narration_pass_2"))
-    assert [s.text for s in both.recipes[0].steps] == ["picks up a knife", "holds a knife", "puts the knife on the board"]
+    assert [s.text for s in both.recipes[0].steps] == ["picks up a knife", "holds a knife",
+                                                       "puts the knife on the board"]
     (tmp_path / "list.json").write_text('[{"narration_pass_1": {"narrations": []}}]')
     with pytest.raises(InvalidInputError, match="maps each video_uid"):
         read_ego4d(tmp_path / "list.json")

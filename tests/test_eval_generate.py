@@ -4,7 +4,6 @@ and ``independent`` differing from ``ours`` by the neighbour weight alone."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -166,7 +166,8 @@ def test_animate_many_equals_separate_animate_calls(showme):
     texts = ["cut the onion", "stir the soup", "open the lid"]
     progress = []
     many = showme.animate_many(photos, texts, seeds=[11, 12, 13], batch_size=2, num_frames=4,
-                               num_inference_steps=3, progress_callback=lambda done, total: progress.append((done, total)))
+                               num_inference_steps=3,
+                               progress_callback=lambda done, total: progress.append((done, total)))
     assert progress == [(i, 6) for i in range(1, 7)]  # 2 chunks x 3 DDIM steps
     for clip, image, text, seed in zip(many, photos, texts, [11, 12, 13]):
         alone = showme.animate(image, text, seed=seed, num_frames=4, num_inference_steps=3)

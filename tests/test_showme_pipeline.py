@@ -113,7 +113,8 @@ def test_bad_input_is_one_sentence(pipe, photo, call, message):
 
 
 def test_missing_real_weights_are_one_sentence(tmp_path):
-    with pytest.raises(WeightsNotFoundError, match=r"'showme' preset needs model.ckpt from Doubiiu/DynamiCrafter.*hf download"):
+    with pytest.raises(WeightsNotFoundError,
+                       match=r"'showme' preset needs model.ckpt from Doubiiu/DynamiCrafter.*hf download"):
         ShowMePipeline.from_preset("showme", device="cpu")
     with pytest.raises(WeightsNotFoundError, match="pass --weights"):
         ShowMePipeline.from_preset("dynamicrafter-512", device="cpu", weights=tmp_path / "missing.ckpt")
@@ -176,7 +177,7 @@ def _save_trained(tmp_path, name: str, rank: int) -> tuple:
     adapters.add_showme_adapters(model, edit_rank=rank, animate_rank=rank)
     torch.manual_seed(1)
     with torch.no_grad():
-        for key, tensor in adapters._adapter_state_dict(model, name).items():
+        for _key, tensor in adapters._adapter_state_dict(model, name).items():
             tensor.normal_(std=0.3)
     path = tmp_path / name
     adapters.save_adapter(model, name, path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +12,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from showme_i2g.i2g.attention import apply_neighbour_attention
+from showme_i2g.rewards.alignment import CLIPAlignmentReward
 from showme_i2g.training import assert_gradients_exactly, create_accelerator, read_log
 from showme_i2g.training.i2g import (
     PairImages,
     PairwiseConfig,
     RewardConfig,
     _build_parts,
-    add_i2g_lora,
     collate_pairs,
     draft_sample,
     encode_groups,
@@ -29,8 +29,6 @@ from showme_i2g.training.i2g import (
     pairwise_loss,
     reward_loss,
 )
-from showme_i2g.i2g.attention import apply_neighbour_attention
-from showme_i2g.rewards.alignment import CLIPAlignmentReward
 from showme_i2g.training.loop import StepContext, step_generator
 
 from train import i2g_pairwise, i2g_reward  # noqa: E402

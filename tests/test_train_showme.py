@@ -32,6 +32,7 @@ from showme_i2g.training.showme import (
     load_clips,
     train_stage2,
 )
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root holds train/
 from train import showme_stage1, showme_stage2  # noqa: E402
 

@@ -18,8 +18,8 @@ Readers (:mod:`.readers`)
 
 Curation (:mod:`.curation`)
     ``SSV2_TEMPLATES`` (the 174 labels), ``SSV2_RULES``, ``judge_template``, ``split_templates`` (109 kept, 65
-    dropped; ``ssv2_template_table`` lists the drops), ``curate_ssv2(records)``; ``final_frame_scores`` / ``select_final_frame`` (CLIP x DINO over the last
-    8 frames, > 0.1) with pluggable similarity callables.
+    dropped; ``ssv2_template_table`` lists the drops), ``curate_ssv2(records)``; ``final_frame_scores`` /
+    ``select_final_frame`` (CLIP x DINO over the last 8 frames, > 0.1) with pluggable similarity callables.
 
 Training API (:mod:`.clips`)
     - I2G: ``adjacent_pairs(recipes, require_media=False)`` yields ``StepPair(goal, first, second, recipe_id,
@@ -54,7 +54,6 @@ from .clips import (
     step_key_frame,
     uniform_indices,
 )
-from .formats import RECIPE_FORMATS, read_recipe_file
 from .curation import (
     SSV2_RULES,
     SSV2_TEMPLATES,
@@ -67,6 +66,7 @@ from .curation import (
     split_templates,
     ssv2_template_table,
 )
+from .formats import RECIPE_FORMATS, read_recipe_file
 from .readers import (
     fill_template,
     read_captaincook4d,

@@ -414,7 +414,12 @@ def read_captaincook4d(
 
 # wikiHow image references left in some paragraphs: "/images/thumb/e/ef/Cook-...-Step-2-preview.jpg/v4-550px-...jpg"
 # and wiki markup such as "[[Image:Cook Vegetarian Chili Step 11.jpg}}".
-_IMAGE_PATH = re.compile(r"\[\[\s*(?:Image|File):[^\]}]*(?:\]\]|}})|(?:https?://\S*)?/images/\S+|\S+\.(?:jpe?g|png|gif|webp)(?:/\S*)?(?=\s|$)", re.IGNORECASE)
+_IMAGE_PATH = re.compile(
+    r"\[\[\s*(?:Image|File):[^\]}]*(?:\]\]|}})"  # wiki markup
+    r"|(?:https?://\S*)?/images/\S+"  # a wikiHow images path, with or without its host
+    r"|\S+\.(?:jpe?g|png|gif|webp)(?:/\S*)?(?=\s|$)",  # a bare image file name
+    re.IGNORECASE,
+)
 
 
 def _cleaned(path: PathLike, line: int, result: ReadResult, message: str) -> None:
@@ -423,7 +428,9 @@ def _cleaned(path: PathLike, line: int, result: ReadResult, message: str) -> Non
     logger.info("cleaned %s:%s: %s", path, line, message)
 
 
-def _clean_htstep_texts(path: PathLike, line: int, headline: str, paragraph: str, result: ReadResult) -> tuple[str, str]:
+def _clean_htstep_texts(
+    path: PathLike, line: int, headline: str, paragraph: str, result: ReadResult
+) -> tuple[str, str]:
     """The headline without a stray trailing ";" and the paragraph without wikiHow image paths, each repair reported.
 
     Image paths would become clauses of nonsense for the text encoder; the ";" is a scraping artefact that the

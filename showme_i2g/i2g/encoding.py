@@ -133,7 +133,8 @@ def encode_instruction(
 
     prompt_embeds = torch.cat(sequences)
     pooled_embeds = torch.stack(pooled)
-    attention_mask = torch.stack(masks).to(prompt_embeds.device) if most > 1 and not all(m.all() for m in masks) else None
+    padded = most > 1 and not all(m.all() for m in masks)
+    attention_mask = torch.stack(masks).to(prompt_embeds.device) if padded else None
 
     negative, negative_pooled = None, None
     if guidance:

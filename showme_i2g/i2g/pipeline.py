@@ -232,7 +232,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         if latents is not None and latents.shape[0] != num_steps:
             raise InvalidInputError(f"latents must hold one latent per step ({num_steps}), got {latents.shape[0]}.")
         channels = self.unet.config.in_channels
-        return self.prepare_latents(num_steps, channels, height, width, dtype, self._execution_device, generator, latents)
+        return self.prepare_latents(num_steps, channels, height, width, dtype, self._execution_device, generator,
+                                    latents)
 
     def decode(self, latents: torch.Tensor, output_type: str, chunk_size: int | None = DEFAULT_DECODE_CHUNK):
         """Latents -> images, ``chunk_size`` images per VAE call (see :mod:`.vae`: float32 where SDXL's VAE needs

@@ -30,10 +30,17 @@ from .i2g_protocol import (
     multiple_choice_accuracy,
     step_faithfulness,
 )
-from .image import EmbeddingSimilarity, batch_psnr, clip_i, clip_t, cosine_similarity, dino_i, psnr
 from .i3d import I3DFeatures, InceptionI3d
+from .image import EmbeddingSimilarity, batch_psnr, clip_i, clip_t, cosine_similarity, dino_i, psnr
 from .lpips import LPIPS
-from .motion import FlowMidpointInterpolator, MotionScore, dynamic_degree, harmonic_mean, motion_score, motion_smoothness
+from .motion import (
+    FlowMidpointInterpolator,
+    MotionScore,
+    dynamic_degree,
+    harmonic_mean,
+    motion_score,
+    motion_smoothness,
+)
 from .text import LLM2VecEmbedder, SentenceEmbedder, text_cosine
 from .video import (
     FVD,

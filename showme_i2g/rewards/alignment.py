@@ -39,7 +39,8 @@ OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 def differentiable_clip_preprocess(
     images: torch.Tensor, size: int, mean: Sequence[float] = OPENAI_CLIP_MEAN, std: Sequence[float] = OPENAI_CLIP_STD
 ) -> torch.Tensor:
-    """CLIPImageProcessor's steps in torch: [-1, 1] -> [0, 1], shorter side to ``size`` (bicubic), centre crop, normalise.
+    """CLIPImageProcessor's steps in torch: [-1, 1] -> [0, 1], shorter side to ``size`` (bicubic), centre crop,
+    normalise.
 
     Matches the processor up to interpolation details (PIL's bicubic vs torch's antialiased bicubic); unlike
     the processor it keeps the autograd graph.
@@ -94,7 +95,8 @@ class CLIPAlignmentReward(torch.nn.Module):
         except (OSError, ValueError) as exc:
             raise WeightsNotFoundError(
                 f"The alignment reward needs the CLIP model {model_id}, which is neither in the Hugging Face cache "
-                f"nor downloadable here; run `hf download {model_id}` on a machine with internet or pass a local folder."
+                f"nor downloadable here; run `hf download {model_id}` on a machine with internet or pass a local "
+                "folder."
             ) from exc
         mean, std = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
         try:

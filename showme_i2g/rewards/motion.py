@@ -81,7 +81,8 @@ class MotionReward(nn.Module):
         if not bool(mask.any()):
             return x0_latents.sum() * 0.0, {"eligible": 0.0}
         kl = self(x0_latents[mask], flow_magnitude.to(x0_latents.device)[mask])
-        return self.weight * kl.sum() / x0_latents.shape[0], {"kl": float(kl.detach().mean()), "eligible": float(mask.sum())}
+        stats = {"kl": float(kl.detach().mean()), "eligible": float(mask.sum())}
+        return self.weight * kl.sum() / x0_latents.shape[0], stats
 
 
 def pool_flow_magnitudes(magnitudes: np.ndarray | torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:

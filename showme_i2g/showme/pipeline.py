@@ -479,7 +479,8 @@ class ShowMePipeline:
 
     def _settings(self, num_inference_steps, guidance_scale, eta, fs) -> tuple[int, float, float, int]:
         preset = self.preset
-        steps = num_inference_steps if num_inference_steps is not None else (preset.num_inference_steps if preset else 50)
+        steps = (num_inference_steps if num_inference_steps is not None
+                 else (preset.num_inference_steps if preset else 50))
         guidance = guidance_scale if guidance_scale is not None else (preset.guidance_scale if preset else 7.5)
         eta = eta if eta is not None else (preset.eta if preset else 1.0)
         fs = fs if fs is not None else self.config.default_fs
@@ -504,7 +505,9 @@ class ShowMePipeline:
         steps, guidance, eta, fs = self._settings(num_inference_steps, guidance_scale, eta, fs)
         instructions = [self._check(text, steps, guidance, eta, fs) for text in instructions]
         if conditioning not in CONDITIONING_MODES:
-            raise InvalidInputError(f"conditioning must be one of {', '.join(CONDITIONING_MODES)}, got {conditioning!r}.")
+            raise InvalidInputError(
+                f"conditioning must be one of {', '.join(CONDITIONING_MODES)}, got {conditioning!r}."
+            )
         prepared = [self._prepare_photo(image, fit) for image in images]
         if generators is None:
             seeds = [random.randrange(2**31) if seed is None else seed for seed in seeds]

@@ -115,7 +115,7 @@ def abbreviation_cuts(text: str) -> set[int]:
     """
     words = [(match.start(), match.group(0)) for match in _WORD.finditer(text)]
     cuts = set()
-    for index, (start, word) in enumerate(words[:-1]):
+    for index, (_start, word) in enumerate(words[:-1]):
         previous = words[index - 1][1] if index > 0 else None
         following = words[index + 1][0]
         if _is_abbreviation(word, previous, text, following):
@@ -137,7 +137,7 @@ PHRASE_OPENERS = frozenset(
         "a", "an", "the", "and", "or", "but", "then", "so", "to", "of", "in", "into", "onto", "on", "with", "for",
         "from", "at", "by", "over", "under", "until", "about", "after", "before", "while", "when", "if", "as",
         "through", "without", "around", "across", "inside", "outside", "like", "per", "than", "along", "between",
-        "until", "unless", "because", "which", "that", "where",
+        "unless", "because", "which", "that", "where",
     }
 )
 
@@ -754,7 +754,8 @@ def _spacy_pipeline(backend: str) -> Any | None:
     try:
         import spacy
     except ImportError as error:
-        _unavailable(backend, f"spaCy is not installed ({_describe(error)})", broken=not _is_missing_module(error, "spacy"))
+        _unavailable(backend, f"spaCy is not installed ({_describe(error)})",
+                     broken=not _is_missing_module(error, "spacy"))
         return None
     except Exception as error:  # a broken install raises anything at import
         _unavailable(backend, f"spaCy fails to import ({_describe(error)})")

@@ -94,7 +94,8 @@ def register_trainable_state_hooks(accelerator) -> None:
     def save_hook(models, weights, output_dir):
         if accelerator.is_main_process:
             for i, model in enumerate(models):
-                state = {k: v.detach().contiguous().cpu() for k, v in _trainable(accelerator.unwrap_model(model)).items()}
+                trainable = _trainable(accelerator.unwrap_model(model))
+                state = {k: v.detach().contiguous().cpu() for k, v in trainable.items()}
                 save_file(state, str(Path(output_dir) / f"trainable_{i}.safetensors"))
         weights.clear()  # nothing else of the models is written
 

@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from ..data.clips import KEY_FRAMES, FrameExtraction, extract_step_frames
 from ..data.records import Recipe, Step
 from ..errors import InvalidInputError
+from ..i2g import lora
 from ..i2g.attention import apply_neighbour_attention
 from ..i2g.denoise import guided_step
 from ..i2g.encoding import encode_instruction, guidance_batch, sdxl_time_ids
-from ..i2g import lora
 from ..i2g.lora import ADAPTER_NAME, LORA_FILENAME, LORA_TARGETS, load_i2g_lora, lora_parameter_names, save_i2g_lora
 from ..i2g.vae import decode_latents
 from .config import DataError, RunConfig, TrainingConfigError
@@ -134,7 +134,9 @@ class PairwiseConfig(I2GConfig):
         if not self.data:
             raise TrainingConfigError("Give the training recipes with --data FILE.")
         if self.data_format not in DATA_FORMATS:
-            raise TrainingConfigError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}.")
+            raise TrainingConfigError(
+                f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}."
+            )
         if not Path(self.data).is_file():
             raise DataError(f"The recipes file {self.data} does not exist.")
         if self.annotations is not None and not Path(self.annotations).is_file():
@@ -219,7 +221,9 @@ def _splitter(backend: str):
     try:
         return ClauseSplitter(backend=backend)
     except RuntimeError as exc:
-        raise TrainingConfigError(f"The clause backend {backend!r} is not installed here; use auto or punctuation.") from exc
+        raise TrainingConfigError(
+            f"The clause backend {backend!r} is not installed here; use auto or punctuation."
+        ) from exc
 
 
 def _read_json_recipes(path: Path, images: Path | None) -> list[Recipe]:
@@ -236,7 +240,7 @@ def _read_json_recipes(path: Path, images: Path | None) -> list[Recipe]:
         raise DataError(f"The recipes file {path} must hold a list of recipes.")
     recipes = []
     for index, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("goal"), str) or not isinstance(item.get("steps"), list):
+        if not (isinstance(item, dict) and isinstance(item.get("goal"), str) and isinstance(item.get("steps"), list)):
             raise DataError(f"Recipe {index + 1} in {path} needs a goal text and a list of steps.")
         steps = []
         for step in item["steps"]:
@@ -376,7 +380,8 @@ def _read_prompt_recipes(path: Path) -> list[tuple[str, list[str]]]:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"The prompts file {path} is not readable JSON ({type(exc).__name__}).") from exc
-    raw = [raw] if isinstance(raw, dict) and "goal" in raw else raw.get("recipes", raw) if isinstance(raw, dict) else raw
+    if isinstance(raw, dict):
+        raw = [raw] if "goal" in raw else raw.get("recipes", raw)
     if not isinstance(raw, list):
         raise DataError(f"The prompts file {path} must hold a list of {{goal, steps}} recipes.")
     recipes = []
@@ -399,7 +404,8 @@ def _planned_recipes(config: RewardConfig) -> list[tuple[str, list[str]]]:
     from ..text.planner import StepPlanner
 
     planner = StepPlanner.default()
-    return [(goal, planner.plan(goal, max_steps=config.planned_steps, seed=config.seed + i)) for i, goal in enumerate(goals)]
+    return [(goal, planner.plan(goal, max_steps=config.planned_steps, seed=config.seed + i))
+            for i, goal in enumerate(goals)]
 
 
 def load_prompt_windows(config: RewardConfig) -> list[StepWindow]:

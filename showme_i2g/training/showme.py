@@ -53,7 +53,7 @@ from ..data import (
 from ..errors import InvalidInputError
 from ..flow import FlowEstimator, default_flow
 from ..presets import get_showme_preset
-from ..rewards import DEFAULT_DEPTH_MODEL, DepthEstimator, HED, MotionReward, StructureReward, clip_flow_magnitudes
+from ..rewards import DEFAULT_DEPTH_MODEL, HED, DepthEstimator, MotionReward, StructureReward, clip_flow_magnitudes
 from ..showme import adapters
 from ..showme.conditioning import cross_attention_context, first_frame_concat
 from ..showme.dynamicrafter.config import CONFIGS
@@ -156,8 +156,8 @@ def load_clips(config: ShowMeTrainConfig) -> list[Clip]:
     """The run's clips (:class:`showme_i2g.data.Clip`), read with the data API and checked before any model is built.
 
     ``manifest``: :func:`~showme_i2g.data.read_clip_manifest`; ``ssv2``: SSv2 ``train.json`` curated by the
-    template rules (109 of 174 templates); ``epic100``: EPIC-KITCHENS-100 narrations over the released frame folders or videos; ``ego4d``:
-    Ego4D ``narration.json``, a window around each camera-wearer narration.
+    template rules (109 of 174 templates); ``epic100``: EPIC-KITCHENS-100 narrations over the released frame
+    folders or videos; ``ego4d``: Ego4D ``narration.json``, a window around each camera-wearer narration.
 
     :raises DataError: when the data is missing, unreadable, empty, or names clips that are not on disk.
     """

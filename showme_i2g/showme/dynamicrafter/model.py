@@ -18,7 +18,12 @@ from torch import nn
 from .autoencoder import AutoencoderKL
 from .config import DynamiCrafterConfig
 from .ddim import (
-    DDIMSampler, alphas_cumprod, dynamic_rescale_array, dynamic_rescale_values, linear_betas, schedule_buffers,
+    DDIMSampler,
+    alphas_cumprod,
+    dynamic_rescale_array,
+    dynamic_rescale_values,
+    linear_betas,
+    schedule_buffers,
 )
 from .openclip import OpenCLIPImageEncoder, OpenCLIPTextEncoder
 from .resampler import Resampler
