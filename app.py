@@ -61,7 +61,7 @@ from showme_i2g.app_support import (
 )
 from showme_i2g.cli import quiet_torchvision_notices
 from showme_i2g.errors import InvalidInputError, ShowMeError, WeightsNotFoundError
-from showme_i2g.outputs import write_run_json
+from showme_i2g.outputs import redraw_settings, write_run_json
 from showme_i2g.presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS
 from showme_i2g.text.step_lines import parse_step_lines, steps_to_text
 from showme_i2g.validation import MAX_FRAMES, MAX_INSTRUCTION_CHARS, check_number, clean_text
@@ -442,11 +442,30 @@ class Studio:
             **self._showme_settings(preset, seed, inference_steps, guidance, frames, fps),
         )
 
-    def check_redraw(self, run, step_number) -> int:
-        """A step of the last recipe to draw again, or a :class:`Refusal`."""
+    def check_redraw(self, run, steps_text, step_number) -> tuple[int, list[str]]:
+        """The step of the last recipe to draw again and the steps to draw it with, or a :class:`Refusal`.
+
+        The steps box may differ from the last run only in the step being drawn again (its new text is used);
+        any other change needs a new run, since the kept pictures show the old steps.
+        """
         if not run or not run.get("images"):
             raise Refusal("run", "Illustrate a recipe first; then pick the step to draw again in the gallery.")
-        return _field("step_number", _whole, step_number, "The step to draw again", 1, len(run["images"]))
+        number = _field("step_number", _whole, step_number, "The step to draw again", 1, len(run["images"]))
+        kitchen = (run.get("metadata") or {}).get("reference")
+        if not all(Path(path).is_file() for path in [*run["images"], *([kitchen] if kitchen else [])]):
+            raise Refusal("run", "This run's pictures were cleared from the server; press Illustrate to draw the "
+                                 "recipe again.")
+        steps = list(run["steps"])
+        if steps_text is not None:
+            from showme_i2g.i2g.inputs import clean_steps
+
+            typed = _field("steps", lambda text: clean_steps(parse_step_lines(text)), steps_text)
+            changed = [i for i, (new, old) in enumerate(zip(typed, steps)) if new != old]
+            if len(typed) != len(steps) or any(i != number - 1 for i in changed):
+                raise Refusal("steps", "The steps changed since the last run; press Illustrate to draw them, or "
+                                       "undo the change to re-draw one step.")
+            steps = typed
+        return number, steps
 
     def check_animation(self, run, preset, seed, inference_steps, guidance, frames, fps) -> dict:
         """The Animate tab's inputs, cleaned, or a :class:`Refusal`."""
@@ -491,26 +510,27 @@ class Studio:
         """Recipe -> one image per step; returns (gallery items, download files, the run for the Animate tab)."""
         asked = self.check_recipe(goal, steps_text, preset, seed, inference_steps, guidance, size, neighbour_weight,
                                   kitchen, anchor, anchor_weight, tell=self.tell)
-        asked["kitchen"] = str(kitchen) if kitchen else None
         return self._draw(asked, size, session, progress, run_id, budget_s)
 
     @user_errors
-    def redraw(self, run, step_number, seed, session: str = "", progress=None, run_id: str | None = None,
+    def redraw(self, run, steps_text, step_number, seed, session: str = "", progress=None, run_id: str | None = None,
                budget_s: float | None = None):
         """Draw one step of the last recipe again with ``seed``; every other step is kept exactly as it was.
 
-        The settings are the last run's (preset, size, steps, weights, kitchen photo), so the kept pictures and
-        the new one belong together.
+        The settings are the last run's (``outputs.redraw_settings``, as the CLI's ``--keep``): preset, size,
+        sampler, weights, anchor and kitchen photo, so the kept pictures and the new one belong together.
         """
-        number = self.check_redraw(run, step_number)
-        meta = run["metadata"]
+        number, steps = self.check_redraw(run, steps_text, step_number)
+        settings = redraw_settings(run["metadata"])
+        kitchen = settings["reference"]
         asked = dict(
-            goal=run["goal"], steps=list(run["steps"]), preset=meta["preset"], seed=_field("seed", _seed, seed),
-            inference_steps=meta["num_inference_steps"], guidance=meta["guidance_scale"], size=meta["height"],
-            neighbour_weight=meta["neighbour_weight"], anchor=meta.get("anchor"),
-            anchor_weight=meta.get("anchor_weight") or 1.0, kitchen=run.get("kitchen"),
-            reference=_field("kitchen", _load_photo, run["kitchen"]) if run.get("kitchen") else None,
+            goal=run["goal"], steps=steps, preset=settings["preset"], seed=_field("seed", _seed, seed),
+            inference_steps=settings["num_inference_steps"], guidance=settings["guidance_scale"],
+            size=settings["height"], neighbour_weight=settings["neighbour_weight"], anchor=settings["anchor"],
+            anchor_weight=1.0 if settings["anchor_weight"] is None else settings["anchor_weight"],
+            reference=_field("run", _load_photo, kitchen) if kitchen else None,
             keep={n: _field("run", _load_photo, path) for n, path in enumerate(run["images"], 1) if n != number},
+            extra={"kept_from": str(Path(run["images"][0]).parent), "redrawn": [number]},
         )
         return self._draw(asked, asked["size"], session, progress, run_id, budget_s)
 
@@ -545,10 +565,16 @@ class Studio:
                                   progress_callback=self._reporter(progress, control, desc))
             control.check()
             progress(1.0, desc="Writing the storyboard and downloads")
-            files = write_recipe_outputs(result, self.runs.new("recipe"))
+            folder = self.runs.new("recipe")
+            extra = dict(asked.get("extra") or {})
+            if asked.get("reference") is not None:  # kept with the run, so a later redraw never loses it
+                extra["reference"] = folder / "kitchen.png"
+                asked["reference"].save(extra["reference"])
+            files = write_recipe_outputs(result, folder, **extra)
         gallery = [(str(path), f"{n}. {step}") for n, (path, step) in enumerate(zip(files.steps, result.steps), 1)]
+        metadata = {**result.metadata, **{k: str(v) if isinstance(v, Path) else v for k, v in extra.items()}}
         run = {"goal": result.goal, "steps": result.steps, "images": [str(p) for p in files.steps],
-               "metadata": result.metadata, "kitchen": asked.get("kitchen")}
+               "metadata": metadata}
         return gallery, [str(files.storyboard), str(files.zip), str(files.html)], run
 
     @user_errors
@@ -736,7 +762,7 @@ def build_demo(studio: Studio):
         with gr.Row():
             frames = gr.Slider(2, max_frames, value=min(frames_default, max_frames), step=1, label="Frames")
             fps = gr.Slider(1, 30, value=8, step=1, label="Frames per second")
-        preset.change(lambda name: (gr.update(value=min(SHOWME_PRESETS[name].num_inference_steps,
+        preset.input(lambda name: (gr.update(value=min(SHOWME_PRESETS[name].num_inference_steps,
                                                         limits.max_inference_steps)), note("showme", name)),
                       preset, [steps, missing], queue=False, api_visibility="private")
         return preset, seed, steps, guidance, frames, fps
@@ -858,7 +884,7 @@ def build_demo(studio: Studio):
                     gr.update(value=preset.guidance_scale), gr.update(value=min(preset.size, limits.max_size)),
                     note("illustration", name))
 
-        illustration_preset.change(on_illustration_preset, illustration_preset,
+        illustration_preset.input(on_illustration_preset, illustration_preset,
                                    [recipe_steps, recipe_guidance, recipe_size, recipe_missing], queue=False,
                                    api_visibility="private")
 
@@ -881,9 +907,9 @@ def build_demo(studio: Studio):
             items = len(parse_step_lines(steps or "")) + (1 if kitchen else 0)
             return gpu_seconds("recipe", items=items, inference_steps=inference_steps, size=size, guidance=guidance)
 
-        def redraw_seconds(run, step_number, seed, session, run_id=None, progress=None) -> int:
+        def redraw_seconds(run, steps, step_number, seed, session, run_id=None, progress=None) -> int:
             meta = (run or {}).get("metadata") or {}
-            return gpu_seconds("recipe", items=len((run or {}).get("images") or [1]) + (1 if (run or {}).get("kitchen")
+            return gpu_seconds("recipe", items=len((run or {}).get("images") or [1]) + (1 if meta.get("reference")
                                                                                          else 0),
                                inference_steps=meta.get("num_inference_steps", 30), size=meta.get("height", 1024),
                                guidance=meta.get("guidance_scale", 5.0))
@@ -925,14 +951,14 @@ def build_demo(studio: Studio):
             return items, files, run, items
 
         @gpu(duration=redraw_seconds)
-        def redraw_on_gpu(run, step_number, seed, session, run_id=None, progress=None):
-            return studio.redraw(run, step_number, seed, session=session, progress=progress, run_id=run_id,
-                                 budget_s=budget(redraw_seconds(run, step_number, seed, session)))
+        def redraw_on_gpu(run, steps, step_number, seed, session, run_id=None, progress=None):
+            return studio.redraw(run, steps, step_number, seed, session=session, progress=progress, run_id=run_id,
+                                 budget_s=budget(redraw_seconds(run, steps, step_number, seed, session)))
 
-        async def redraw(run, step_number, request: gr.Request, progress=gr.Progress()):
+        async def redraw(run, steps, step_number, request: gr.Request, progress=gr.Progress()):
             seed = secrets.randbelow(MAX_SEED + 1)  # a new seed for the redrawn step; it is recorded in run.json
-            items, files, new_run = await cancellable(redraw_on_gpu, run, step_number, seed, _session(request),
-                                                      progress=progress)
+            items, files, new_run = await cancellable(redraw_on_gpu, run, steps, step_number, seed,
+                                                      _session(request), progress=progress)
             return items, files, new_run, items
 
         def selected_step(event: gr.SelectData):
@@ -989,8 +1015,8 @@ def build_demo(studio: Studio):
                                                        "anchor_weight"]), **heavy)
         gallery.select(selected_step, None, redraw_step, queue=False, api_visibility="private")
         redraw_event = redraw_button.click(
-            redraw, [recipe_run, redraw_step], [gallery, downloads, recipe_run, animate_gallery], api_name="redraw",
-            validator=_validator(studio.check_redraw, ["run", "step_number"]), **heavy)
+            redraw, [recipe_run, steps_box, redraw_step], [gallery, downloads, recipe_run, animate_gallery],
+            api_name="redraw", validator=_validator(studio.check_redraw, ["run", "steps", "step_number"]), **heavy)
         photo_event = photo_button.click(
             make_photo, photo_inputs, [edited, video, photo_files], api_name="photo",
             validator=_validator(studio.check_photo, ["image", "instruction", "mode", "preset", "seed",

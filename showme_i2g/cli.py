@@ -36,7 +36,8 @@ def _add_illustrate(subparsers) -> None:
         help="goal + steps -> one illustration per step, a storyboard and run.json",
         description="Illustrate every step of a recipe with SDXL and I2G's neighbour attention.",
     )
-    p.add_argument("--preset", default="tiny", choices=sorted(ILLUSTRATION_PRESETS), help="model preset")
+    p.add_argument("--preset", choices=sorted(ILLUSTRATION_PRESETS),
+                   help="model preset (default: tiny, or with --keep that run's)")
     p.add_argument("--goal", help='what the recipe achieves, e.g. "Make pancakes" (default with --keep: that run\'s)')
     p.add_argument("--step", action="append", default=[], help="one step (repeat for each step, in order)")
     p.add_argument("--steps-file", type=Path, help="a text file with one step per line")
@@ -48,19 +49,20 @@ def _add_illustrate(subparsers) -> None:
     p.add_argument("--inference-steps", type=int, help="denoising steps (default: the preset's)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the preset's)")
     p.add_argument("--size", type=int, help="image side in pixels (default: the preset's)")
-    p.add_argument("--neighbour-weight", type=float, default=1.0, help="0 = independent steps; 1 = full pairs")
+    p.add_argument("--neighbour-weight", type=float, help="0 = independent steps; 1 = full pairs (default 1)")
     p.add_argument("--reference", type=Path, metavar="PHOTO",
                    help="a photo of your kitchen: placed before step 1, so the scene carries on from it")
     p.add_argument("--reference-weight", type=float,
                    help="how strongly step 1 sees --reference (default: --neighbour-weight)")
     p.add_argument("--keep", type=Path, metavar="DIR",
-                   help="a previous run's output folder: its steps are kept from step_NN.png except --redraw ones "
-                        "(goal, steps and size default to that run's)")
+                   help="a previous run's output folder: its steps are kept from step_NN.png except --redraw ones; "
+                        "every setting not given here (goal, steps, preset, size, sampler, weights, anchor, kitchen "
+                        "photo, LoRA) is that run's")
     p.add_argument("--redraw", type=int, action="append", default=[], metavar="N",
                    help="with --keep: draw step N again with this run's seed (repeat for more steps)")
     p.add_argument("--anchor", choices=ANCHOR_CHOICES,
                    help="every step also attends to this image, against drift over long recipes")
-    p.add_argument("--anchor-weight", type=float, default=1.0, help="how strongly steps see --anchor (default 1)")
+    p.add_argument("--anchor-weight", type=float, help="how strongly steps see --anchor (default 1)")
     p.add_argument("--max-batch", type=int,
                    help="most step images denoised together; longer recipes are drawn in overlapping windows "
                         f"(without it at most {MAX_STEPS} steps)")
@@ -71,7 +73,7 @@ def _add_illustrate(subparsers) -> None:
     p.add_argument("--weights", type=Path, help="local folder holding the preset's base weights")
     p.add_argument("--lora", type=Path,
                    help="a trained I2G LoRA: pytorch_lora_weights.safetensors or the lora/ folder training wrote")
-    p.add_argument("--lora-scale", type=float, default=1.0, help="strength of --lora (0 = off; default 1)")
+    p.add_argument("--lora-scale", type=float, help="strength of --lora (0 = off; default 1)")
     p.set_defaults(run=_illustrate)
 
 
@@ -117,24 +119,56 @@ def _kept_images(args, num_steps: int) -> dict[int, Path]:
     return kept
 
 
+def _inherit(args, previous: dict) -> None:
+    """With --keep: every setting not given on the command line is the kept run's (outputs.redraw_settings)."""
+    from .outputs import redraw_settings
+
+    settings = redraw_settings(previous)
+    flags = {"preset": "preset", "inference_steps": "num_inference_steps", "guidance": "guidance_scale",
+             "neighbour_weight": "neighbour_weight", "negative": "negative_prompt", "reference": "reference",
+             "reference_weight": "reference_weight", "anchor": "anchor", "anchor_weight": "anchor_weight",
+             "max_batch": "max_batch", "lora": "lora", "lora_scale": "lora_scale"}
+    for flag, name in flags.items():
+        if getattr(args, flag) is None and settings[name] is not None:
+            setattr(args, flag, Path(settings[name]) if flag in ("reference", "lora") else settings[name])
+    if args.size is None and settings["height"] is not None:
+        if settings["height"] != settings["width"]:
+            raise InvalidInputError(f"The run in {args.keep} is not square; --size draws square pictures only.")
+        args.size = settings["height"]
+    if args.reference is not None and not args.reference.is_file():
+        raise InvalidInputError(f"The kitchen photo {args.reference} of the run in {args.keep} is no longer there; "
+                                "pass --reference again.")
+
+
 def _illustrate(args) -> int:
     from .i2g import inputs
+    from .presets import get_illustration_preset
 
     previous = _previous_run(args.keep) if args.keep is not None else {}
     if args.goal is None and not previous:
         raise InvalidInputError("Give the goal with --goal (or --keep a previous run's folder).")
     goal = inputs.clean_goal(args.goal if args.goal is not None else previous.get("goal"))
-    if previous and not (args.step or args.steps_file or args.plan):
-        args.step = list(previous["steps"])
-    if previous and args.size is None and previous.get("height") == previous.get("width"):
-        args.size = previous.get("height")
+    if previous:
+        _inherit(args, previous)
+        if not (args.step or args.steps_file or args.plan):
+            args.step = list(previous["steps"])
+    args.preset = args.preset or "tiny"
+    args.neighbour_weight = 1.0 if args.neighbour_weight is None else args.neighbour_weight
+    args.anchor_weight = 1.0 if args.anchor_weight is None else args.anchor_weight
+    args.lora_scale = 1.0 if args.lora_scale is None else args.lora_scale
     steps = _gather_steps(args)
     if steps is not None:  # refuse bad input before loading any model
         steps = inputs.clean_steps(steps, max_steps=None if args.max_batch else inputs.MAX_STEPS)
     if args.plan and args.keep is not None:
         raise InvalidInputError("--keep re-draws steps of a written recipe; it cannot be combined with --plan.")
-    keep = _kept_images(args, len(steps)) if steps is not None else {}
+    for flag, value in (("neighbour_weight", args.neighbour_weight), ("anchor_weight", args.anchor_weight),
+                        ("reference_weight", args.reference_weight)):
+        if value is not None:
+            inputs.check_number(value, flag, 0, inputs.MAX_NEIGHBOUR_WEIGHT)
     inputs.check_anchor_options(args.anchor, args.reference is not None, args.max_batch)
+    size = args.size or get_illustration_preset(args.preset).size
+    keep = inputs.check_kept_images(_kept_images(args, len(steps)), len(steps), size, size) if steps else {}
+    keep = {number + 1: image for number, image in keep.items()}
     reference = None
     if args.reference is not None:
         from .media import load_photo
@@ -176,7 +210,7 @@ def _illustrate(args) -> int:
     )
     files = write_illustrations(result.images, result.steps, result.goal, args.out)
     record = {"goal": result.goal, "steps": result.steps, "clauses": result.clauses, **result.metadata,
-              "kept_from": args.keep, "reference": args.reference}
+              "kept_from": args.keep, "reference": args.reference and args.reference.resolve()}
     write_run_json(args.out / RUN_JSON, record)
     print(f"Wrote {len(files.steps)} step images, storyboard.png and run.json to {args.out}", file=sys.stderr)
     return 0

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -21,7 +22,7 @@ from .media import make_storyboard, save_step_images
 RUN_JSON = "run.json"
 STORYBOARD = "storyboard.png"
 
-__all__ = ["RUN_JSON", "STORYBOARD", "IllustrationFiles", "write_illustrations", "write_run_json"]
+__all__ = ["RUN_JSON", "STORYBOARD", "IllustrationFiles", "redraw_settings", "write_illustrations", "write_run_json"]
 
 
 def write_run_json(path: str | os.PathLike, record: dict) -> Path:
@@ -54,3 +55,16 @@ def write_illustrations(images: Sequence[Image.Image], steps: Sequence[str], goa
     storyboard = folder / STORYBOARD
     make_storyboard(images, list(steps), title=goal).save(storyboard)
     return IllustrationFiles(steps=paths, storyboard=storyboard)
+
+
+def redraw_settings(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a finished illustration run (its ``run.json``, or its metadata plus ``reference``), for
+    drawing some of its steps again: the same preset, size, sampler, weights, anchor, kitchen photo and LoRA, so
+    that the kept pictures and the new ones belong together. A value the run did not record is ``None``.
+
+    The CLI's ``--keep DIR`` and the app's "Re-draw this step" both start from this.
+    """
+    names = ("preset", "num_inference_steps", "guidance_scale", "height", "width", "neighbour_weight",
+             "negative_prompt", "reference", "reference_weight", "anchor", "anchor_weight", "max_batch", "lora",
+             "lora_scale")
+    return {name: record.get(name) for name in names}

@@ -163,12 +163,21 @@ def test_forty_steps_in_windows_of_eight_each_see_both_neighbours(anchor, refere
         for step in window.decides:
             assert _neighbours_in(window, step)
             assert not window.anchored[window.items.index(step)]
-        if step != 39:  # a window that is not the last ends with an image it does not decide
+        if window is not plan.windows[-1]:  # a window that is not the last ends with an image it does not decide
             assert window.items[-1] not in window.decides
         if anchor:
             wanted = REFERENCE if anchor == "reference" else 0
             assert window.items[window.layout.anchor] == wanted
     assert decided[-1] == 39
+
+
+def test_an_image_nothing_attends_to_takes_no_batch_slot():
+    """A global anchor of weight 0, or a reference whose link has weight 0, would only move the windows."""
+    plain = plan_chain(6, max_batch=4)
+    assert plan_chain(6, max_batch=4, anchor="first", anchor_weight=0.0).windows == plain.windows
+    silent = plan_chain(6, max_batch=4, has_reference=True, reference_weight=0.0)
+    assert silent.windows == plain.windows and not silent.has_reference
+    assert plan_chain(6, has_reference=True, reference_weight=0.0, anchor="reference").has_reference
 
 
 def test_reference_link_has_its_own_weight():
@@ -273,9 +282,17 @@ def test_reference_photo_changes_step_one_and_weight_zero_changes_nothing(pipe):
     plain = _run(pipe, output_type="np").images
     referenced = _run(pipe, reference_image=_photo(), output_type="np")
     assert np.abs(referenced.images[0] - plain[0]).mean() > 1e-3
-    assert referenced.metadata["reference_sha256"] and referenced.metadata["reference_weight"] == 1.0
+    assert referenced.metadata["reference_pixels_sha256"] and referenced.metadata["reference_weight"] == 1.0
     silent = _run(pipe, reference_image=_photo(), reference_weight=0.0, output_type="np").images
     np.testing.assert_allclose(silent, plain, atol=1e-5)
+
+
+def test_weight_zero_changes_nothing_in_windows_either(pipe):
+    steps = [f"Step {i}: stir." for i in range(1, 7)]
+    plain = _run(pipe, steps, max_batch=4, output_type="np", height=64, width=64).images
+    for extra in ({"anchor": "first", "anchor_weight": 0.0}, {"reference_image": _photo(), "reference_weight": 0.0}):
+        assert np.array_equal(_run(pipe, steps, max_batch=4, output_type="np", height=64, width=64, **extra).images,
+                              plain)
 
 
 def test_global_anchor_changes_late_steps(pipe):

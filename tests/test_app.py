@@ -547,10 +547,12 @@ def test_zero_gpu_durations_come_from_the_request(monkeypatch) -> None:
     short = recipe("Make tea", "Boil.", "sdxl", 0, 4, 0.0, 1024, 1.0, None, "none", 1.0, "session")
     long = recipe("Make tea", LONG_RECIPE, "sdxl", 0, 30, 7.5, 1024, 1.0, None, "none", 1.0, "session")
     assert 30 <= short < long <= 300
-    with_kitchen = recipe("Make tea", LONG_RECIPE, "sdxl", 0, 30, 7.5, 1024, 1.0, "kitchen.jpg", "reference", 1.0, "s")
+    with_kitchen = recipe("Make tea", LONG_RECIPE, "sdxl", 0, 30, 7.5, 1024, 1.0, "kitchen.jpg", "reference", 1.0,
+                          "s")
     assert long <= with_kitchen  # the photo is one more image in the batch
     last = {"images": ["a.png"] * 7, "metadata": {"num_inference_steps": 30, "height": 1024, "guidance_scale": 7.5}}
-    assert redraw(last, 3, 5, "s") == gpu_seconds("recipe", items=7, inference_steps=30, size=1024, guidance=7.5)
+    expected = gpu_seconds("recipe", items=7, inference_steps=30, size=1024, guidance=7.5)
+    assert redraw(last, "steps", 3, 5, "s") == expected
     assert photo_(None, "Cut it", "edit", "showme", 0, 50, 7.5, 16, 8, "crop", "s") < photo_(
         None, "Cut it", "both", "showme", 0, 50, 7.5, 16, 8, "crop", "s")
     run = {"images": ["a.png"] * 7}

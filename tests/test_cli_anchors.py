@@ -44,13 +44,27 @@ def test_redraw_keeps_every_other_step_pixel_identical(first_run, tmp_path):
     assert record["kept_from"] == str(first_run) and record["seed"] == 5
 
 
+def test_keep_draws_with_every_setting_of_the_kept_run(tmp_path):
+    photo = tmp_path / "kitchen.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(photo)
+    assert _illustrate(tmp_path / "one", "--reference", str(photo), "--anchor", "first", "--anchor-weight", "0.5",
+                       "--neighbour-weight", "0.8", "--guidance", "3") == 0
+    argv = ["illustrate", "--keep", str(tmp_path / "one"), "--redraw", "2", "--out", str(tmp_path / "two")]
+    assert main(argv) == 0  # no preset, size, sampler, weights or photo given: all are the kept run's
+    one, two = (json.loads((tmp_path / name / "run.json").read_text()) for name in ("one", "two"))
+    for key in ("preset", "num_inference_steps", "guidance_scale", "height", "width", "neighbour_weight", "anchor",
+                "anchor_weight", "reference", "reference_pixels_sha256"):
+        assert two[key] == one[key], key
+    assert two["kept_steps"] == [1, 3]
+
+
 def test_reference_photo_and_anchor_are_recorded(tmp_path):
     photo = tmp_path / "kitchen.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(photo)
     assert _illustrate(tmp_path / "out", "--reference", str(photo), "--anchor", "reference",
                        "--anchor-weight", "0.5") == 0
     record = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert record["reference"] == str(photo) and len(record["reference_sha256"]) == 64
+    assert record["reference"] == str(photo.resolve()) and len(record["reference_pixels_sha256"]) == 64
     assert (record["anchor"], record["anchor_weight"]) == ("reference", 0.5)
 
 
@@ -72,6 +86,9 @@ def test_max_batch_lifts_the_step_cap(tmp_path, capsys):
         (["--anchor", "reference"], "The anchor 'reference' needs a reference photo"),
         (["--reference", "{text}"], "is not a picture we can open"),
         (["--max-batch", "2"], "max_batch must be a whole number of at least 3"),
+        (["--keep", "{first}", "--redraw", "1", "--size", "128"], "The kept image of step 2 is 64x64 pixels"),
+        (["--anchor", "first", "--anchor-weight", "-1"], "anchor_weight must be a number"),
+        (["--keep", "{moved}", "--redraw", "1"], "is no longer there; pass --reference again"),
     ],
 )
 def test_bad_anchor_options_are_refused_before_any_model_loads(first_run, tmp_path, capsys, monkeypatch, extra,
@@ -85,7 +102,13 @@ def test_bad_anchor_options_are_refused_before_any_model_loads(first_run, tmp_pa
     text = tmp_path / "notes.txt"
     text.write_text("not a photo")
     (tmp_path / "empty").mkdir()
-    names = {"first": str(first_run), "empty": str(tmp_path / "empty"), "text": str(text)}
+    moved = tmp_path / "moved"  # a run whose kitchen photo was deleted since
+    moved.mkdir()
+    for path in first_run.glob("step_*.png"):
+        (moved / path.name).write_bytes(path.read_bytes())
+    record = json.loads((first_run / "run.json").read_text())
+    (moved / "run.json").write_text(json.dumps({**record, "reference": str(tmp_path / "deleted.jpg")}))
+    names = {"first": str(first_run), "empty": str(tmp_path / "empty"), "text": str(text), "moved": str(moved)}
     argv = [arg.format(**names) for arg in extra]
     assert _illustrate(tmp_path / "out", *argv) == 2
     err = capsys.readouterr().err

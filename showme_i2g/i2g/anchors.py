@@ -91,7 +91,9 @@ def plan_chain(
 
     ``reference_weight`` is the weight of the link between the reference photo and step 1 (default: the
     neighbour weight). With nothing kept, no reference, no anchor and the whole chain in one batch, the plan is
-    one window whose layout is I2G's plain chain, so the run is exactly today's.
+    one window whose layout is I2G's plain chain, so the run is exactly today's. A global anchor of weight 0 and a
+    reference of link weight 0 (not the anchor) are left out of the chain: they would change nothing but the
+    windows. ``ChainPlan.has_reference`` says whether the reference is drawn with.
     """
     kept = tuple(sorted(set(kept)))
     if any(not 0 <= k < num_steps for k in kept):
@@ -99,6 +101,12 @@ def plan_chain(
     if len(kept) == num_steps:
         raise InvalidInputError("Every step is kept, so there is nothing to draw; leave at least one step out.")
     check_anchor_options(anchor, has_reference, max_batch)
+    # An image nothing attends to must not take a batch slot either: with max_batch it would move the windows.
+    if anchor_weight == 0:
+        anchor, anchor_weight = None, 1.0
+    if has_reference and anchor != "reference" and (neighbour_weight if reference_weight is None
+                                                    else reference_weight) == 0:
+        has_reference = False
     chain = ([REFERENCE] if has_reference else []) + list(range(num_steps))
     fixed = {REFERENCE, *kept}  # anchored whatever the window
     link_weight = [

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..errors import InvalidInputError
 from ..validation import check_number, clean_text
 
-__all__ = ["ANCHOR_CHOICES", "check_anchor_options", "check_number", "check_size", "clean_goal", "clean_steps",
-           "clean_text"]
+__all__ = ["ANCHOR_CHOICES", "check_anchor_options", "check_kept_images", "check_number", "check_size", "clean_goal",
+           "clean_steps", "clean_text"]
 
 MAX_STEPS = 16
 MAX_GOAL_CHARS = 300
@@ -64,3 +64,23 @@ def check_anchor_options(anchor: str | None, has_reference: bool, max_batch: int
                 f"max_batch must be a whole number of at least {least} images"
                 f"{' with a global anchor' if anchor else ''}, got {max_batch!r}."
             )
+
+
+def check_kept_images(keep: Mapping[int, object] | None, num_steps: int, height: int, width: int) -> dict:
+    """Kept step images, loaded, by 0-based step: numbered 1 to ``num_steps`` (as in ``step_01.png``) and each of
+    the run's size, since a kept image comes back pixel-identical and so cannot be resized. One sentence otherwise.
+    """
+    from ..media import load_photo
+
+    kept = {}
+    for number, image in (keep or {}).items():
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= num_steps:
+            raise InvalidInputError(f"Kept steps are numbered 1 to {num_steps} (as in step_01.png), got {number!r}.")
+        photo = load_photo(image)
+        if photo.size != (width, height):
+            raise InvalidInputError(
+                f"The kept image of step {number} is {photo.width}x{photo.height} pixels, but this run draws "
+                f"{width}x{height}; keep images from a run of the same size."
+            )
+        kept[number - 1] = photo
+    return kept

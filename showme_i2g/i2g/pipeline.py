@@ -209,7 +209,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
     def _cuda_graphs_for_this_call(self) -> StepGraphs:
         """The graph cache, switched off where weights move between calls (model CPU offload hooks)."""
         if self._step_graphs is None:
-            self._step_graphs = StepGraphs()
+            # a windowed run with a global anchor has three layouts (first, middle and last windows)
+            self._step_graphs = StepGraphs(max_graphs=3)
         offloaded = bool(getattr(self, "_all_hooks", None)) or hasattr(self.unet, "_hf_hook")
         self._step_graphs.enabled = self.cuda_graphs and not offloaded
         return self._step_graphs
@@ -255,19 +256,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         """
         from ..media import fit_photo, load_photo
 
-        kept: dict[int, PIL.Image.Image] = {}
-        for number, image in (keep or {}).items():
-            if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= num_steps:
-                raise InvalidInputError(
-                    f"Kept steps are numbered 1 to {num_steps} (as in step_01.png), got {number!r}."
-                )
-            photo = load_photo(image)
-            if photo.size != (width, height):
-                raise InvalidInputError(
-                    f"The kept image of step {number} is {photo.width}x{photo.height} pixels, but this run draws "
-                    f"{width}x{height}; keep images from a run of the same size."
-                )
-            kept[number - 1] = photo
+        kept = inputs.check_kept_images(keep, num_steps, height, width)
         reference = None
         if reference_image is not None:
             reference, _ = fit_photo(load_photo(reference_image), (height, width), "crop")
@@ -295,6 +284,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         encoder_states, pooled, encoder_mask = (
             t if t is None else t.to(device) for t in embeddings.select(rows).unet_inputs(guidance)
         )
+        if encoder_mask is not None and bool(encoder_mask.all()):
+            encoder_mask = None  # no image of this window is padded: the plain kernel, as without the others
         time_ids = sdxl_time_ids(height, width, encoder_states.shape[0]).to(device, encoder_states.dtype)
         timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, 0.0)
@@ -341,16 +332,21 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
 
     def _assemble(self, drawn: dict[int, object], kept: dict[int, PIL.Image.Image], kept_latents: dict,
                   num_steps: int, output_type: str):
-        """Every step's output in order: drawn ones decoded, kept ones exactly as given."""
+        """Every step's output in order: drawn ones decoded, kept ones exactly as given (on the drawn ones' device
+        and dtype for tensors)."""
         if output_type == "latent":
-            return torch.stack([drawn[i] if i in drawn else kept_latents[i][0] for i in range(num_steps)])
+            like = next(iter(drawn.values()))
+            return torch.stack([drawn[i] if i in drawn else kept_latents[i][0].to(like.device, like.dtype)
+                                for i in range(num_steps)])
         if output_type == "pil":
             return [drawn[i] if i in drawn else kept[i] for i in range(num_steps)]
         pixels = {i: np.asarray(image, dtype=np.float32) / 255.0 for i, image in kept.items()}
         if output_type == "np":
             return np.stack([drawn[i] if i in drawn else pixels[i] for i in range(num_steps)])
+        like = next(iter(drawn.values()))
         return torch.stack([
-            drawn[i] if i in drawn else torch.from_numpy(pixels[i]).permute(2, 0, 1) for i in range(num_steps)
+            drawn[i] if i in drawn else torch.from_numpy(pixels[i]).permute(2, 0, 1).to(like.device, like.dtype)
+            for i in range(num_steps)
         ])
 
     # ------------------------------------------------------------------ the call
@@ -457,7 +453,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         guidance = guidance_scale > 1.0
         embeddings = encode_instruction(
             goal,
-            clauses + ([[goal]] if reference is not None else []),  # the reference is shown as the goal's scene
+            clauses + ([[goal]] if plan.has_reference else []),  # the reference is shown as the goal's scene
             tokenizer=self.tokenizer,
             tokenizer_2=self.tokenizer_2,
             text_encoder=self.text_encoder,
@@ -476,7 +472,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         if any(any(window.anchored) for window in plan.windows):
             anchor_noise = randn_tensor((n + 1, *initial.shape[1:]), generator=generator,
                                         device=initial.device, dtype=initial.dtype)
-            known = [*kept.items()] + ([(REFERENCE, reference)] if reference is not None else [])
+            known = [*kept.items()] + ([(REFERENCE, reference)] if plan.has_reference else [])
             if known:
                 encoded = self.encode_anchor_images([image for _, image in known], dtype)
                 anchor_x0 = {item: encoded[j:j + 1] for j, (item, _) in enumerate(known)}
@@ -521,7 +517,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             "neighbour_weight": neighbour_weight,
             "negative_prompt": negative_prompt,
             "kept_steps": [k + 1 for k in plan.kept],
-            "reference_sha256": None if reference is None else hashlib.sha256(reference.tobytes()).hexdigest(),
+            "reference_pixels_sha256":  # of the photo as fitted to the run's size: what the model saw
+            None if reference is None else hashlib.sha256(reference.tobytes()).hexdigest(),
             "reference_weight": None if reference is None else
             (neighbour_weight if reference_weight is None else reference_weight),
             "anchor": anchor,
