@@ -828,8 +828,9 @@ def build_demo(studio: Studio):
                         downloads = gr.File(label="Downloads: storyboard PNG, ZIP with run.json, HTML storyboard",
                                             file_count="multiple", elem_id="downloads")
                 recipes = load_recipes()
+                # Examples only fill the inputs: nothing runs or is cached at start-up (a Space starts at once).
                 gr.Examples([[r["goal"], steps_to_text(r["steps"])] for r in recipes], [goal, steps_box],
-                            label="The four recipes of the I2G paper's appendix")
+                            label="The four recipes of the I2G paper's appendix", cache_examples=False)
 
             # ---------------------------------------------------------------- 2. Photo -> edit / video
             with gr.Tab("Photo → edit / video", id="photo", elem_id="tab-photo"):
@@ -855,7 +856,7 @@ def build_demo(studio: Studio):
                         video = gr.Video(label="The action", interactive=False, height=300)
                         photo_files = gr.File(label="Downloads: edited PNG, GIF, run.json", file_count="multiple")
                 gr.Examples([list(example) for example in studio.example_photos], [photo, instruction],
-                            label="Drawn kitchen scenes (made by the app)")
+                            label="Drawn kitchen scenes (made by the app)", cache_examples=False)
 
             # ---------------------------------------------------------------- 3. Animate my recipe
             with gr.Tab("Animate my recipe", id="animate", elem_id="tab-animate"):

@@ -103,13 +103,16 @@ def _start_long_run(page) -> None:
     page.locator("#steps textarea").fill("\n".join(f"Stir the pot, round {i}." for i in range(1, 17)))
     if not page.locator("#recipe-steps").is_visible():
         page.get_by_text("Options").first.click()
-    expect = pytest.importorskip("playwright.sync_api").expect
     for box, value in (("#recipe-steps", "50"), ("#recipe-size", "256")):
         number = page.locator(f"{box} input[type=number]")
-        number.wait_for(state="visible")  # the accordion has rendered its sliders: a fill now is not overwritten
-        number.fill(value)
-        number.press("Enter")
-        expect(number).to_have_value(value)
+        number.wait_for(state="visible")
+        for _ in range(20):  # a slider still mounting (the accordion opening, under load) may reset a fill: retry
+            number.fill(value)
+            number.press("Enter")
+            page.wait_for_timeout(250)
+            if number.input_value() == value:
+                break
+        assert number.input_value() == value, f"{box} did not take {value}"
     page.locator("#illustrate").click()
     page.get_by_text("denoising").first.wait_for()  # the progress bar, fed by the pipeline's steps...
     page.get_by_text(re.compile(r"\b[1-9]\d*/50\b")).first.wait_for()  # ...counting the 50 the slider asked for
