@@ -31,6 +31,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from showme_i2g.app_runs import (
@@ -735,37 +736,167 @@ def _validator(check: Callable[..., Any], names: list[str]) -> Callable[..., tup
     return validate
 
 
+def _note_update(gr, choice: PresetChoice, family: str, name: str):
+    """The note under a preset dropdown: shown, with the download command, only for a preset without weights."""
+    text = weights_note(choice, family, name)
+    return gr.update(value=text, visible=bool(text))
+
+
+def _showme_options(gr, studio: Studio, prefix: str, frames_default: int):
+    """The ShowMe settings both photo tabs share: preset (and its weights note), seed, steps, guidance, frames, fps."""
+    choice, limits = studio.choice, studio.limits
+    showme_default = SHOWME_PRESETS[choice.showme]
+    max_frames = min(MAX_FRAMES, limits.max_frames)
+    preset = gr.Dropdown(preset_choices(SHOWME_ORDER, choice.showme_available), value=choice.showme,
+                         label="Model preset", elem_id=f"{prefix}-preset")
+    missing = gr.Markdown(weights_note(choice, "showme", choice.showme), elem_id=f"{prefix}-weights",
+                          visible=bool(weights_note(choice, "showme", choice.showme)))
+    with gr.Row():
+        seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+        steps = gr.Slider(1, limits.max_inference_steps, step=1, label="Inference steps",
+                          value=min(showme_default.num_inference_steps, limits.max_inference_steps))
+        guidance = gr.Slider(1, 15, value=showme_default.guidance_scale, step=0.5, label="Guidance")
+    with gr.Row():
+        frames = gr.Slider(2, max_frames, value=min(frames_default, max_frames), step=1, label="Frames")
+        fps = gr.Slider(1, 30, value=8, step=1, label="Frames per second")
+    preset.input(lambda name: (gr.update(value=min(SHOWME_PRESETS[name].num_inference_steps,
+                                                    limits.max_inference_steps)),
+                               _note_update(gr, choice, "showme", name)),
+                 preset, [steps, missing], queue=False, api_visibility="private")
+    return preset, seed, steps, guidance, frames, fps
+
+
+def _recipe_tab(gr, studio: Studio) -> SimpleNamespace:
+    """Tab 1, recipe -> illustrations: its components (the events are wired in :func:`build_demo`)."""
+    choice, limits = studio.choice, studio.limits
+    illustration_default = ILLUSTRATION_PRESETS[choice.illustration]
+    with gr.Row():
+        with gr.Column(scale=2):
+            goal = gr.Textbox(label="Goal", placeholder="Make pancakes", max_lines=2, elem_id="goal")
+            steps_box = gr.Textbox(label="Steps (one per line; edit freely)", lines=8, elem_id="steps",
+                                   placeholder="Whisk the eggs and milk.\nFold in the flour.")
+            with gr.Row():
+                plan_count = gr.Slider(2, MAX_PLANNED_STEPS, value=6, step=1, label="Steps to write")
+                plan_button = gr.Button("Write the steps", variant="secondary")
+            kitchen = _photo_input(gr, sources=["upload", "webcam"], height=180, elem_id="kitchen",
+                                   label="Your kitchen (optional): a photo the steps carry on from")
+            with gr.Accordion("Options", open=False):
+                illustration_preset = gr.Dropdown(
+                    preset_choices(ILLUSTRATION_ORDER, choice.illustration_available),
+                    value=choice.illustration, label="Model preset", elem_id="recipe-preset")
+                recipe_missing = gr.Markdown(
+                    weights_note(choice, "illustration", choice.illustration), elem_id="recipe-weights",
+                    visible=bool(weights_note(choice, "illustration", choice.illustration)))
+                with gr.Row():
+                    recipe_seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
+                    recipe_steps = gr.Slider(
+                        1, limits.max_inference_steps, step=1, label="Inference steps",
+                        value=min(illustration_default.num_inference_steps, limits.max_inference_steps),
+                        elem_id="recipe-steps")
+                with gr.Row():
+                    recipe_guidance = gr.Slider(0, 15, value=illustration_default.guidance_scale,
+                                                step=0.5, label="Guidance")
+                    recipe_size = gr.Slider(MIN_SIZE, limits.max_size, step=SIZE_STEP,
+                                            value=min(illustration_default.size, limits.max_size),
+                                            label="Image size (pixels)", elem_id="recipe-size")
+                    neighbour = gr.Slider(0, 2, value=1.0, step=0.05, label="Neighbour weight",
+                                          info="0: steps drawn independently; 1: full neighbour attention")
+                with gr.Row():
+                    anchor = gr.Radio([(label, key) for key, label in ANCHOR_OPTIONS.items()],
+                                      value="none", label="Every step also looks at", elem_id="anchor",
+                                      info="keeps a long recipe in one scene")
+                    anchor_weight = gr.Slider(0, 3, value=1.0, step=0.05, label="Anchor weight",
+                                              elem_id="anchor-weight")
+            with gr.Row():
+                illustrate_button = gr.Button("Illustrate", variant="primary", elem_id="illustrate")
+                recipe_stop = gr.Button("Stop", variant="stop", elem_id="recipe-stop")
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="Steps (select one to draw it again)", columns=4, height="auto",
+                                 elem_id="gallery", elem_classes=["step-gallery"])
+            with gr.Row():
+                redraw_step = gr.Number(None, precision=0, label="Step to draw again (click its picture)",
+                                        elem_id="redraw-step")
+                redraw_button = gr.Button("Re-draw this step (keeps the others)", variant="secondary",
+                                          elem_id="redraw")
+            downloads = gr.File(label="Downloads: storyboard PNG, ZIP with run.json, HTML storyboard",
+                                file_count="multiple", elem_id="downloads")
+    recipes = load_recipes()
+    # Examples only fill the inputs: nothing runs or is cached at start-up (a Space starts at once).
+    gr.Examples([[r["goal"], steps_to_text(r["steps"])] for r in recipes], [goal, steps_box],
+                label="The four recipes of the I2G paper's appendix", cache_examples=False)
+    return SimpleNamespace(
+        goal=goal, steps_box=steps_box, plan_count=plan_count, plan_button=plan_button, kitchen=kitchen,
+        illustration_preset=illustration_preset, recipe_missing=recipe_missing, recipe_seed=recipe_seed,
+        recipe_steps=recipe_steps, recipe_guidance=recipe_guidance, recipe_size=recipe_size, neighbour=neighbour,
+        anchor=anchor, anchor_weight=anchor_weight, illustrate_button=illustrate_button, recipe_stop=recipe_stop,
+        gallery=gallery, redraw_step=redraw_step, redraw_button=redraw_button, downloads=downloads, recipes=recipes,
+    )
+
+def _photo_tab(gr, studio: Studio) -> SimpleNamespace:
+    """Tab 2, photo -> edited photo or video: its components."""
+    with gr.Row():
+        with gr.Column():
+            photo = _photo_input(gr, sources=["upload", "webcam"], label="Photo", elem_id="photo")
+            instruction = gr.Textbox(label="Instruction", placeholder="Cut the tomato in half",
+                                     max_lines=3, elem_id="instruction")
+            mode = gr.Radio([("Edited photo", "edit"), ("Video", "video"), ("Both", "both")],
+                            value="both", label="Make")
+            with gr.Accordion("Options", open=False):
+                photo_preset, photo_seed, photo_steps, photo_guidance, photo_frames, photo_fps = (
+                    _showme_options(gr, studio, "photo", 16))
+                fit = gr.Radio([("Centre crop: the result has the model's shape", "crop"),
+                                ("Pad: the result keeps the photo's shape", "pad")], value="crop",
+                               label="Fit the photo to the model")
+            with gr.Row():
+                photo_button = gr.Button("Go", variant="primary", elem_id="photo-go")
+                photo_stop = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            edited = gr.Image(label="After the action", type="filepath", interactive=False, height=300,
+                              elem_id="edited")
+            video = gr.Video(label="The action", interactive=False, height=300)
+            photo_files = gr.File(label="Downloads: edited PNG, GIF, run.json", file_count="multiple")
+    gr.Examples([list(example) for example in studio.example_photos], [photo, instruction],
+                label="Drawn kitchen scenes (made by the app)", cache_examples=False)
+    return SimpleNamespace(
+        photo=photo, instruction=instruction, mode=mode, photo_preset=photo_preset, photo_seed=photo_seed,
+        photo_steps=photo_steps, photo_guidance=photo_guidance, photo_frames=photo_frames, photo_fps=photo_fps,
+        fit=fit, photo_button=photo_button, photo_stop=photo_stop, edited=edited, video=video,
+        photo_files=photo_files,
+    )
+
+def _animate_tab(gr, studio: Studio) -> SimpleNamespace:
+    """Tab 3, animate my recipe: its components."""
+    gr.Markdown("Each step image of your last recipe (first tab) goes through ShowMe's video mode with "
+                "its step as the instruction: one clip per step, plus one video with the steps as "
+                "captions.")
+    with gr.Row():
+        with gr.Column():
+            animate_gallery = gr.Gallery(label="Your recipe's steps", columns=4, height="auto",
+                                         elem_classes=["step-gallery"])
+            with gr.Accordion("Options", open=False):
+                anim_preset, anim_seed, anim_steps, anim_guidance, anim_frames, anim_fps = (
+                    _showme_options(gr, studio, "animate", 16))
+            with gr.Row():
+                animate_button = gr.Button("Animate every step", variant="primary", elem_id="animate-go")
+                animate_stop = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            stitched = gr.Video(label="The recipe as one video", interactive=False, height=420)
+            clip_files = gr.File(label="Downloads: ZIP of all clips with run.json, one MP4 per step",
+                                 file_count="multiple")
+    return SimpleNamespace(
+        animate_gallery=animate_gallery, anim_preset=anim_preset, anim_seed=anim_seed, anim_steps=anim_steps,
+        anim_guidance=anim_guidance, anim_frames=anim_frames, anim_fps=anim_fps, animate_button=animate_button,
+        animate_stop=animate_stop, stitched=stitched, clip_files=clip_files,
+    )
+
+
 def build_demo(studio: Studio):
-    """The Blocks: a banner saying which models run, then three tabs."""
+    """The Blocks: a banner saying which models run, then three tabs (each built by its own function), then the
+    events that connect them."""
     import gradio as gr
 
     choice, limits = studio.choice, studio.limits
-    illustration_default = ILLUSTRATION_PRESETS[choice.illustration]
-    showme_default = SHOWME_PRESETS[choice.showme]
     heavy = dict(concurrency_limit=1, concurrency_id="models", show_progress="full")  # one model call at a time
-    max_frames = min(MAX_FRAMES, limits.max_frames)
-
-    def note(family: str, name: str):
-        text = weights_note(choice, family, name)
-        return gr.update(value=text, visible=bool(text))
-
-    def showme_options(prefix: str, frames_default: int):
-        preset = gr.Dropdown(preset_choices(SHOWME_ORDER, choice.showme_available), value=choice.showme,
-                             label="Model preset", elem_id=f"{prefix}-preset")
-        missing = gr.Markdown(weights_note(choice, "showme", choice.showme), elem_id=f"{prefix}-weights",
-                              visible=bool(weights_note(choice, "showme", choice.showme)))
-        with gr.Row():
-            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-            steps = gr.Slider(1, limits.max_inference_steps, step=1, label="Inference steps",
-                              value=min(showme_default.num_inference_steps, limits.max_inference_steps))
-            guidance = gr.Slider(1, 15, value=showme_default.guidance_scale, step=0.5, label="Guidance")
-        with gr.Row():
-            frames = gr.Slider(2, max_frames, value=min(frames_default, max_frames), step=1, label="Frames")
-            fps = gr.Slider(1, 30, value=8, step=1, label="Frames per second")
-        preset.input(lambda name: (gr.update(value=min(SHOWME_PRESETS[name].num_inference_steps,
-                                                        limits.max_inference_steps)), note("showme", name)),
-                      preset, [steps, missing], queue=False, api_visibility="private")
-        return preset, seed, steps, guidance, frames, fps
 
     with gr.Blocks(title="showme_i2g: show people how to do things", analytics_enabled=False,
                    delete_cache=(3600, 6 * 3600)) as demo:
@@ -775,115 +906,48 @@ def build_demo(studio: Studio):
         recipe_run = gr.State(None)
 
         with gr.Tabs():
-            # ---------------------------------------------------------------- 1. Recipe -> illustrations
             with gr.Tab("Recipe → illustrations", id="recipe", elem_id="tab-recipe"):
-                with gr.Row():
-                    with gr.Column(scale=2):
-                        goal = gr.Textbox(label="Goal", placeholder="Make pancakes", max_lines=2, elem_id="goal")
-                        steps_box = gr.Textbox(label="Steps (one per line; edit freely)", lines=8, elem_id="steps",
-                                               placeholder="Whisk the eggs and milk.\nFold in the flour.")
-                        with gr.Row():
-                            plan_count = gr.Slider(2, MAX_PLANNED_STEPS, value=6, step=1, label="Steps to write")
-                            plan_button = gr.Button("Write the steps", variant="secondary")
-                        kitchen = _photo_input(gr, sources=["upload", "webcam"], height=180, elem_id="kitchen",
-                                               label="Your kitchen (optional): a photo the steps carry on from")
-                        with gr.Accordion("Options", open=False):
-                            illustration_preset = gr.Dropdown(
-                                preset_choices(ILLUSTRATION_ORDER, choice.illustration_available),
-                                value=choice.illustration, label="Model preset", elem_id="recipe-preset")
-                            recipe_missing = gr.Markdown(
-                                weights_note(choice, "illustration", choice.illustration), elem_id="recipe-weights",
-                                visible=bool(weights_note(choice, "illustration", choice.illustration)))
-                            with gr.Row():
-                                recipe_seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
-                                recipe_steps = gr.Slider(
-                                    1, limits.max_inference_steps, step=1, label="Inference steps",
-                                    value=min(illustration_default.num_inference_steps, limits.max_inference_steps),
-                                    elem_id="recipe-steps")
-                            with gr.Row():
-                                recipe_guidance = gr.Slider(0, 15, value=illustration_default.guidance_scale,
-                                                            step=0.5, label="Guidance")
-                                recipe_size = gr.Slider(MIN_SIZE, limits.max_size, step=SIZE_STEP,
-                                                        value=min(illustration_default.size, limits.max_size),
-                                                        label="Image size (pixels)", elem_id="recipe-size")
-                                neighbour = gr.Slider(0, 2, value=1.0, step=0.05, label="Neighbour weight",
-                                                      info="0: steps drawn independently; 1: full neighbour attention")
-                            with gr.Row():
-                                anchor = gr.Radio([(label, key) for key, label in ANCHOR_OPTIONS.items()],
-                                                  value="none", label="Every step also looks at", elem_id="anchor",
-                                                  info="keeps a long recipe in one scene")
-                                anchor_weight = gr.Slider(0, 3, value=1.0, step=0.05, label="Anchor weight",
-                                                          elem_id="anchor-weight")
-                        with gr.Row():
-                            illustrate_button = gr.Button("Illustrate", variant="primary", elem_id="illustrate")
-                            recipe_stop = gr.Button("Stop", variant="stop", elem_id="recipe-stop")
-                    with gr.Column(scale=3):
-                        gallery = gr.Gallery(label="Steps (select one to draw it again)", columns=4, height="auto",
-                                             elem_id="gallery", elem_classes=["step-gallery"])
-                        with gr.Row():
-                            redraw_step = gr.Number(None, precision=0, label="Step to draw again (click its picture)",
-                                                    elem_id="redraw-step")
-                            redraw_button = gr.Button("Re-draw this step (keeps the others)", variant="secondary",
-                                                      elem_id="redraw")
-                        downloads = gr.File(label="Downloads: storyboard PNG, ZIP with run.json, HTML storyboard",
-                                            file_count="multiple", elem_id="downloads")
-                recipes = load_recipes()
-                # Examples only fill the inputs: nothing runs or is cached at start-up (a Space starts at once).
-                gr.Examples([[r["goal"], steps_to_text(r["steps"])] for r in recipes], [goal, steps_box],
-                            label="The four recipes of the I2G paper's appendix", cache_examples=False)
-
-            # ---------------------------------------------------------------- 2. Photo -> edit / video
+                recipe = _recipe_tab(gr, studio)
             with gr.Tab("Photo → edit / video", id="photo", elem_id="tab-photo"):
-                with gr.Row():
-                    with gr.Column():
-                        photo = _photo_input(gr, sources=["upload", "webcam"], label="Photo", elem_id="photo")
-                        instruction = gr.Textbox(label="Instruction", placeholder="Cut the tomato in half",
-                                                 max_lines=3, elem_id="instruction")
-                        mode = gr.Radio([("Edited photo", "edit"), ("Video", "video"), ("Both", "both")],
-                                        value="both", label="Make")
-                        with gr.Accordion("Options", open=False):
-                            photo_preset, photo_seed, photo_steps, photo_guidance, photo_frames, photo_fps = (
-                                showme_options("photo", 16))
-                            fit = gr.Radio([("Centre crop: the result has the model's shape", "crop"),
-                                            ("Pad: the result keeps the photo's shape", "pad")], value="crop",
-                                           label="Fit the photo to the model")
-                        with gr.Row():
-                            photo_button = gr.Button("Go", variant="primary", elem_id="photo-go")
-                            photo_stop = gr.Button("Stop", variant="stop")
-                    with gr.Column():
-                        edited = gr.Image(label="After the action", type="filepath", interactive=False, height=300,
-                                          elem_id="edited")
-                        video = gr.Video(label="The action", interactive=False, height=300)
-                        photo_files = gr.File(label="Downloads: edited PNG, GIF, run.json", file_count="multiple")
-                gr.Examples([list(example) for example in studio.example_photos], [photo, instruction],
-                            label="Drawn kitchen scenes (made by the app)", cache_examples=False)
-
-            # ---------------------------------------------------------------- 3. Animate my recipe
+                photo_tab = _photo_tab(gr, studio)
             with gr.Tab("Animate my recipe", id="animate", elem_id="tab-animate"):
-                gr.Markdown("Each step image of your last recipe (first tab) goes through ShowMe's video mode with "
-                            "its step as the instruction: one clip per step, plus one video with the steps as "
-                            "captions.")
-                with gr.Row():
-                    with gr.Column():
-                        animate_gallery = gr.Gallery(label="Your recipe's steps", columns=4, height="auto",
-                                                     elem_classes=["step-gallery"])
-                        with gr.Accordion("Options", open=False):
-                            anim_preset, anim_seed, anim_steps, anim_guidance, anim_frames, anim_fps = (
-                                showme_options("animate", 16))
-                        with gr.Row():
-                            animate_button = gr.Button("Animate every step", variant="primary", elem_id="animate-go")
-                            animate_stop = gr.Button("Stop", variant="stop")
-                    with gr.Column():
-                        stitched = gr.Video(label="The recipe as one video", interactive=False, height=420)
-                        clip_files = gr.File(label="Downloads: ZIP of all clips with run.json, one MP4 per step",
-                                             file_count="multiple")
+                animate_tab = _animate_tab(gr, studio)
+        # the components the events below connect, by name
+        (
+            goal, steps_box, plan_count, plan_button, kitchen, illustration_preset, recipe_missing, recipe_seed,
+            recipe_steps, recipe_guidance, recipe_size, neighbour, anchor, anchor_weight, illustrate_button,
+            recipe_stop, gallery, redraw_step, redraw_button, downloads
+        ) = (
+            recipe.goal, recipe.steps_box, recipe.plan_count, recipe.plan_button, recipe.kitchen,
+            recipe.illustration_preset, recipe.recipe_missing, recipe.recipe_seed, recipe.recipe_steps,
+            recipe.recipe_guidance, recipe.recipe_size, recipe.neighbour, recipe.anchor, recipe.anchor_weight,
+            recipe.illustrate_button, recipe.recipe_stop, recipe.gallery, recipe.redraw_step, recipe.redraw_button,
+            recipe.downloads
+        )
+        (
+            photo, instruction, mode, photo_preset, photo_seed, photo_steps, photo_guidance, photo_frames, photo_fps,
+            fit, photo_button, photo_stop, edited, video, photo_files
+        ) = (
+            photo_tab.photo, photo_tab.instruction, photo_tab.mode, photo_tab.photo_preset, photo_tab.photo_seed,
+            photo_tab.photo_steps, photo_tab.photo_guidance, photo_tab.photo_frames, photo_tab.photo_fps,
+            photo_tab.fit, photo_tab.photo_button, photo_tab.photo_stop, photo_tab.edited, photo_tab.video,
+            photo_tab.photo_files
+        )
+        (
+            animate_gallery, anim_preset, anim_seed, anim_steps, anim_guidance, anim_frames, anim_fps,
+            animate_button, animate_stop, stitched, clip_files
+        ) = (
+            animate_tab.animate_gallery, animate_tab.anim_preset, animate_tab.anim_seed, animate_tab.anim_steps,
+            animate_tab.anim_guidance, animate_tab.anim_frames, animate_tab.anim_fps, animate_tab.animate_button,
+            animate_tab.animate_stop, animate_tab.stitched, animate_tab.clip_files
+        )
 
         # ---------------------------------------------------------------- events
         def on_illustration_preset(name: str):
             preset = ILLUSTRATION_PRESETS[name]
             return (gr.update(value=min(preset.num_inference_steps, limits.max_inference_steps)),
                     gr.update(value=preset.guidance_scale), gr.update(value=min(preset.size, limits.max_size)),
-                    note("illustration", name))
+                    _note_update(gr, choice, "illustration", name))
 
         illustration_preset.input(on_illustration_preset, illustration_preset,
                                    [recipe_steps, recipe_guidance, recipe_size, recipe_missing], queue=False,
