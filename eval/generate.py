@@ -298,9 +298,9 @@ RENDERERS = {
 
 
 def _device() -> str:
-    import torch
+    from showme_i2g.devices import best_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(best_device())
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -191,12 +191,9 @@ def detect_device(device: str | None = None) -> str:
         return "cuda"
     if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia"):
         return "cpu"
-    import torch
+    from .devices import best_device  # imports torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    return "mps" if mps is not None and mps.is_available() else "cpu"
+    return best_device(mps=True).type
 
 
 # Per-step seconds measured on one H200 (README, "Real size on a GPU"): a 16-frame 256 px clip's DDIM step with CFG,
