@@ -24,6 +24,8 @@ from PIL import Image
 from showme_i2g.app_support import TINY_LABEL, pick_presets
 from showme_i2g.media import read_video_frames
 
+from app_loading import load_app
+
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
@@ -31,18 +33,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_app():
-    """``app.py`` lives at the repository root, outside the package: load it by path."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["app"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-app = _load_app()
+app = load_app()
 SMALL = dict(seed=0, inference_steps=2, size=64)  # the tiny SDXL needs sides that are multiples of 16
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,8 @@ from PIL import Image
 from showme_i2g.app_support import pick_presets
 from showme_i2g.errors import InvalidInputError
 
+from app_loading import load_app
+
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
@@ -20,19 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = "1. Boil the water.\n2. Warm the pot.\n3. Pour it over the leaves.\n4. Wait."
 
 
-def _load_app():
-    import importlib.util
-
-    if "app" in sys.modules:
-        return sys.modules["app"]
-    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["app"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-app = _load_app()
+app = load_app()
 
 
 @pytest.fixture(scope="module")

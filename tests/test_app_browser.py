@@ -13,18 +13,18 @@ Chromium is installed with apt when it is missing and this runs as root; the tes
 browser cannot be had.
 """
 
-import importlib.util
 import os
 import re
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 from PIL import Image
+
+from app_loading import load_app
 
 pytestmark = pytest.mark.browser
 
@@ -49,17 +49,9 @@ def _chromium() -> str:
     return CHROMIUM
 
 
-def _load_app():
-    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["app"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    app = _load_app()
+    app = load_app()
     from showme_i2g.app_support import pick_presets
 
     studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path_factory.mktemp("runs"))
