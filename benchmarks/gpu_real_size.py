@@ -285,8 +285,8 @@ def section_recipe(args, device, table: Table, pipe: IllustrationPipeline) -> No
 
 def section_training(args, device, table: Table, sdxl: IllustrationPipeline | None, showme: ShowMePipeline | None):
     """One optimizer step of each entry point's loss at the papers' settings, random weights, bf16 frozen weights."""
-    from showme_i2g.rewards.motion import MotionReward
-    from showme_i2g.training.showme import ShowMeTrainingModel
+    from showme_i2g.showme.rewards.motion import MotionReward
+    from showme_i2g.showme.training import ShowMeTrainingModel
 
     def step(name: str, parameters, loss_fn, target: str = "fits 40 GB") -> None:
         optimizer = torch.optim.AdamW(parameters, lr=1e-5)
@@ -338,7 +338,7 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
             del trainer
         model.requires_grad_(False).eval()
     if sdxl is not None:
-        from showme_i2g.training.i2g import LORA_TARGETS, I2GParts, add_i2g_lora, pairwise_loss
+        from showme_i2g.i2g.training import LORA_TARGETS, I2GParts, add_i2g_lora, pairwise_loss
 
         unet, size = sdxl.unet, (128 if args.tiny else 1024)
         add_i2g_lora(unet, SimpleNamespace(rank=16, lora_alpha=None, lora_targets=LORA_TARGETS,

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from showme_i2g.training.i2g import PairwiseConfig, RewardConfig, train_pairwise, train_reward  # noqa: E402
+from showme_i2g.i2g.training import PairwiseConfig, RewardConfig, train_pairwise, train_reward  # noqa: E402
 
 
 def draw_data(root: Path, size: int) -> tuple[Path, Path, Path]:

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from showme_i2g.media import save_video  # noqa: E402
-from showme_i2g.training.showme import Stage1Config, Stage2Config, train_stage1, train_stage2  # noqa: E402
+from showme_i2g.showme.training import Stage1Config, Stage2Config, train_stage1, train_stage2  # noqa: E402
 
 
 def draw_clips(root: Path, size: int, frames: int) -> Path:

@@ -64,7 +64,7 @@ from pathlib import Path
 
 from showme_i2g.data.formats import RECIPE_FORMATS
 from showme_i2g.errors import InvalidInputError, run_cli
-from showme_i2g.evaluation.i2g import DEFAULT_CAPTIONER, DEFAULT_CLIP, DEFAULT_DINO, evaluate_i2g
+from showme_i2g.i2g.evaluation import DEFAULT_CAPTIONER, DEFAULT_CLIP, DEFAULT_DINO, evaluate_i2g
 from showme_i2g.metrics.distribution import DEFAULT_BINS, DEFAULT_SMOOTHING
 
 

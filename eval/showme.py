@@ -40,7 +40,7 @@ import sys
 from pathlib import Path
 
 from showme_i2g.errors import run_cli
-from showme_i2g.evaluation.showme import MODES, evaluate_showme, find_samples, load_instructions, optional_network
+from showme_i2g.showme.evaluation import MODES, evaluate_showme, find_samples, load_instructions, optional_network
 
 __all__ = ["build_parser", "find_samples", "load_instructions", "main", "optional_network"]
 

@@ -33,7 +33,7 @@ Conventions:
   (positive = down), in pixels of the input resolution. ``estimate_flow`` returns the torch layout
   ``(T-1, 2, H, W)``; a pair estimator returns OpenCV's ``(H, W, 2)``.
 - **Magnitude.** ``sqrt(dx^2 + dy^2)`` per pixel. The motion reward average-pools it to the latent grid
-  (``showme_i2g.rewards.motion.pool_flow_magnitudes``); VBench takes the mean of its top 5 % per frame pair.
+  (``showme_i2g.showme.rewards.motion.pool_flow_magnitudes``); VBench takes the mean of its top 5 % per frame pair.
 """
 
 from __future__ import annotations

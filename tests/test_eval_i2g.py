@@ -84,7 +84,7 @@ def test_a_tiny_run_writes_a_sane_report(inputs, capsys):
     # folders in name order: pancakes, run_3 (the omelette, by run.json id), wiki_2 (the safe form of "wiki/2")
     assert [s["recipe"] for s in samples] == ["pancakes"] * 3 + ["omelette"] * 2 + ["wiki/2"] * 2
     assert samples[0]["step text"] == "Whisk flour, eggs and milk." and samples[4]["step"] == 2
-    from showme_i2g.metrics.captioning import draw_prompts
+    from showme_i2g.i2g.captioning import draw_prompts
 
     assert [s["prompt"] for s in samples] == draw_prompts(7, seed=0)
     # the distribution metrics are the ones scipy computes on the report's own scores (same binning)
@@ -97,7 +97,7 @@ def test_a_tiny_run_writes_a_sane_report(inputs, capsys):
     assert "![hist_alignment](hist_alignment.png)" in markdown
     assert "| Chi2 x100 ↓ |" in capsys.readouterr().out
     # the library function behind the entry point, called with typed arguments, gives the same numbers
-    from showme_i2g.evaluation.i2g import evaluate_i2g
+    from showme_i2g.i2g.evaluation import evaluate_i2g
 
     report = evaluate_i2g(inputs["generated"], inputs["references"], inputs["human"], tiny=True, batch_size=3,
                           progress=False)

@@ -65,7 +65,7 @@ def test_image_mode_with_cli_layout_and_run_json(tmp_path: Path) -> None:
     assert metrics["PSNR"] == pytest.approx(np.mean([s["PSNR"] for s in samples]))
     assert metrics["LPIPS"] == pytest.approx(np.mean([s["LPIPS"] for s in samples]))
     # the library function behind the entry point, called with typed arguments, gives the same numbers
-    from showme_i2g.evaluation.showme import evaluate_showme
+    from showme_i2g.showme.evaluation import evaluate_showme
 
     report = evaluate_showme(generated, targets, "image", models="tiny")
     assert report.metrics == pytest.approx(metrics, nan_ok=True)

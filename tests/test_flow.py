@@ -147,7 +147,7 @@ def test_raft_without_torchvision_is_a_clear_error(monkeypatch: pytest.MonkeyPat
 
 def test_motion_reward_pools_the_project_flow() -> None:
     """ShowMe stage 2's P(t): flow magnitudes of the real clip pooled to the latent grid, from this module."""
-    from showme_i2g.rewards.motion import clip_flow_magnitudes
+    from showme_i2g.showme.rewards.motion import clip_flow_magnitudes
 
     texture = _texture()
     frames = np.stack([_frame(30 + 4 * t, 30, texture) for t in range(3)])

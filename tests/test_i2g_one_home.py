@@ -10,9 +10,9 @@ from showme_i2g.i2g.attention import neighbour_attention_enabled
 from showme_i2g.i2g.encoding import encode_instruction, sdxl_time_ids
 from showme_i2g.i2g.lora import add_i2g_lora, lora_parameter_names, save_i2g_lora
 from showme_i2g.i2g.pipeline import IllustrationPipeline
+from showme_i2g.i2g.training import I2GConfig, draft_sample
+from showme_i2g.i2g.training import add_i2g_lora as add_configured_lora
 from showme_i2g.training.config import TrainingConfigError
-from showme_i2g.training.i2g import I2GConfig, draft_sample
-from showme_i2g.training.i2g import add_i2g_lora as add_configured_lora
 
 GOAL = "Make tea"
 STEPS = ["Boil water in a kettle.", "Put a tea bag in a cup.", "Pour the hot water into the cup."]

@@ -10,15 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from showme_i2g.metrics.captioning import CAPTION_PROMPTS, VLMCaptioner, draw_prompts
-from showme_i2g.metrics.encoders import CLIPEncoder, CLIPScore, DINOEncoder
-from showme_i2g.metrics.i2g_protocol import (
+from showme_i2g.i2g.captioning import CAPTION_PROMPTS, VLMCaptioner, draw_prompts
+from showme_i2g.i2g.protocol import (
     caption_alignment,
     cross_image_consistency,
     goal_faithfulness,
     multiple_choice_accuracy,
     step_faithfulness,
 )
+from showme_i2g.metrics.encoders import CLIPEncoder, CLIPScore, DINOEncoder
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "I2G.md"
 
@@ -137,7 +137,7 @@ def test_caption_alignment_uses_given_prompts_and_refuses_a_wrong_count() -> Non
     from PIL import Image
 
     from showme_i2g.errors import InvalidInputError
-    from showme_i2g.metrics.i2g_protocol import caption_alignment
+    from showme_i2g.i2g.protocol import caption_alignment
 
     seen: list[str] = []
 

@@ -131,7 +131,7 @@ def test_bad_input_is_one_clear_sentence(pipe, goal, steps, kwargs, message):
 @pytest.fixture(scope="module")
 def trained_lora(tmp_path_factory) -> Path:
     """An I2G LoRA in the training helper's format (``save_i2g_lora``) with random non-zero up-projections."""
-    from showme_i2g.training.i2g import I2GConfig, add_i2g_lora, save_i2g_lora
+    from showme_i2g.i2g.training import I2GConfig, add_i2g_lora, save_i2g_lora
 
     unet = IllustrationPipeline.from_preset("tiny", device="cpu").unet
     add_i2g_lora(unet, I2GConfig(preset="tiny", rank=2))
@@ -163,10 +163,9 @@ def test_from_preset_loads_a_trained_lora_by_path(trained_lora):
 
 
 def test_training_package_re_exports_the_one_loader():
-    from showme_i2g.i2g import lora
-    from showme_i2g.training import i2g
+    from showme_i2g.i2g import lora, training
 
-    assert i2g.load_i2g_lora is lora.load_i2g_lora and i2g.LORA_FILENAME == lora.LORA_FILENAME
+    assert training.load_i2g_lora is lora.load_i2g_lora and training.LORA_FILENAME == lora.LORA_FILENAME
 
 
 @pytest.mark.parametrize("make, error, message", [

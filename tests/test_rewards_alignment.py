@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from showme_i2g.errors import WeightsNotFoundError
-from showme_i2g.rewards.alignment import (
+from showme_i2g.i2g.reward import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
     CLIPAlignmentReward,

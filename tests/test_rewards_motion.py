@@ -11,11 +11,17 @@ import torch
 import torch.nn.functional as F
 
 from showme_i2g.flow import OpenCVFlow
-from showme_i2g.rewards import MotionReward, clip_flow_magnitudes, latent_motion, motion_kl, temporal_distribution
 from showme_i2g.showme import adapters
 from showme_i2g.showme.dynamicrafter.config import TINY
 from showme_i2g.showme.pipeline import build_random_model
-from showme_i2g.training.showme import ShowMeTrainingModel, conditioning_dropout, first_frame_concat
+from showme_i2g.showme.rewards import (
+    MotionReward,
+    clip_flow_magnitudes,
+    latent_motion,
+    motion_kl,
+    temporal_distribution,
+)
+from showme_i2g.showme.training import ShowMeTrainingModel, conditioning_dropout, first_frame_concat
 
 
 def square_clip(positions: list[int], size: int = 64) -> np.ndarray:

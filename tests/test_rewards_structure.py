@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import DPTConfig, DPTForDepthEstimation
 
-from showme_i2g.rewards import HED, DepthEstimator, StructureReward, minmax_normalise
 from showme_i2g.showme import adapters
 from showme_i2g.showme.dynamicrafter.config import TINY
 from showme_i2g.showme.pipeline import build_random_model
-from showme_i2g.training.showme import ShowMeTrainingModel, conditioning_dropout
+from showme_i2g.showme.rewards import HED, DepthEstimator, StructureReward, minmax_normalise
+from showme_i2g.showme.training import ShowMeTrainingModel, conditioning_dropout
 
 
 def tiny_depth() -> DepthEstimator:

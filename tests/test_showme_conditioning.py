@@ -8,7 +8,7 @@ import torch
 
 from showme_i2g.showme.conditioning import CONDITIONING_MODES, first_frame_concat
 from showme_i2g.showme.pipeline import CONDITIONING_MODES as PIPELINE_MODES
-from showme_i2g.training.showme import first_frame_concat as training_concat
+from showme_i2g.showme.training import first_frame_concat as training_concat
 
 
 def _latent() -> torch.Tensor:
@@ -54,7 +54,7 @@ def test_bad_arguments_name_themselves(args, message):
 
 def test_sampling_and_training_build_the_same_cross_attention_context():
     from showme_i2g.showme.pipeline import ShowMePipeline
-    from showme_i2g.training.showme import ShowMeTrainingModel
+    from showme_i2g.showme.training import ShowMeTrainingModel
 
     pipe = ShowMePipeline.from_preset("tiny", device="cpu")
     trainer = ShowMeTrainingModel(pipe.model, 1)

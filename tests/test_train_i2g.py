@@ -13,9 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from showme_i2g.i2g.attention import apply_neighbour_attention
-from showme_i2g.rewards.alignment import CLIPAlignmentReward
-from showme_i2g.training import assert_gradients_exactly, create_accelerator, read_log
-from showme_i2g.training.i2g import (
+from showme_i2g.i2g.reward import CLIPAlignmentReward
+from showme_i2g.i2g.training import (
     PairImages,
     PairwiseConfig,
     RewardConfig,
@@ -29,6 +28,7 @@ from showme_i2g.training.i2g import (
     pairwise_loss,
     reward_loss,
 )
+from showme_i2g.training import assert_gradients_exactly, create_accelerator, read_log
 from showme_i2g.training.loop import StepContext, step_generator
 
 from train import i2g_pairwise, i2g_reward  # noqa: E402
@@ -170,7 +170,7 @@ def test_reward_loss_gives_gradients_to_exactly_the_lora(prompts, tmp_path):
                           clause_backend="punctuation", rank=4, num_inference_steps=2, truncation_k=2)
     accelerator, parts = _parts(config)
     apply_neighbour_attention(parts.unet, 2)
-    from showme_i2g.training.i2g import StepWindow
+    from showme_i2g.i2g.training import StepWindow
 
     window = StepWindow("Make tea", ["Boil water.", "Add the leaves."], [["Boil water."], ["Add the leaves."]])
     out = reward_loss([window], _context(accelerator, parts, config), parts, CLIPAlignmentReward.tiny(), config)

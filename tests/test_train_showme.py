@@ -16,11 +16,10 @@ from safetensors.torch import load_file
 
 from showme_i2g.data import Clip, sample_clip
 from showme_i2g.media import save_video
-from showme_i2g.rewards import HED, MotionReward, StructureReward
 from showme_i2g.showme import adapters
 from showme_i2g.showme.pipeline import ShowMePipeline
-from showme_i2g.training import DataError, assert_gradients_exactly, read_log
-from showme_i2g.training.showme import (
+from showme_i2g.showme.rewards import HED, MotionReward, StructureReward
+from showme_i2g.showme.training import (
     Clips,
     EditPairs,
     ShowMeTrainingModel,
@@ -32,6 +31,7 @@ from showme_i2g.training.showme import (
     load_clips,
     train_stage2,
 )
+from showme_i2g.training import DataError, assert_gradients_exactly, read_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root holds train/
 from train import showme_stage1, showme_stage2  # noqa: E402

@@ -10,7 +10,7 @@ For the video datasets (HT-Step, CaptainCook4D) ``--videos-root`` gives each ste
 (``--frame last``, the state after the step, or ``middle``), written once to ``--images/<recipe id>/<k>.png``
 (default ``<out>/step_frames``) and reused by later runs.
 
-The logic is in :mod:`showme_i2g.training.i2g`; ``--help`` lists every setting. The LoRA is written to
+The logic is in :mod:`showme_i2g.i2g.training`; ``--help`` lists every setting. The LoRA is written to
 ``<out>/lora/pytorch_lora_weights.safetensors``.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from showme_i2g.i2g.training import PairwiseConfig, extract_pairwise_frames, frame_cache, train_pairwise
 from showme_i2g.training import run_cli
-from showme_i2g.training.i2g import PairwiseConfig, extract_pairwise_frames, frame_cache, train_pairwise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@
     python -m train.i2g_reward --goals goals.txt --truncation-k 1 --reward-model openai/clip-vit-large-patch14
 
 ``--prompts`` is a JSON list of ``{"goal": ..., "steps": [...]}``; ``--goals`` is one goal per line and the
-planner LLM writes the steps. The logic is in :mod:`showme_i2g.training.i2g`; ``--help`` lists every setting.
+planner LLM writes the steps. The logic is in :mod:`showme_i2g.i2g.training`; ``--help`` lists every setting.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from showme_i2g.i2g.training import RewardConfig, train_reward
 from showme_i2g.training import run_cli
-from showme_i2g.training.i2g import RewardConfig, train_reward
 
 
 def main(argv: Sequence[str] | None = None) -> int:

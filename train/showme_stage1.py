@@ -4,7 +4,7 @@
     accelerate launch -m train.showme_stage1 --config stage1.yaml            # several GPUs
     python -m train.showme_stage1 --config runs/stage1/config.yaml --resume latest
 
-The logic is in :mod:`showme_i2g.training.showme`; ``--help`` lists every setting. The adapter is written to
+The logic is in :mod:`showme_i2g.showme.training`; ``--help`` lists every setting. The adapter is written to
 ``<out>/edit/`` (a peft adapter folder) (load it with ``showme_i2g.showme.adapters.load_adapter(model, "edit", path)``).
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from showme_i2g.showme.training import Stage1Config, train_stage1
 from showme_i2g.training import run_cli
-from showme_i2g.training.showme import Stage1Config, train_stage1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

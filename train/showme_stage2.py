@@ -8,7 +8,7 @@
     python -m train.showme_stage2 --config runs/stage2/config.yaml --resume latest
 
 ``--dataset`` is ``manifest`` (default), ``ssv2``, ``epic100`` or ``ego4d``; clips are read with
-:mod:`showme_i2g.data`. The logic is in :mod:`showme_i2g.training.showme`; ``--help`` lists every setting. The
+:mod:`showme_i2g.data`. The logic is in :mod:`showme_i2g.showme.training`; ``--help`` lists every setting. The
 adapter is written to ``<out>/animate/`` (a peft adapter folder) (load it with
 ``showme_i2g.showme.adapters.load_adapter(model, "animate", path)``).
 """
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from showme_i2g.showme.training import Stage2Config, train_stage2
 from showme_i2g.training import run_cli
-from showme_i2g.training.showme import Stage2Config, train_stage2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@ The batch holds the two CFG halves as two groups, ``[unconditional x n, conditio
 (:func:`showme_i2g.i2g.encoding.guidance_batch`), so that neighbour attention, which groups n consecutive
 images, never lets a conditional image see an unconditional one. The prediction is split the same way and
 combined as ``uncond + scale * (cond - uncond)``. Inference (:class:`~showme_i2g.i2g.pipeline.IllustrationPipeline`)
-and reward training (:func:`showme_i2g.training.i2g.draft_sample`) both step through :func:`guided_step`, so the
+and reward training (:func:`showme_i2g.i2g.training.draft_sample`) both step through :func:`guided_step`, so the
 equivalence tests of the pipeline cover the training loop's step too.
 """
 

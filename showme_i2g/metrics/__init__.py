@@ -5,12 +5,13 @@
 - ``image``: ShowMe's PSNR and the embedding cosines (CLIP-I, CLIP-T, DINO-I).
 - ``encoders``: the CLIP and DINOv2 encoders those cosines plug in, and CLIPScore.
 - ``lpips``: LPIPS with torchvision-compatible AlexNet/VGG16/SqueezeNet backbones.
-- ``text``, ``captioning``, ``i2g_protocol``: I2G's caption-alignment protocol and StackedDiffusion's goal/step
-  faithfulness and cross-image consistency.
+- ``text``: sentence embedders for caption-vs-step similarity.
+
+I2G's caption-alignment protocol, StackedDiffusion's goal/step faithfulness and cross-image consistency live with
+the paper, in :mod:`showme_i2g.i2g.protocol` and :mod:`showme_i2g.i2g.captioning`.
 - ``video``, ``motion``, ``i3d``: ShowMe's video metrics (FVD, FID over frames, VQAScore, motion score).
 """
 
-from .captioning import CAPTION_PROMPTS, VLMCaptioner, draw_prompts
 from .distribution import (
     CLIP_SCORE_WEIGHT,
     DistributionComparison,
@@ -22,14 +23,6 @@ from .distribution import (
 )
 from .encoders import CLIPEncoder, CLIPScore, DINOEncoder
 from .fid import FID, InceptionFeatures, RunningStatistics, feature_statistics, fid_from_images, frechet_distance
-from .i2g_protocol import (
-    CaptionAlignment,
-    caption_alignment,
-    cross_image_consistency,
-    goal_faithfulness,
-    multiple_choice_accuracy,
-    step_faithfulness,
-)
 from .i3d import I3DFeatures, InceptionI3d
 from .image import EmbeddingSimilarity, batch_psnr, clip_i, clip_t, cosine_similarity, dino_i, psnr
 from .lpips import LPIPS
@@ -54,11 +47,9 @@ from .video import (
 )
 
 __all__ = [
-    "CAPTION_PROMPTS",
     "CLIPEncoder",
     "CLIPScore",
     "CLIP_SCORE_WEIGHT",
-    "CaptionAlignment",
     "DINOEncoder",
     "EmbeddingVQA",
     "DistributionComparison",
@@ -77,32 +68,25 @@ __all__ = [
     "RunningStatistics",
     "SentenceEmbedder",
     "TransformersVQA",
-    "VLMCaptioner",
     "VQAScore",
     "batch_psnr",
-    "caption_alignment",
     "chi_square",
     "clip_i",
     "clip_score",
     "clip_t",
     "compare_distributions",
     "cosine_similarity",
-    "cross_image_consistency",
     "dino_i",
-    "draw_prompts",
     "dynamic_degree",
     "feature_statistics",
     "fid_from_images",
     "frechet_distance",
-    "goal_faithfulness",
     "harmonic_mean",
     "histogram",
     "kl_divergence",
     "motion_score",
     "motion_smoothness",
-    "multiple_choice_accuracy",
     "psnr",
-    "step_faithfulness",
     "text_cosine",
     "video_text_similarity",
     "yes_probability",

@@ -5,13 +5,13 @@ OpenCLIP text tokens of the instruction, then the Resampler's tokens of the phot
 ``image_guided_synthesis`` and its training step). The unconditional input is the empty text and a zero image:
 classifier-free guidance's unconditional branch at sampling, and the conditioning dropout of training (text, image
 or both dropped per sample). :func:`cross_attention_context` is the one place that builds it; sampling
-(``ShowMePipeline``) and training (:mod:`showme_i2g.training.showme`) both call it.
+(``ShowMePipeline``) and training (:mod:`showme_i2g.showme.training`) both call it.
 
 **First-frame latent.** DynamiCrafter concatenates the conditioning image's latent to the noisy latent of *every*
 frame on the channel axis ("repeat"). ShowMe gives it to frame 0 only and zeros to the others (``mask``, the
 release's ``mask_frame_cond``), so the later frames must come from the motion the model learned instead of copying
 the photo. Sampling (:class:`~showme_i2g.showme.pipeline.ShowMePipeline`) and training
-(:mod:`showme_i2g.training.showme`) must build exactly the same tensor, so both call :func:`first_frame_concat`.
+(:mod:`showme_i2g.showme.training`) must build exactly the same tensor, so both call :func:`first_frame_concat`.
 """
 
 from __future__ import annotations

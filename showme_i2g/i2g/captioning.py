@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from ..errors import InvalidInputError, WeightsNotFoundError, hub_download_command
-from .encoders import default_device
+from ..metrics.encoders import default_device
 
 __all__ = ["CAPTION_PROMPTS", "DEFAULT_CAPTIONER", "LLAVA_CAPTIONER", "VLMCaptioner", "draw_prompts"]
 

@@ -13,7 +13,7 @@ batch is a group of its own. The loss is the MSE to the scheduler's prediction t
 **Reward** (I2G 4.4-4.5). Prompts (g, s) come from a JSON file or from the planner LLM. A window of ``group_size``
 consecutive steps is sampled with neighbour attention and CFG; gradients flow only through the last ``K``
 denoising steps (DRaFT-K; the latent entering step T-K is detached, earlier steps run under ``no_grad``), through
-the VAE decoder, into a differentiable image-text alignment reward (:mod:`showme_i2g.rewards.alignment`). The loss
+the VAE decoder, into a differentiable image-text alignment reward (:mod:`showme_i2g.i2g.reward`). The loss
 is the negative mean reward; only the LoRA parameters train. Gradient checkpointing keeps K-step backprop
 affordable at 1024 px.
 
@@ -38,14 +38,14 @@ import torch.nn.functional as F
 from ..data.clips import KEY_FRAMES, FrameExtraction, extract_step_frames
 from ..data.records import Recipe, Step
 from ..errors import InvalidInputError
-from ..i2g import lora
-from ..i2g.attention import apply_neighbour_attention
-from ..i2g.denoise import guided_step
-from ..i2g.encoding import encode_instruction, guidance_batch, sdxl_time_ids
-from ..i2g.lora import ADAPTER_NAME, LORA_FILENAME, LORA_TARGETS, load_i2g_lora, lora_parameter_names, save_i2g_lora
-from ..i2g.vae import decode_latents
-from .config import DataError, RunConfig, TrainingConfigError
-from .loop import ResumableBatches, StepContext, TrainResult, create_accelerator, train, weight_dtype
+from ..training.config import DataError, RunConfig, TrainingConfigError
+from ..training.loop import ResumableBatches, StepContext, TrainResult, create_accelerator, train, weight_dtype
+from . import lora
+from .attention import apply_neighbour_attention
+from .denoise import guided_step
+from .encoding import encode_instruction, guidance_batch, sdxl_time_ids
+from .lora import ADAPTER_NAME, LORA_FILENAME, LORA_TARGETS, load_i2g_lora, lora_parameter_names, save_i2g_lora
+from .vae import decode_latents
 
 logger = logging.getLogger(__name__)
 
@@ -518,7 +518,7 @@ class I2GParts:
 
 
 def _build_parts(config: I2GConfig, accelerator) -> I2GParts:
-    from ..i2g.pipeline import IllustrationPipeline
+    from .pipeline import IllustrationPipeline
 
     pipe = IllustrationPipeline.from_preset(config.preset, device="cpu", weights=config.weights)
     resolution = config.resolution or pipe.preset.size
@@ -660,7 +660,7 @@ def train_reward(config: RewardConfig, **train_kwargs) -> tuple[TrainResult, Pat
     """Run DRaFT-K reward fine-tuning of the I2G LoRA; returns the result and the saved LoRA file."""
     config.validate()
     windows = load_prompt_windows(config)
-    from ..rewards.alignment import build_alignment_reward
+    from .reward import build_alignment_reward
 
     reward = build_alignment_reward(config.reward_model)  # a missing reward model is reported before training
     accelerator = create_accelerator(config)

@@ -4,13 +4,13 @@ Stage 1 (state manipulation): every temporal module bypassed (image mode), only 
 (first frame, last frame, instruction) pairs: the noise-prediction loss on the last frame's latent, conditioned on
 the first frame (its latent concatenated to the noisy latent, its CLIP tokens through the Resampler) and the text.
 From ``reward_from_step`` on (the paper: 50k noise-only steps, then 20k with rewards) the structure reward
-(:class:`~showme_i2g.rewards.StructureReward`) is added for samples with t ≤ 200, with gradients.
+(:class:`~showme_i2g.showme.rewards.StructureReward`) is added for samples with t ≤ 200, with gradients.
 
 Stage 2 (state prediction): temporal modules on, ``edit`` frozen (loaded from stage 1's safetensors), only the
 ``animate`` LoRA trains, on clips of 12 or 16 uniformly sampled frames with ShowMe's fixed first-frame
 conditioning: the first frame's latent is concatenated to frame 0 only, zeros elsewhere (the release's
 ``mask_frame_cond``; ``ShowMePipeline.animate(conditioning="mask")`` samples the same way). The motion reward
-(:class:`~showme_i2g.rewards.MotionReward`) is added for samples with t ≥ 500; the optical flow of each clip is
+(:class:`~showme_i2g.showme.rewards.MotionReward`) is added for samples with t ≥ 500; the optical flow of each clip is
 computed once when the clip is loaded.
 
 Clips come from :mod:`showme_i2g.data` (:func:`load_clips`): the project's JSON manifest, SSv2 (curated
@@ -53,13 +53,13 @@ from ..data import (
 from ..errors import InvalidInputError
 from ..flow import FlowEstimator, default_flow
 from ..presets import get_showme_preset
-from ..rewards import DEFAULT_DEPTH_MODEL, HED, DepthEstimator, MotionReward, StructureReward, clip_flow_magnitudes
-from ..showme import adapters
-from ..showme.conditioning import cross_attention_context, first_frame_concat
-from ..showme.dynamicrafter.config import CONFIGS
-from ..showme.dynamicrafter.model import DynamiCrafter
-from .config import DataError, RunConfig, TrainingConfigError
-from .loop import ResumableBatches, StepContext, TrainResult, create_accelerator, train, weight_dtype
+from ..training.config import DataError, RunConfig, TrainingConfigError
+from ..training.loop import ResumableBatches, StepContext, TrainResult, create_accelerator, train, weight_dtype
+from . import adapters
+from .conditioning import cross_attention_context, first_frame_concat
+from .dynamicrafter.config import CONFIGS
+from .dynamicrafter.model import DynamiCrafter
+from .rewards import DEFAULT_DEPTH_MODEL, HED, DepthEstimator, MotionReward, StructureReward, clip_flow_magnitudes
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def collate(items: list[dict]) -> dict:
 # ============================================================================================ model
 def load_base_model(config: ShowMeTrainConfig, edit_rank: int, animate_rank: int) -> DynamiCrafter:
     """DynamiCrafter (random tiny twin, or the release checkpoint) with both ShowMe adapters, in float32."""
-    from ..showme.pipeline import ShowMePipeline, build_random_model
+    from .pipeline import ShowMePipeline, build_random_model
 
     preset = get_showme_preset(config.preset)
     model_config = CONFIGS[preset.config]

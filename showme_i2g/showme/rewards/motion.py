@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..flow import FlowEstimator, estimate_flow, flow_magnitude
+from ...flow import FlowEstimator, estimate_flow, flow_magnitude
 
 DEFAULT_MIN_TIMESTEP = 500
 DEFAULT_MOTION_WEIGHT = 0.01

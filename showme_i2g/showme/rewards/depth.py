@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsNotFoundError
+from ...errors import WeightsNotFoundError
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 """Depth-Anything V2 Small (24.8 M parameters), the default depth reward network."""

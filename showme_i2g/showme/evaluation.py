@@ -24,7 +24,7 @@ from ..errors import InvalidInputError, WeightsNotFoundError
 from ..media import read_video_frames
 
 if TYPE_CHECKING:
-    from .report import Report
+    from ..evaluation.report import Report
 
 __all__ = ["MODES", "evaluate_images", "evaluate_showme", "evaluate_videos", "find_samples", "load_instructions",
            "optional_network"]
@@ -276,9 +276,9 @@ def evaluate_images(suite: Suite, report: Any, names, generated, targets, instru
 
     The pairs are scored on this process's shard (:func:`~showme_i2g.evaluation.distributed.map_in_shards`); only
     the main process fills the report (returns whether it did)."""
+    from ..evaluation.distributed import is_main_process, map_in_shards
     from ..metrics.fid import FID
     from ..metrics.image import clip_i, clip_t, dino_i
-    from .distributed import is_main_process, map_in_shards
 
     def work(chunk: list[str]) -> list[dict[str, Any]]:
         gen = [Image.fromarray(read_image(generated[n])) for n in chunk]
@@ -328,10 +328,10 @@ def evaluate_videos(suite: Suite, report: Any, names, generated, targets, instru
     """ShowMe Table 2 on video pairs: fills ``report`` with metrics, histograms, grids and per-sample scores.
 
     Sharded like :func:`evaluate_images`; a first sharded pass finds the shortest clip (FVD's frame count)."""
+    from ..evaluation.distributed import is_main_process, map_in_shards
     from ..metrics.image import clip_i
     from ..metrics.motion import harmonic_mean, motion_score
     from ..metrics.video import FVD, FrameFID, VQAScore, video_text_similarity
-    from .distributed import is_main_process, map_in_shards
 
     lengths = map_in_shards(lambda chunk: [min(len(read_clip(generated[n])), len(read_clip(targets[n])))
                                            for n in chunk], names)
@@ -414,7 +414,7 @@ def evaluate_showme(
 
     :raises InvalidInputError: with one sentence for folders, names or instructions that do not fit.
     """
-    from .report import Report
+    from ..evaluation.report import Report
 
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
@@ -433,7 +433,7 @@ def evaluate_showme(
     if models == "tiny":
         suite = _tiny_suite(mode)
     else:
-        from .distributed import process_device
+        from ..evaluation.distributed import process_device
 
         suite = _real_suite(mode, process_device(device), lpips_net, lpips_backbone)
     report = Report(f"ShowMe {mode} evaluation", settings={

@@ -36,9 +36,9 @@ import torch
 from PIL import Image
 
 from ..errors import InvalidInputError
+from ..metrics.distribution import CLIP_SCORE_WEIGHT, clip_score
+from ..metrics.text import text_cosine
 from .captioning import draw_prompts
-from .distribution import CLIP_SCORE_WEIGHT, clip_score
-from .text import text_cosine
 
 __all__ = [
     "CaptionAlignment",

@@ -23,7 +23,7 @@ from ..metrics.distribution import DEFAULT_BINS, DEFAULT_SMOOTHING
 from ..metrics.distribution import DEFAULT_RANGE as SCORE_RANGE
 
 if TYPE_CHECKING:
-    from .report import Report
+    from ..evaluation.report import Report
 
 logger = logging.getLogger(__name__)
 
@@ -181,9 +181,9 @@ def build_suite(
     """The networks of a run: hub ids or folders for CLIP, DINOv2 and the captioner (BLIP-2 or LLaVA), a
     sentence-transformers id or folder or "llm2vec" for the text embedder (None: the offline MiniLM); ``tiny``
     builds random tiny networks in code (the text embedder stays real)."""
-    from ..metrics.captioning import VLMCaptioner
     from ..metrics.encoders import CLIPEncoder, DINOEncoder
     from ..metrics.text import LLM2VecEmbedder, SentenceEmbedder
+    from .captioning import VLMCaptioner
 
     if embedder == "llm2vec":
         text_embedder = LLM2VecEmbedder(device=device)
@@ -249,7 +249,7 @@ def image_work(suite: Suite, paths: list[Path], steps: list[str], prompts: list[
     """Everything I2G computes image by image, for one shard: the caption (with the prompt drawn for that image over
     the whole set, so the drawing does not depend on the sharding), its text cosine with the step, CLIP image and
     step-text embeddings, DINOv2 embeddings and FID features."""
-    from ..metrics.i2g_protocol import caption_alignment
+    from .protocol import caption_alignment
 
     if not paths:  # with more processes than images a shard can be empty
         return []
@@ -295,12 +295,12 @@ def evaluate_i2g(
     """
     import torch
 
-    from ..metrics.captioning import draw_prompts
+    from ..evaluation.distributed import is_main_process, map_in_shards, process_device
+    from ..evaluation.report import Report
     from ..metrics.distribution import clip_score, compare_distributions
     from ..metrics.fid import FID
-    from ..metrics.i2g_protocol import cross_image_consistency, goal_faithfulness, step_faithfulness
-    from .distributed import is_main_process, map_in_shards, process_device
-    from .report import Report
+    from .captioning import draw_prompts
+    from .protocol import cross_image_consistency, goal_faithfulness, step_faithfulness
 
     main_process = is_main_process()
     generated, references, human = Path(generated), Path(references), Path(human)

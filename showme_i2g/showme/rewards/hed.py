@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsNotFoundError
+from ...errors import WeightsNotFoundError
 
 BGR_MEAN = (104.00699, 116.66877, 122.67892)
 """The Caffe HED's per-channel mean, in BGR order, on the 0..255 scale."""

