@@ -12,7 +12,7 @@ bundled font has no glyphs for most of that, so it drew boxes. Here:
 * **Wrapping.** :func:`wrap_caption` is the one line breaker: it measures real pixel widths with the fonts the runs
   are drawn with, breaks at spaces and between CJK characters (never before closing punctuation), cuts a word wider
   than the line, and ends the last line with an ellipsis when lines run out. The storyboard
-  (:func:`showme_i2g.media.make_storyboard`) and the video captions (:func:`burn_caption`) both use it, so the same
+  (:func:`showme_i2g.outputs.make_storyboard`) and the video captions (:func:`burn_caption`) both use it, so the same
   text at the same width gives the same lines in both.
 * **Cleaning.** :func:`clean_caption` joins lines, composes accents (NFC) and removes bidirectional override,
   embedding and isolate controls, which would otherwise reverse what the caption shows.

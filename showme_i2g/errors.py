@@ -5,8 +5,10 @@ The CLI and the app print ``str(error)`` and nothing else for these; anything el
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class ShowMeError(Exception):
@@ -23,6 +25,18 @@ class WeightsNotFoundError(ShowMeError, OSError):
 
 class PlannerUnavailableError(ShowMeError, RuntimeError):
     """No language model is available to write the steps; the user can always type them instead."""
+
+
+def describe_source(source: object) -> str:
+    """How a message names a user's file: its quoted name (no folders, no control characters), or a plain phrase
+    for uploaded bytes and objects, so a message never leaks a server path."""
+    if isinstance(source, (str, os.PathLike)):
+        name = Path(os.fspath(source)).name or os.fspath(source)
+        name = "".join(ch if ch.isprintable() else "?" for ch in name)
+        return f"'{name}'" if name else "the photo"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "the uploaded photo"
+    return "the photo"
 
 
 def hub_download_command(repo_id: str, *files: str) -> str:

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from showme_i2g import captions, media
-from showme_i2g.app_support import burn_caption
+from showme_i2g import captions, outputs
 from showme_i2g.captions import (
     CaptionFont,
+    burn_caption,
     caption_font,
     clean_caption,
     coverage,
     wrap_caption,
 )
-from showme_i2g.media import make_storyboard
+from showme_i2g.outputs import make_storyboard
 
 SAMPLE = "Mélangez ½ – € 鸡蛋 Привет"
 NON_CJK = "chicharrón Mélangez ½ – € … αβγ Ωμέγα Привет ёЖ ß œ ç ñ ü ° × ¼"
@@ -179,7 +179,7 @@ def test_storyboard_and_video_captions_wrap_through_the_same_function(monkeypatc
         return lines
 
     monkeypatch.setattr(captions, "wrap_caption", spy)
-    monkeypatch.setattr(media, "wrap_caption", spy)
+    monkeypatch.setattr(outputs, "wrap_caption", spy)
     text = "Mélangez la farine, le sucre et ½ tasse de lait, puis 鸡蛋 Привет, et mélangez encore longtemps"
     frame = Image.new("RGB", (384, 216), (200, 200, 200))
     captioned = np.asarray(burn_caption(frame, text))

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from showme_i2g.captions import caption_font, wrap_caption
-from showme_i2g.media import make_storyboard, save_step_images
+from showme_i2g.outputs import make_storyboard, save_step_images
 
 
 def _tiles(n):
