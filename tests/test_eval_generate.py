@@ -1,5 +1,6 @@
 """``python -m eval.generate`` with the tiny twins of every method: layouts eval.i2g / eval.showme read, resuming,
-and ``independent`` differing from ``ours`` by the neighbour weight alone."""
+and ``independent`` differing from ``ours`` by the neighbour weight alone; then the library's typed functions
+(:mod:`showme_i2g.evaluation.generate`) called directly."""
 
 from __future__ import annotations
 
@@ -9,6 +10,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from showme_i2g.data import Recipe, Step
+from showme_i2g.errors import InvalidInputError
+from showme_i2g.evaluation import generate as library
+from showme_i2g.evaluation.generate import (
+    METHODS,
+    GenerationSettings,
+    Sample,
+    folder_name,
+    generate_i2g,
+    generate_showme,
+    generate_split,
+    load_recipes,
+    prompt_batches,
+    read_items,
+    recipe_samples,
+)
 
 from eval import generate  # noqa: E402
 from eval.showme import find_samples, load_instructions  # noqa: E402
@@ -86,7 +104,7 @@ def test_independent_differs_from_ours_only_by_the_neighbour_weight(ours_and_ind
 def test_text_to_image_baselines_render_each_step_from_its_text(recipes, tmp_path, method, pipeline):
     assert _run("--method", method, "--data", str(recipes), "--out", str(tmp_path), "--limit", "1") == 0
     record = json.loads((tmp_path / "tea" / "run.json").read_text())
-    assert record["pipeline"] == pipeline and record["preset"] == f"{generate.METHODS[method].preset}-tiny"
+    assert record["pipeline"] == pipeline and record["preset"] == f"{METHODS[method].preset}-tiny"
     assert record["prompts"] == RECIPES[0]["steps"]
     images = _pixels(tmp_path / "tea")
     assert len(images) == 3 and images[0].shape == (64, 64, 3)
@@ -135,9 +153,9 @@ def test_dynamicrafter_is_vanilla_video_mode(items, tmp_path):
 
 def test_long_recipes_are_rendered_in_balanced_chunks():
     steps = tuple(f"step {i}" for i in range(18))
-    assert [len(c) for c in generate._chunks(steps)] == [9, 9]
-    assert [len(c) for c in generate._chunks(steps[:16])] == [16]
-    assert sum(generate._chunks(steps), ()) == steps
+    assert [len(c) for c in prompt_batches(steps)] == [9, 9]
+    assert [len(c) for c in prompt_batches(steps[:16])] == [16]
+    assert sum(prompt_batches(steps), ()) == steps
 
 
 def test_a_long_recipe_is_drawn_whole_in_windows(tmp_path):
@@ -161,7 +179,7 @@ def test_a_batch_too_small_for_the_chain_is_refused_before_loading(tmp_path, rec
 
 def test_folder_names_are_safe_and_unique():
     taken: set[str] = set()
-    assert [generate.folder_name(i, taken) for i in ("12345/1", "12345 1", "../x", "")] == [
+    assert [folder_name(i, taken) for i in ("12345/1", "12345 1", "../x", "")] == [
         "12345_1", "12345_1-2", "x", "sample"]
 
 
@@ -186,6 +204,77 @@ def test_bad_input_is_one_sentence_and_exit_code_2(recipes, tmp_path, capsys, ar
 def test_unlabelled_splits_need_split_all(tmp_path):
     path = tmp_path / "recipes.json"
     path.write_text(json.dumps([{"goal": "Make tea", "steps": ["Boil water"]}]))
-    with pytest.raises(generate.InvalidInputError, match="labels no splits; pass --split all"):
-        generate.load_recipes(path, "json", "test")
-    assert [s.name for s in generate.load_recipes(path, "json", "all")] == ["1"]
+    with pytest.raises(InvalidInputError, match="labels no splits; pass --split all"):
+        load_recipes(path, "json", "test")
+    assert [s.name for s in load_recipes(path, "json", "all")] == ["1"]
+
+
+# --- the library functions, typed (showme_i2g.evaluation.generate) -------------------------------------------------
+
+
+def test_generate_i2g_renders_recipes_with_typed_settings_and_resumes(recipes, tmp_path, capsys):
+    samples = load_recipes(recipes, "json", "test")
+    settings = GenerationSettings(tiny=True, limit=1, size=64)
+    done = generate_i2g(samples, "sd15", tmp_path, settings, progress=False)
+    assert done.folders == done.rendered == (tmp_path / "tea",) and done.skipped == ()
+    record = json.loads((tmp_path / "tea" / "run.json").read_text())
+    assert (record["method"], record["preset"], record["prompts"]) == ("sd15", "sd15-tiny", RECIPES[0]["steps"])
+    again = generate_i2g(samples, "sd15", tmp_path, settings, progress=False)
+    assert again.rendered == () and again.skipped == (tmp_path / "tea",)
+    assert capsys.readouterr().err == ""  # progress=False: nothing on stderr
+
+
+def test_recipes_already_read_become_samples():
+    recipe = Recipe("Make tea", [Step("Boil water"), Step("Pour it")], "json", "tea/1")
+    untitled = Recipe(None, [Step("Take plate")], "epic100", "P01_01")
+    assert recipe_samples([recipe, untitled]) == [
+        Sample("tea_1", "tea/1", goal="Make tea", steps=("Boil water", "Pour it")),
+        Sample("P01_01", "P01_01", goal="P01_01", steps=("Take plate",)),
+    ]
+
+
+def test_generate_showme_edits_the_items_read_by_read_items(items, tmp_path):
+    samples = read_items(items)  # the library's default split is "all"
+    assert [(s.name, s.instruction) for s in samples] == [("onion_1", "cut the onion")]
+    done = generate_showme(samples, "showme-edit", tmp_path / "out", GenerationSettings(tiny=True), progress=False)
+    assert done.rendered == (tmp_path / "out" / "onion_1",)
+    assert (tmp_path / "out" / "onion_1" / "edited.png").is_file()
+    assert json.loads((tmp_path / "out" / "onion_1" / "run.json").read_text())["instruction"] == "cut the onion"
+
+
+def test_the_command_line_defaults_are_the_library_settings(recipes, tmp_path):
+    args = generate.build_parser().parse_args(["--method", "ours", "--data", str(recipes), "--out", str(tmp_path)])
+    assert generate.settings(args) == GenerationSettings()
+    args = generate.build_parser().parse_args(["--method", "ours", "--data", str(recipes), "--out", str(tmp_path),
+                                               "--tiny", "--max-batch", "8", "--lora-dir", "loras"])
+    assert generate.settings(args) == GenerationSettings(tiny=True, max_batch=8, lora_dir=Path("loras"))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda r, i, out: generate_i2g(r, "showme-edit", out), "'showme-edit' is not one of I2G's methods"),
+        (lambda r, i, out: generate_showme(i, "ours", out), "'ours' is not one of ShowMe's methods"),
+        (lambda r, i, out: generate_i2g(r, "ours", out, GenerationSettings(max_batch=2)),
+         "max_batch must be a whole number of at least 3 images, got 2."),
+        (lambda r, i, out: generate_i2g(i, "sd15", out), "'onion 1' has no steps to illustrate."),
+        (lambda r, i, out: generate_showme(r, "instructpix2pix", out), "needs a photo and an instruction."),
+        (lambda r, i, out: generate_i2g(r + r, "sd15", out), "Two samples render to the same folder 'tea'"),
+        (lambda r, i, out: generate_split("dall-e", Path("recipes.json"), out, split="test"),
+         "Unknown method 'dall-e'; the methods are ours, independent, sdxl"),
+    ],
+)
+def test_library_bad_input_is_one_sentence_before_any_model_loads(recipes, items, tmp_path, monkeypatch, call,
+                                                                  message):
+    monkeypatch.setattr(library, "RENDERERS", {})  # loading any model would be a KeyError, not one sentence
+    with pytest.raises(InvalidInputError) as caught:
+        call(load_recipes(recipes, "json", "test"), read_items(items), tmp_path / "out")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_limit_of_zero_renders_nothing_and_loads_nothing(recipes, tmp_path, monkeypatch):
+    monkeypatch.setattr(library, "RENDERERS", {})
+    done = generate_split("ours", recipes, tmp_path, GenerationSettings(tiny=True, limit=0), split="test",
+                          progress=False)
+    assert (done.folders, done.rendered, done.skipped) == ((), (), ())
