@@ -44,6 +44,14 @@ def hub_download_command(repo_id: str, *files: str) -> str:
     return " ".join(("hf download", repo_id, *files))
 
 
+def missing_weights(what: str, repo_id: str, *files: str, instead: str = "pass a local folder") -> WeightsNotFoundError:
+    """The one sentence for weights that are not on this machine: ``what`` names them ("The CLIP model x"), the
+    download command fetches ``repo_id`` (and ``files``), and ``instead`` says what else the user can give."""
+    return WeightsNotFoundError(
+        f"{what} is not on this machine; download it with `{hub_download_command(repo_id, *files)}` or {instead}."
+    )
+
+
 def run_cli(body: Callable[[], object]) -> int:
     """Run an entry point's body; its exit code when it returns an int, else 0.
 

@@ -7,10 +7,13 @@ Every real preset has a tiny twin built in code (same architecture and code path
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .errors import InvalidInputError, hub_download_command
+
+PresetT = TypeVar("PresetT")
 
 SDXL_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
 SDXL_FILES = (
@@ -123,13 +126,17 @@ ILLUSTRATION_PRESETS: dict[str, IllustrationPreset] = {
 }
 
 
+def _look_up(presets: Mapping[str, PresetT], name: str) -> PresetT:
+    """``presets[name]``, or one sentence naming the known ones (the message of every preset family)."""
+    try:
+        return presets[name]
+    except KeyError:
+        raise InvalidInputError(f"Unknown preset {name!r}; choose one of: {', '.join(sorted(presets))}.") from None
+
+
 def get_illustration_preset(name: str) -> IllustrationPreset:
     """The preset called ``name``, or a clear error listing the known ones."""
-    try:
-        return ILLUSTRATION_PRESETS[name]
-    except KeyError:
-        known = ", ".join(sorted(ILLUSTRATION_PRESETS))
-        raise InvalidInputError(f"Unknown preset {name!r}; choose one of: {known}.") from None
+    return _look_up(ILLUSTRATION_PRESETS, name)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -220,11 +227,7 @@ SHOWME_PRESETS: dict[str, ShowMePreset] = {
 
 def get_showme_preset(name: str) -> ShowMePreset:
     """The ShowMe preset called ``name``, or a clear error listing the known ones."""
-    try:
-        return SHOWME_PRESETS[name]
-    except KeyError:
-        known = ", ".join(sorted(SHOWME_PRESETS))
-        raise InvalidInputError(f"Unknown preset {name!r}; choose one of: {known}.") from None
+    return _look_up(SHOWME_PRESETS, name)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..errors import InvalidInputError, WeightsNotFoundError, hub_download_command
+from ..errors import InvalidInputError, missing_weights
 from ..metrics.encoders import default_device
 
 __all__ = ["CAPTION_PROMPTS", "DEFAULT_CAPTIONER", "LLAVA_CAPTIONER", "VLMCaptioner", "draw_prompts"]
@@ -99,10 +99,7 @@ class VLMCaptioner:
             loader = Blip2ForConditionalGeneration if blip2 else AutoModelForImageTextToText
             model = loader.from_pretrained(model_id, **kwargs)
         except OSError as error:
-            raise WeightsNotFoundError(
-                f"The captioning model {model_id} is not on this machine; download it with "
-                f"`{hub_download_command(model_id)}` or pass a local folder."
-            ) from error
+            raise missing_weights(f"The captioning model {model_id}", model_id) from error
         captioner = cls(model, processor, "blip2" if blip2 else "chat", device)
         captioner.name = model_id
         return captioner

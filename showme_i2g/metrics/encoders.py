@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from ..devices import best_device
-from ..errors import InvalidInputError, WeightsNotFoundError, hub_download_command
+from ..errors import InvalidInputError, missing_weights
 from .distribution import CLIP_SCORE_WEIGHT, clip_score
 from .image import EmbeddingSimilarity
 
@@ -33,13 +33,6 @@ _TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atte
 def default_device(device: str | torch.device | None = None) -> torch.device:
     """The given device, else CUDA when present, else the CPU."""
     return best_device(device)  # never MPS: the reference networks are checked on CUDA and the CPU
-
-
-def _missing(kind: str, model_id: str, error: Exception) -> WeightsNotFoundError:
-    return WeightsNotFoundError(
-        f"The {kind} model {model_id} is not on this machine; download it with "
-        f"`{hub_download_command(model_id)}` or pass a local folder."
-    )
 
 
 def _rgb(images: Sequence[Any]) -> list[Image.Image]:
@@ -90,7 +83,7 @@ class CLIPEncoder(_Encoder):
             check_tokenizer(processor.tokenizer, f"CLIP model {model_id}")  # offline hub ids can load empty
             model = CLIPModel.from_pretrained(model_id, **kwargs)
         except OSError as error:
-            raise _missing("CLIP", model_id, error) from error
+            raise missing_weights(f"The CLIP model {model_id}", model_id) from error
         encoder = cls(model, processor, device)
         encoder.name = model_id
         return encoder
@@ -152,7 +145,7 @@ class DINOEncoder(_Encoder):
             processor = AutoImageProcessor.from_pretrained(model_id)
             model = Dinov2Model.from_pretrained(model_id, **kwargs)
         except OSError as error:
-            raise _missing("DINOv2", model_id, error) from error
+            raise missing_weights(f"The DINOv2 model {model_id}", model_id) from error
         encoder = cls(model, processor, device)
         encoder.name = model_id
         return encoder

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..devices import best_device
-from ..errors import WeightsNotFoundError, hub_download_command
+from ..errors import WeightsNotFoundError, missing_weights
 
 __all__ = [
     "DEFAULT_I3D_FILE",
@@ -219,11 +219,9 @@ class I3DFeatures:
 
                 path = hf_hub_download(DEFAULT_I3D_REPO, DEFAULT_I3D_FILE)
             except Exception as error:  # noqa: BLE001 - offline, missing repo, network
-                raise WeightsNotFoundError(
-                    f"The I3D network for FVD ({DEFAULT_I3D_FILE} from {DEFAULT_I3D_REPO}) is not on this machine; "
-                    f"download it with `{hub_download_command(DEFAULT_I3D_REPO, DEFAULT_I3D_FILE)}` or set "
-                    "SHOWME_I3D to a local i3d_torchscript.pt."
-                ) from error
+                raise missing_weights(f"The I3D network for FVD ({DEFAULT_I3D_FILE} from {DEFAULT_I3D_REPO})",
+                                      DEFAULT_I3D_REPO, DEFAULT_I3D_FILE,
+                                      instead="set SHOWME_I3D to a local i3d_torchscript.pt") from error
         path = Path(path)
         if not path.is_file():
             raise WeightsNotFoundError(f"There is no I3D file at {path}.")

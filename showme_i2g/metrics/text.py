@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InvalidInputError, WeightsNotFoundError
+from ..errors import InvalidInputError, WeightsNotFoundError, missing_weights
 from .encoders import default_device
 
 __all__ = ["DEFAULT_LLM2VEC", "LLM2VecEmbedder", "SentenceEmbedder", "default_minilm_path", "text_cosine"]
@@ -86,9 +86,8 @@ class SentenceEmbedder:
                 else:
                     model = SentenceTransformer(source, device=str(self.device))
             except OSError as error:
-                raise WeightsNotFoundError(
-                    f"The sentence-embedding model {source} is not on this machine; download it or give a folder."
-                ) from error
+                raise missing_weights(f"The sentence-embedding model {source}", str(source),
+                                      instead="give a folder") from error
             self.name = "sentence-transformers/all-MiniLM-L6-v2 (offline copy)" if offline_default else source
         else:
             self.name = type(model).__name__
@@ -120,9 +119,7 @@ class LLM2VecEmbedder:
                                                  torch_dtype=torch.bfloat16 if self.device.type == "cuda" else None,
                                                  **kwargs)
         except OSError as error:
-            raise WeightsNotFoundError(
-                f"The LLM2Vec model {base} is not on this machine; download it first."
-            ) from error
+            raise missing_weights(f"The LLM2Vec model {base}", base, instead="pass a local folder") from error
         self.batch_size = int(batch_size)
         self.name = f"LLM2Vec {base}" + (f" + {peft}" if peft else "")
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InvalidInputError, WeightsNotFoundError, hub_download_command
+from ..errors import InvalidInputError, missing_weights
 from .encoders import CLIPEncoder  # ViCLIP's image tower is a ViT-L/14 too
 from .fid import FID, FeatureExtractor
 from .image import EmbeddingSimilarity
@@ -185,10 +185,7 @@ class TransformersVQA:
             processor = AutoProcessor.from_pretrained(model_id)
             model = AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
         except OSError as error:
-            raise WeightsNotFoundError(
-                f"The VQAScore model {model_id} is not on this machine; download it with "
-                f"`{hub_download_command(model_id)}` or pass another model."
-            ) from error
+            raise missing_weights(f"The VQAScore model {model_id}", model_id, instead="pass another model") from error
         return cls(model, processor, device)
 
     def prompt(self, question: str) -> str:

@@ -32,6 +32,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..devices import best_device
+from ..dtypes import resolve_dtype
 from ..errors import InvalidInputError, PlannerUnavailableError
 
 __all__ = [
@@ -427,12 +428,12 @@ def _pick_device(device: str | torch.device | None) -> str:
     return str(best_device(device or None))
 
 
-def _pick_dtype(torch_dtype: Any, device: str) -> Any:
+def _pick_dtype(dtype: Any, device: str) -> Any:
     """Half precision on a GPU (bfloat16 where supported), float32 on CPU where half precision is slow."""
-    if torch_dtype is not None:
-        if isinstance(torch_dtype, str) and torch_dtype != "auto":
-            return getattr(torch, torch_dtype)
-        return torch_dtype
+    if dtype is not None:
+        if isinstance(dtype, str) and dtype != "auto":
+            return getattr(torch, dtype)
+        return dtype
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
@@ -484,23 +485,26 @@ class StepPlanner:
         model: str | os.PathLike,
         gguf_file: str | None = None,
         device: str | None = None,
-        torch_dtype: Any = None,
+        dtype: Any = None,
         *,
+        torch_dtype: Any = None,
         local_files_only: bool = False,
         progress: ProgressCallback | None = None,
     ) -> StepPlanner:
         """Load a planner from a hub id, a local folder, or a ``.gguf`` file (or a folder/hub id plus ``gguf_file``).
 
-        ``device`` defaults to the GPU when there is one; ``torch_dtype`` to bfloat16/float16 there and float32
-        on CPU. ``progress`` hears of the tokenizer, the weights and the move to the device. Any failure to load
-        becomes a :class:`PlannerUnavailableError`, with the cause chained.
+        ``device`` defaults to the GPU when there is one; ``dtype`` to bfloat16/float16 there and float32 on CPU
+        (``torch_dtype``, its old name, still works with a FutureWarning). ``progress`` hears of the tokenizer, the
+        weights and the move to the device. Any failure to load becomes a :class:`PlannerUnavailableError`, with the
+        cause chained.
         """
+        dtype = resolve_dtype(dtype, torch_dtype)
         name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else repr(model)
         try:
             source, gguf_name, name = _resolve_source(model, gguf_file)
             target = _pick_device(device)
             tokenizer, causal_lm = _load(
-                source, gguf_name, target, _pick_dtype(torch_dtype, target), local_files_only, progress
+                source, gguf_name, target, _pick_dtype(dtype, target), local_files_only, progress
             )
         except InvalidInputError:
             raise

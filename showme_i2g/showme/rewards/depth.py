@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import WeightsNotFoundError
+from ...dtypes import resolve_dtype
+from ...errors import missing_weights
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 """Depth-Anything V2 Small (24.8 M parameters), the default depth reward network."""
@@ -85,22 +86,24 @@ class DepthEstimator(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, model_id: str = DEFAULT_DEPTH_MODEL, *, torch_dtype: torch.dtype | None = None, **kwargs
+        cls, model_id: str = DEFAULT_DEPTH_MODEL, *, dtype: torch.dtype | None = None,
+        torch_dtype: torch.dtype | None = None, **kwargs
     ) -> DepthEstimator:
         """Load a hub depth model and read its input size and normalisation from its image processor config.
 
+        ``dtype`` is the weights' type (``torch_dtype``, its old name, still works with a FutureWarning).
+
         :raises WeightsNotFoundError: when the weights are neither cached nor downloadable.
         """
+        dtype = resolve_dtype(dtype, torch_dtype)
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
         try:
-            model = AutoModelForDepthEstimation.from_pretrained(model_id, dtype=torch_dtype, **kwargs)
+            model = AutoModelForDepthEstimation.from_pretrained(model_id, dtype=dtype, **kwargs)
             processor = AutoImageProcessor.from_pretrained(model_id, **kwargs)
         except (OSError, ValueError) as exc:
-            raise WeightsNotFoundError(
-                f"The depth reward model {model_id!r} is not on this machine; download it with "
-                f"`huggingface-cli download {model_id}` or pass another depth model."
-            ) from exc
+            raise missing_weights(f"The depth reward model {model_id!r}", model_id,
+                                  instead="pass another depth model") from exc
         size = getattr(processor, "size", None) or {}
         side = size.get("height") or size.get("shortest_edge") or 518
         width = size.get("width") or side
