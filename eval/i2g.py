@@ -63,8 +63,8 @@ import sys
 from pathlib import Path
 
 from showme_i2g.data.formats import RECIPE_FORMATS
-from showme_i2g.errors import InvalidInputError, run_cli
-from showme_i2g.i2g.evaluation import DEFAULT_CAPTIONER, DEFAULT_CLIP, DEFAULT_DINO, evaluate_i2g
+from showme_i2g.errors import run_cli
+from showme_i2g.i2g.evaluation import DEFAULT_CAPTIONER, DEFAULT_CLIP, DEFAULT_DINO, Networks, evaluate_i2g
 from showme_i2g.metrics.distribution import DEFAULT_BINS, DEFAULT_SMOOTHING
 
 
@@ -106,28 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check(args: argparse.Namespace) -> None:
-    args.tiny = args.tiny or args.models == "tiny"
-    if args.bins < 1:
-        raise InvalidInputError("--bins must be at least 1.")
-    if not args.smoothing >= 0:
-        raise InvalidInputError("--smoothing must be zero or positive.")
-    if args.choices < 2:
-        raise InvalidInputError("--choices must be at least 2.")
-    if args.batch_size < 1:
-        raise InvalidInputError("--batch-size must be at least 1.")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse, evaluate, write the report; bad input is one sentence and exit code 2 (``showme_i2g.errors.run_cli``)."""
     args = build_parser().parse_args(argv)
 
     def body() -> None:
-        _check(args)
+        networks = Networks(clip=args.clip, dino=args.dino, captioner=args.captioner, embedder=args.embedder,
+                            tiny=args.tiny or args.models == "tiny")
         report = evaluate_i2g(
             args.generated, args.references, args.human, data_format=args.format, image_root=args.image_root,
-            clip=args.clip, dino=args.dino, captioner=args.captioner, embedder=args.embedder, tiny=args.tiny,
-            device=args.device, seed=args.seed, bins=args.bins, smoothing=args.smoothing, choices=args.choices,
+            networks=networks, device=args.device, seed=args.seed, bins=args.bins, smoothing=args.smoothing,
+            choices=args.choices,
             batch_size=args.batch_size, grid_recipes=args.grid_recipes, fid=not args.no_fid, progress=not args.quiet,
         )
         if report is None:  # not the main process: its shard is gathered, the main process writes the report

@@ -97,10 +97,10 @@ def test_a_tiny_run_writes_a_sane_report(inputs, capsys):
     assert "![hist_alignment](hist_alignment.png)" in markdown
     assert "| Chi2 x100 ↓ |" in capsys.readouterr().out
     # the library function behind the entry point, called with typed arguments, gives the same numbers
-    from showme_i2g.i2g.evaluation import evaluate_i2g
+    from showme_i2g.i2g.evaluation import Networks, evaluate_i2g
 
-    report = evaluate_i2g(inputs["generated"], inputs["references"], inputs["human"], tiny=True, batch_size=3,
-                          progress=False)
+    report = evaluate_i2g(inputs["generated"], inputs["references"], inputs["human"], networks=Networks(tiny=True),
+                          batch_size=3, progress=False)
     assert report.metrics == pytest.approx(metrics)
 
 
@@ -158,3 +158,21 @@ def test_captaincook4d_annotations_as_references(tmp_path: Path) -> None:
     assert "FID skipped" in " ".join(record["notes"])  # the annotations carry no step pictures
     # the JSON reader would take the CSV for a JSON file: the format decides how the references are read
     assert main(argv[:4] + ["--format", "json"] + argv[6:]) == 2
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--bins", "0", "at least 1 bin (bins=0)"),
+    ("--smoothing", "-1", "must be zero or positive (smoothing=-1"),
+    ("--choices", "1", "at least 2 options (choices=1)"),
+    ("--batch-size", "0", "batch size must be at least 1 (batch_size=0)"),
+])
+def test_settings_the_library_cannot_use_are_one_sentence(inputs, capsys, monkeypatch, flag, value, message):
+    from showme_i2g.i2g import evaluation
+
+    def no_networks(*args, **kwargs):
+        raise AssertionError("the settings are checked before any network is built")
+
+    monkeypatch.setattr(evaluation, "build_suite", no_networks)
+    assert main([*_argv(inputs), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and err.count("\n") == 0

@@ -27,8 +27,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Sample", "Suite", "build_suite", "evaluate_i2g", "find_samples", "image_work", "load_human_scores",
-           "load_references"]
+__all__ = [
+    "Networks",
+    "Sample",
+    "Suite",
+    "build_suite",
+    "check_settings",
+    "evaluate_i2g",
+    "find_samples",
+    "image_work",
+    "load_human_scores",
+    "load_references",
+]
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 DEFAULT_DINO = "facebook/dinov2-base"
@@ -166,29 +176,37 @@ class Suite:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Networks:
+    """Which networks score the images: hub ids or folders for CLIP, DINOv2 and the captioner (BLIP-2 or LLaVA), a
+    sentence-transformers id or folder or "llm2vec" for the text embedder (None: the offline MiniLM); ``tiny``
+    builds random tiny networks in code instead (the text embedder stays real)."""
+
+    clip: str = DEFAULT_CLIP
+    dino: str = DEFAULT_DINO
+    captioner: str = DEFAULT_CAPTIONER
+    embedder: str | None = None
+    tiny: bool = False
+
+
 def build_suite(
+    networks: Networks = Networks(),
     *,
-    clip: str = DEFAULT_CLIP,
-    dino: str = DEFAULT_DINO,
-    captioner: str = DEFAULT_CAPTIONER,
-    embedder: str | None = None,
-    tiny: bool = False,
     device: str | None = None,
     seed: int = 0,
     batch_size: int = 8,
     progress: bool = True,
 ) -> Suite:
-    """The networks of a run: hub ids or folders for CLIP, DINOv2 and the captioner (BLIP-2 or LLaVA), a
-    sentence-transformers id or folder or "llm2vec" for the text embedder (None: the offline MiniLM); ``tiny``
-    builds random tiny networks in code (the text embedder stays real)."""
+    """The networks of a run, loaded (or, with ``networks.tiny``, built with ``seed``) on ``device``."""
     from ..metrics.encoders import CLIPEncoder, DINOEncoder
     from ..metrics.text import LLM2VecEmbedder, SentenceEmbedder
     from .captioning import VLMCaptioner
 
-    if embedder == "llm2vec":
+    tiny = networks.tiny
+    if networks.embedder == "llm2vec":
         text_embedder = LLM2VecEmbedder(device=device)
     else:
-        text_embedder = SentenceEmbedder(embedder, device=device)
+        text_embedder = SentenceEmbedder(networks.embedder, device=device)
     if tiny:
         clip_net, dino_net, captioner_net = CLIPEncoder.tiny(seed), DINOEncoder.tiny(seed), VLMCaptioner.tiny(seed)
         fid_features = clip_net.image_embedder
@@ -197,9 +215,9 @@ def build_suite(
     else:
         from ..metrics.fid import InceptionFeatures
 
-        clip_net = CLIPEncoder.from_pretrained(clip, device=device)
-        dino_net = DINOEncoder.from_pretrained(dino, device=device)
-        captioner_net = VLMCaptioner.from_pretrained(captioner, device=device)
+        clip_net = CLIPEncoder.from_pretrained(networks.clip, device=device)
+        dino_net = DINOEncoder.from_pretrained(networks.dino, device=device)
+        captioner_net = VLMCaptioner.from_pretrained(networks.captioner, device=device)
         fid_features = InceptionFeatures(device=device)
         notes = []
     for part in (clip_net, dino_net, captioner_net):
@@ -264,6 +282,18 @@ def image_work(suite: Suite, paths: list[Path], steps: list[str], prompts: list[
     return [ImageResult(*row) for row in zip(captions, cosines, clip_images, clip_steps, dino, fid_rows)]
 
 
+def check_settings(*, bins: int, smoothing: float, choices: int, batch_size: int) -> None:
+    """One sentence for a setting :func:`evaluate_i2g` cannot use, before any file is read or network loaded."""
+    if bins < 1:
+        raise InvalidInputError(f"The histogram needs at least 1 bin (bins={bins}).")
+    if not smoothing >= 0:
+        raise InvalidInputError(f"The histogram smoothing must be zero or positive (smoothing={smoothing}).")
+    if choices < 2:
+        raise InvalidInputError(f"The faithfulness multiple choice needs at least 2 options (choices={choices}).")
+    if batch_size < 1:
+        raise InvalidInputError(f"The batch size must be at least 1 (batch_size={batch_size}).")
+
+
 def evaluate_i2g(
     generated: Path,
     references: Path,
@@ -271,11 +301,7 @@ def evaluate_i2g(
     *,
     data_format: str = "json",
     image_root: Path | None = None,
-    clip: str = DEFAULT_CLIP,
-    dino: str = DEFAULT_DINO,
-    captioner: str = DEFAULT_CAPTIONER,
-    embedder: str | None = None,
-    tiny: bool = False,
+    networks: Networks = Networks(),
     device: str | None = None,
     seed: int = 0,
     bins: int = DEFAULT_BINS,
@@ -302,6 +328,7 @@ def evaluate_i2g(
     from .captioning import draw_prompts
     from .protocol import cross_image_consistency, goal_faithfulness, step_faithfulness
 
+    check_settings(bins=bins, smoothing=smoothing, choices=choices, batch_size=batch_size)
     main_process = is_main_process()
     generated, references, human = Path(generated), Path(references), Path(human)
     recipes, problems = load_references(references, data_format, Path(image_root) if image_root else None)
@@ -310,8 +337,7 @@ def evaluate_i2g(
     samples = find_samples(generated, recipes)
     human_scores = load_human_scores(human)
     device = process_device(device)
-    suite = build_suite(clip=clip, dino=dino, captioner=captioner, embedder=embedder, tiny=tiny, device=device,
-                        seed=seed, batch_size=batch_size, progress=progress)
+    suite = build_suite(networks, device=device, seed=seed, batch_size=batch_size, progress=progress)
 
     paths = [p for s in samples for p in s.images]
     steps = [step.text for s in samples for step in s.recipe.steps]
