@@ -31,6 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from showme_i2g.devices import best_device  # noqa: E402
 from showme_i2g.i2g import attention  # noqa: E402
 from showme_i2g.i2g.attention import neighbour_attention_enabled  # noqa: E402
 from showme_i2g.i2g.pipeline import IllustrationPipeline  # noqa: E402
@@ -404,7 +405,7 @@ def section_space(args, device, table: Table, sdxl: IllustrationPipeline, showme
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="the tiny twins (a CPU smoke test of this script)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=str(best_device()))
     parser.add_argument("--dtype", default=None, choices=("float16", "bfloat16", "float32"),
                         help="default: float16 on a GPU, float32 on a CPU")
     parser.add_argument("--only", nargs="+", choices=("showme", "attention", "recipe", "training", "space"))

@@ -39,6 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from showme_i2g.devices import best_device  # noqa: E402
 from showme_i2g.i2g.attention import ChainLayout, neighbour_attention_enabled  # noqa: E402
 from showme_i2g.i2g.pipeline import IllustrationPipeline  # noqa: E402
 
@@ -185,7 +186,7 @@ def cpu_peak_in_subprocess(preset: str, n: int, size: int, mode: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=str(best_device()))
     parser.add_argument("--size", type=int, help="image side (default: the preset's)")
     parser.add_argument("--steps", type=int, nargs="+", default=[2, 4, 8, 16])
     parser.add_argument("--repeats", type=int, default=5)

@@ -22,6 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from showme_i2g.devices import best_device  # noqa: E402
 from showme_i2g.showme import adapters  # noqa: E402
 from showme_i2g.showme.dynamicrafter.config import CONFIGS  # noqa: E402
 from showme_i2g.showme.pipeline import ShowMePipeline, build_random_model  # noqa: E402
@@ -63,7 +64,7 @@ def measure(pipe: ShowMePipeline, run, repeats: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=str(best_device()))
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: 50, 4 for tiny)")
     parser.add_argument("--frames", type=int, default=16)
