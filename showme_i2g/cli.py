@@ -13,8 +13,10 @@ from pathlib import Path
 
 from .errors import InvalidInputError, run_cli
 from .i2g.inputs import ANCHOR_CHOICES, MAX_STEPS
+from .media import DEFAULT_FPS, FIT_MODES
 from .presets import ILLUSTRATION_PRESETS
-from .text.step_lines import parse_step_lines
+from .text.step_lines import DEFAULT_PLANNED_STEPS, MAX_PLANNED_STEPS, parse_step_lines
+from .validation import CONDITIONING_MODES, DEFAULT_FRAMES, MAX_FRAMES
 
 
 def read_steps_file(path: Path) -> list[str]:
@@ -42,7 +44,8 @@ def _add_illustrate(subparsers) -> None:
     p.add_argument("--step", action="append", default=[], help="one step (repeat for each step, in order)")
     p.add_argument("--steps-file", type=Path, help="a text file with one step per line")
     p.add_argument("--plan", action="store_true", help="let the language model write the steps")
-    p.add_argument("--max-steps", type=int, default=8, help="at most this many planned steps (with --plan)")
+    p.add_argument("--max-steps", type=int, default=DEFAULT_PLANNED_STEPS,
+                   help=f"planned steps (with --plan; 1 to {MAX_PLANNED_STEPS}, default {DEFAULT_PLANNED_STEPS})")
     p.add_argument("--planner", help="planner model: hub id, local folder or .gguf file (default: offline one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="folder for step_XX.png, storyboard.png, run.json")
@@ -229,7 +232,7 @@ def _add_photo_arguments(p, default_preset: str = "tiny") -> None:
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 7.5)")
     p.add_argument("--eta", type=float, help="DDIM eta (default 1.0)")
     p.add_argument("--fs", type=int, help="frame-stride conditioning (default: the model's)")
-    p.add_argument("--fit", choices=("crop", "pad"), default="crop",
+    p.add_argument("--fit", choices=FIT_MODES, default=FIT_MODES[0],
                    help="crop: the photo's centre at the model's shape (the result has that shape); pad: the whole "
                    "photo, padded (the result keeps the photo's shape)")
     p.add_argument("--device", help="cuda or cpu (default: the best available)")
@@ -263,9 +266,10 @@ def _add_animate(subparsers) -> None:
         "clip that starts from the photo. Writes video.mp4 (H.264), video.gif and run.json.",
     )
     _add_photo_arguments(p)
-    p.add_argument("--frames", type=int, default=16, help="number of frames (2-32; the models are trained on 16)")
-    p.add_argument("--fps", type=int, default=8, help="frames per second of the written video")
-    p.add_argument("--conditioning", choices=("mask", "repeat"), default="mask",
+    p.add_argument("--frames", type=int, default=DEFAULT_FRAMES,
+                   help=f"number of frames (2-{MAX_FRAMES}; the models are trained on {DEFAULT_FRAMES})")
+    p.add_argument("--fps", type=int, default=DEFAULT_FPS, help="frames per second of the written video")
+    p.add_argument("--conditioning", choices=CONDITIONING_MODES, default=CONDITIONING_MODES[0],
                    help="photo latent on frame 0 only (ShowMe) or on every frame (DynamiCrafter)")
     p.add_argument("--decode-chunk-size", type=int, help="decode this many frames at a time (less memory)")
     p.set_defaults(run=_animate)

@@ -49,6 +49,10 @@ MAX_INSTRUCTION_CHARS = 500
 """The longest ShowMe instruction accepted (a recipe step is cut to it at a word boundary by the app)."""
 MAX_FRAMES = 32
 """The most frames a ShowMe video may have (the models are trained on 16)."""
+DEFAULT_FRAMES = 16
+"""The frames of a ShowMe video when none are asked for: what DynamiCrafter and ShowMe are trained on."""
+CONDITIONING_MODES = ("mask", "repeat")
+"""``mask``: ShowMe (photo on frame 0, zeros elsewhere); ``repeat``: vanilla DynamiCrafter (photo on every frame)."""
 
 
 def check_showme_settings(

@@ -4,11 +4,21 @@ Kept apart from the pipelines, which return images and never write files. A run'
 storyboard, ``run.json``) are :mod:`showme_i2g.outputs`.
 """
 
-from .photos import DEFAULT_PAD_COLOUR, AnimatedPhotoWarning, FitInfo, fit_photo, load_photo, restore_photo
-from .videos import VideoInfo, ffmpeg_header, probe_video, read_video_frame, read_video_frames, save_video
+from .photos import DEFAULT_PAD_COLOUR, FIT_MODES, AnimatedPhotoWarning, FitInfo, fit_photo, load_photo, restore_photo
+from .videos import (
+    DEFAULT_FPS,
+    VideoInfo,
+    ffmpeg_header,
+    probe_video,
+    read_video_frame,
+    read_video_frames,
+    save_video,
+)
 
 __all__ = [
+    "DEFAULT_FPS",
     "DEFAULT_PAD_COLOUR",
+    "FIT_MODES",
     "AnimatedPhotoWarning",
     "FitInfo",
     "VideoInfo",

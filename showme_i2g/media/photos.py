@@ -210,6 +210,9 @@ def load_photo(
 
 #: Letterbox colour: mid grey is 0 after the usual [-1, 1] normalisation, the most neutral input for a VAE, and it is
 #: cut off again by :func:`restore_photo`. ``pad_colour="edge"`` repeats the border pixels instead.
+FIT_MODES = ("crop", "pad")
+"""How a photo meets the model's shape: ``crop`` its centre (the result has the model's shape) or ``pad`` the whole
+photo (the result is given back at the photo's shape)."""
 DEFAULT_PAD_COLOUR = (128, 128, 128)
 
 
@@ -252,7 +255,7 @@ def fit_photo(
     the rest with ``pad_colour`` (an RGB triple, default mid grey, or ``"edge"`` to repeat the border pixels).
     Keep the FitInfo: :func:`restore_photo` uses it to give the model's output back at the photo's own aspect.
     """
-    if mode not in ("crop", "pad"):
+    if mode not in FIT_MODES:
         raise InvalidInputError(f"The fit mode must be 'crop' or 'pad', not {mode!r}.")
     target_h, target_w = _check_size(size)
     image = to_rgb(image)
@@ -304,7 +307,7 @@ def restore_photo(result: Image.Image, info: FitInfo, *, max_side: int | None = 
     side (both sides scaled alike, so the aspect is then kept to within rounding): worth passing for video frames,
     since the default is the original photo's full resolution.
     """
-    if info.mode not in ("crop", "pad"):
+    if info.mode not in FIT_MODES:
         raise InvalidInputError(f"The fit mode must be 'crop' or 'pad', not {info.mode!r}.")
     result = to_rgb(result)
     target_h, target_w = info.target_size

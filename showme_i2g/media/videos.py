@@ -21,6 +21,8 @@ from ..errors import InvalidInputError, describe_source
 from .photos import to_rgb
 
 _VIDEO_SUFFIXES = (".mp4", ".gif")
+DEFAULT_FPS = 8
+"""Frames per second of a written video when none is given (ShowMe's 16 frames last two seconds)."""
 
 
 def _frame_to_uint8(frame: object) -> np.ndarray:
@@ -96,7 +98,7 @@ def _write_gif(frames: Iterator[np.ndarray], path: Path, fps: float) -> None:
     )
 
 
-def save_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.PathLike, fps: float = 8) -> Path:
+def save_video(frames: Sequence[Image.Image] | np.ndarray, path: str | os.PathLike, fps: float = DEFAULT_FPS) -> Path:
     """Write frames to ``path`` as MP4 (H.264, yuv420p) or a forever-looping GIF, by its suffix; returns the path.
 
     ``frames``: PIL images, or an array (frames, height, width, 3) of uint8 or of floats in [0, 1] (clipped).

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..validation import CONDITIONING_MODES
+
 if TYPE_CHECKING:
     from .dynamicrafter.model import DynamiCrafter
 
@@ -30,8 +32,6 @@ __all__ = ["CONDITIONING_MODES", "UNCONDITIONAL_TEXT", "cross_attention_context"
 UNCONDITIONAL_TEXT = ""
 """The text of the unconditional input (a dropped instruction; the unconditional branch of guidance)."""
 
-CONDITIONING_MODES = ("mask", "repeat")
-"""``mask``: ShowMe (photo on frame 0, zeros elsewhere); ``repeat``: vanilla DynamiCrafter (photo on every frame)."""
 
 
 def first_frame_concat(first_latent: torch.Tensor, num_frames: int, mode: str = "mask") -> torch.Tensor:

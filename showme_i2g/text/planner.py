@@ -34,6 +34,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from ..devices import best_device
 from ..dtypes import resolve_dtype
 from ..errors import InvalidInputError, PlannerUnavailableError
+from .step_lines import DEFAULT_PLANNED_STEPS, MAX_PLANNED_STEPS
 
 __all__ = [
     "DEFAULT_PLANNED_STEPS",
@@ -48,10 +49,6 @@ __all__ = [
     "parse_steps",
 ]
 
-#: The most steps the planner is asked for; a how-to longer than this is better split into several goals.
-MAX_PLANNED_STEPS = 12
-#: How many steps :meth:`StepPlanner.plan` writes when not told.
-DEFAULT_PLANNED_STEPS = 8
 
 #: ``progress(fraction, description)``: ``fraction`` grows from 0 to 1 over one load or one plan; ``description``
 #: says in words what is happening. An exception it raises (a Stop button) ends the load or the plan.

@@ -11,6 +11,11 @@ from collections.abc import Sequence
 
 from ..errors import InvalidInputError
 
+#: The most steps the planner is asked for; a how-to longer than this is better split into several goals.
+MAX_PLANNED_STEPS = 12
+#: How many steps the planner writes when not told (here, free of torch, so the CLI and the app read it cheaply).
+DEFAULT_PLANNED_STEPS = 8
+
 # "1.", "2)", "Step 3:", "- ", "* ", "• " at the start of a line: the list markers people paste with their steps.
 # A marker needs a space after it (or to end the line), so "1.5 cups of flour" keeps its number.
 _LIST_MARKER = re.compile(r"^\s*(?:(?:step\s*)?\d{1,3}\s*[.):\-]\s+|(?:step\s*)?\d{1,3}\s*[.):]$|[-*•]\s+)", re.I)
