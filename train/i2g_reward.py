@@ -13,16 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from showme_i2g.i2g.training import RewardConfig, train_reward
-from showme_i2g.training import run_cli
+from showme_i2g.training import run_training
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    def body() -> None:
-        config = RewardConfig.from_cli(argv, prog="python -m train.i2g_reward")
-        result, lora = train_reward(config)
-        print(f"Trained {result.step} steps; LoRA saved to {lora}")
-
-    return run_cli(body)
+    return run_training(argv, RewardConfig, train_reward, prog="python -m train.i2g_reward", saved="LoRA")
 
 
 if __name__ == "__main__":

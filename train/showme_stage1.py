@@ -14,16 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from showme_i2g.showme.training import Stage1Config, train_stage1
-from showme_i2g.training import run_cli
+from showme_i2g.training import run_training
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    def body() -> None:
-        config = Stage1Config.from_cli(argv, prog="python -m train.showme_stage1")
-        result, path = train_stage1(config)
-        print(f"Trained {result.step} steps; edit adapter saved to {path}")
-
-    return run_cli(body)
+    return run_training(argv, Stage1Config, train_stage1, prog="python -m train.showme_stage1", saved="edit adapter")
 
 
 if __name__ == "__main__":

@@ -19,16 +19,11 @@ import sys
 from collections.abc import Sequence
 
 from showme_i2g.showme.training import Stage2Config, train_stage2
-from showme_i2g.training import run_cli
+from showme_i2g.training import run_training
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    def body() -> None:
-        config = Stage2Config.from_cli(argv, prog="python -m train.showme_stage2")
-        result, path = train_stage2(config)
-        print(f"Trained {result.step} steps; animate adapter saved to {path}")
-
-    return run_cli(body)
+    return run_training(argv, Stage2Config, train_stage2, prog="python -m train.showme_stage2", saved="animate adapter")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ The entry points are thin; what they share lives here, and each one follows the 
     model, loss_fn, data = build(...)         # frozen base + trainable adapter, loss over one batch, batches
     result = train(config, accelerator, model, loss_fn, data)   # then save the adapter as safetensors
 
-and ``main(argv) -> int`` returns ``run_cli(lambda: ...)``: a :class:`~showme_i2g.errors.ShowMeError` prints its
-one sentence and exits 2.
+and ``main(argv) -> int`` is :func:`run_training` (or ``run_cli(lambda: ...)``): a
+:class:`~showme_i2g.errors.ShowMeError` prints its one sentence and exits 2.
 
 ``config`` (:mod:`.config`)
     :class:`RunConfig` - ``output_dir`` (``--out``), ``max_steps``, ``batch_size`` (per device, per micro-batch),
@@ -40,7 +40,7 @@ one sentence and exits 2.
 """
 
 from .checkpoints import latest_checkpoint, resolve_resume, save_adapter_safetensors
-from .config import CONFIG_FILENAME, DataError, RunConfig, TrainingConfigError, run_cli
+from .config import CONFIG_FILENAME, DataError, RunConfig, TrainingConfigError, run_cli, run_training
 from .gradients import (
     assert_gradients_exactly,
     gradient_norms,
@@ -76,6 +76,7 @@ __all__ = [
     "read_log",
     "resolve_resume",
     "run_cli",
+    "run_training",
     "save_adapter_safetensors",
     "step_generator",
     "train",

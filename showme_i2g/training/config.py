@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ __all__ = [
     "RunConfig",
     "TrainingConfigError",
     "run_cli",
+    "run_training",
 ]
 
 CONFIG_FILENAME = "config.yaml"
@@ -246,3 +247,22 @@ def _choice(config: RunConfig, name: str, allowed: Sequence[str]) -> None:
     value = getattr(config, name)
     if value not in allowed:
         raise TrainingConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}.")
+
+
+def run_training(
+    argv: Sequence[str] | None,
+    config_type: type[C],
+    train: Callable[[C], tuple[Any, Path]],
+    *,
+    prog: str,
+    saved: str,
+) -> int:
+    """The body of a ``train/`` entry point: parse ``argv`` into ``config_type`` (defaults < ``--config`` < flags),
+    run ``train(config) -> (TrainResult, path)``, say what was saved; a user error is one sentence and exit code 2."""
+
+    def body() -> None:
+        config = config_type.from_cli(argv, prog=prog)
+        result, path = train(config)
+        print(f"Trained {result.step} steps; {saved} saved to {path}")
+
+    return run_cli(body)
