@@ -8,12 +8,12 @@ videos) are chosen when the app starts, never typed into the page; every model t
 weights: ``--download`` fetches the named presets' weights before the page serves, and a request never downloads.
 
 This file only builds the page, checks what people type and hands it to the library (``IllustrationPipeline``,
-``ShowMePipeline``, ``StepPlanner``); files are written by ``showme_i2g.media`` and ``showme_i2g.app_support``, and
-runs are ended early (Stop, a closed page, a cancelled request, a spent time budget) through
-``showme_i2g.app_runs``. Every input is checked by a validator before its job enters the queue, so a refusal never
-waits behind another user's run. Gradio and torch are imported only once the arguments are parsed, so ``--help``
-answers at once. On a ZeroGPU Space (``SPACES_ZERO_GPU``), the models load at start-up and each heavy call asks
-``spaces.GPU`` for a duration computed from its own settings.
+``ShowMePipeline``, ``StepPlanner``); the app's own plain-Python parts are the package ``showme_i2g.app``: files are
+written by ``showme_i2g.media`` and ``showme_i2g.app.outputs``, and runs are ended early (Stop, a closed page, a
+cancelled request, a spent time budget) through ``showme_i2g.app.runs``. Every input is checked by a validator
+before its job enters the queue, so a refusal never waits behind another user's run. Gradio and torch are imported
+only once the arguments are parsed, so ``--help`` answers at once. On a ZeroGPU Space (``SPACES_ZERO_GPU``), the
+models load at start-up and each heavy call asks ``spaces.GPU`` for a duration computed from its own settings.
 """
 
 import argparse
@@ -34,32 +34,20 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from showme_i2g.app_runs import (
-    HardwareLimits,
-    RunOutOfTime,
-    RunRegistry,
-    RunStopped,
-    detect_device,
-    gpu_seconds,
-    zero_gpu,
-)
-from showme_i2g.app_support import (
+from showme_i2g.app.downloads import download_command, download_weights, missing_preset_message
+from showme_i2g.app.examples import make_example_photos
+from showme_i2g.app.hardware import HardwareLimits, detect_device, gpu_seconds, zero_gpu
+from showme_i2g.app.models import ModelCache
+from showme_i2g.app.outputs import fit_instruction, write_animation_outputs, write_recipe_outputs
+from showme_i2g.app.presets import (
     ILLUSTRATION_ORDER,
     SHOWME_ORDER,
-    ModelCache,
     PresetChoice,
-    RunFolders,
     banner_markdown,
-    download_command,
-    download_weights,
-    fit_instruction,
-    make_example_photos,
-    missing_preset_message,
     pick_presets,
     preset_choices,
-    write_animation_outputs,
-    write_recipe_outputs,
 )
+from showme_i2g.app.runs import RunFolders, RunOutOfTime, RunRegistry, RunStopped
 from showme_i2g.cli import quiet_torchvision_notices
 from showme_i2g.errors import InvalidInputError, ShowMeError, WeightsNotFoundError
 from showme_i2g.outputs import redraw_settings, write_run_json
@@ -259,7 +247,7 @@ class Studio:
 
     ``planner_factory`` builds the step planner on first use (default: ``StepPlanner.default``, the offline GGUF).
     ``limits`` are the largest settings offered and each run's time budget (default: this machine's, see
-    :class:`~showme_i2g.app_runs.HardwareLimits`). ``tell(message, level)`` shows a note to the user.
+    :class:`~showme_i2g.app.hardware.HardwareLimits`). ``tell(message, level)`` shows a note to the user.
     """
 
     def __init__(

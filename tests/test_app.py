@@ -21,7 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from showme_i2g.app_support import TINY_LABEL, pick_presets
+from showme_i2g.app.presets import TINY_LABEL, pick_presets
 from showme_i2g.media import read_video_frames
 
 from app_loading import load_app
@@ -463,7 +463,7 @@ def test_a_bad_input_is_refused_without_waiting_behind_a_running_job(served, cli
 
 
 def test_a_run_that_spends_its_budget_ends_itself_with_a_sentence(tmp_path) -> None:
-    from showme_i2g.app_runs import HardwareLimits
+    from showme_i2g.app.hardware import HardwareLimits
 
     studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path,
                         limits=HardwareLimits.for_device("cpu", budget_s=1.0))
@@ -520,7 +520,7 @@ def test_download_without_a_network_fails_in_one_sentence_and_serves_nothing(tmp
 
 def test_zero_gpu_durations_come_from_the_request(monkeypatch) -> None:
     """``spaces.GPU(duration=fn)`` gets a function of the call's own arguments (ZeroGPU's dynamic duration)."""
-    from showme_i2g.app_runs import gpu_seconds
+    from showme_i2g.app.hardware import gpu_seconds
 
     asked = []
 
@@ -552,7 +552,7 @@ def test_zero_gpu_durations_come_from_the_request(monkeypatch) -> None:
 
 def test_trained_adapter_flags_and_env_reach_the_models_and_the_banner(tmp_path, monkeypatch) -> None:
     """--lora / --edit-adapter / --animate-adapter (or their env variables) are given to every model load."""
-    from showme_i2g.app_support import PresetChoice
+    from showme_i2g.app.presets import PresetChoice
 
     lora, edit = tmp_path / "lora", tmp_path / "edit.safetensors"
     monkeypatch.setenv("SHOWME_EDIT_ADAPTER", str(edit))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from showme_i2g.app_support import pick_presets
+from showme_i2g.app.presets import pick_presets
 from showme_i2g.errors import InvalidInputError
 
 from app_loading import load_app

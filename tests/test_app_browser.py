@@ -52,7 +52,7 @@ def _chromium() -> str:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     app = load_app()
-    from showme_i2g.app_support import pick_presets
+    from showme_i2g.app.presets import pick_presets
 
     studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path_factory.mktemp("runs"))
     demo = app.build_demo(studio)

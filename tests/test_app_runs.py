@@ -6,23 +6,10 @@ import threading
 import pytest
 from PIL import Image
 
-from showme_i2g.app_runs import (
-    MAX_GPU_S,
-    MIN_GPU_S,
-    HardwareLimits,
-    RunControl,
-    RunOutOfTime,
-    RunRegistry,
-    RunStopped,
-    detect_device,
-    gpu_seconds,
-)
-from showme_i2g.app_support import (
-    download_command,
-    download_weights,
-    missing_preset_message,
-    stitch_clips,
-)
+from showme_i2g.app.downloads import download_command, download_weights, missing_preset_message
+from showme_i2g.app.hardware import MAX_GPU_S, MIN_GPU_S, HardwareLimits, detect_device, gpu_seconds
+from showme_i2g.app.outputs import stitch_clips
+from showme_i2g.app.runs import RunControl, RunOutOfTime, RunRegistry, RunStopped
 from showme_i2g.errors import InvalidInputError, WeightsNotFoundError
 
 
@@ -159,7 +146,7 @@ def test_download_fetches_exactly_the_files_the_preset_reads(monkeypatch, tmp_pa
     import huggingface_hub
     from huggingface_hub import constants
 
-    from showme_i2g.app_support import illustration_weights_present
+    from showme_i2g.app.presets import illustration_weights_present
     from showme_i2g.presets import ILLUSTRATION_PRESETS
 
     calls = []

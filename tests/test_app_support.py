@@ -12,23 +12,25 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from showme_i2g.app_support import (
-    ILLUSTRATION_ORDER,
-    SHOWME_ORDER,
-    TINY_LABEL,
-    ModelCache,
-    RunFolders,
-    banner_markdown,
-    burn_caption,
+from showme_i2g.app.examples import make_example_photos
+from showme_i2g.app.models import ModelCache
+from showme_i2g.app.outputs import (
     fit_instruction,
-    make_example_photos,
     make_html_storyboard,
-    pick_presets,
-    preset_choices,
     stitch_clips,
     write_animation_outputs,
     write_recipe_outputs,
 )
+from showme_i2g.app.presets import (
+    ILLUSTRATION_ORDER,
+    SHOWME_ORDER,
+    TINY_LABEL,
+    banner_markdown,
+    pick_presets,
+    preset_choices,
+)
+from showme_i2g.app.runs import RunFolders
+from showme_i2g.captions import burn_caption
 from showme_i2g.errors import InvalidInputError
 from showme_i2g.media import read_video_frames
 from showme_i2g.presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS

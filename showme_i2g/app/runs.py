@@ -1,4 +1,4 @@
-"""How the app keeps one shared model slot free for everybody: runs that can be ended, budgets, hardware limits.
+"""How the app keeps one shared model slot free for everybody: runs that can be ended, and a folder per run.
 
 A run holds the single model slot from its first denoising step to its last file. Three things end it early, each
 by setting the run's stop flag, which the run reads between steps (every denoising step, every decoded image, every
@@ -8,23 +8,23 @@ written clip, every stitched frame), so the slot is free again within about one 
 * its client cancels the request (gradio cancels the task awaiting the run): :meth:`RunControl.stop`;
 * its time budget is spent: :meth:`RunControl.check` raises :class:`RunOutOfTime`.
 
-The budget and the largest settings the page offers depend on the hardware (:class:`HardwareLimits`): on a CPU one
-denoising step of a 1536 px recipe takes minutes, so the CPU's page offers sizes up to 512 px and fewer steps.
-:func:`gpu_seconds` sizes a ZeroGPU allocation from the request itself.
+Each run's budget depends on the hardware (:class:`~showme_i2g.app.hardware.HardwareLimits`). A run writes its files
+into a fresh folder of :class:`RunFolders`, which deletes runs older than a few hours.
 
 Plain Python: nothing here imports gradio or torch.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import sys
+import shutil
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from pathlib import Path
 
 
 class RunStopped(Exception):
@@ -139,94 +139,30 @@ class RunRegistry:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# What this machine offers: sizes, steps, frames and each run's budget
+# A folder per run
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HardwareLimits:
-    """The largest settings the page offers on this hardware, and how long one run may hold the model slot.
+class RunFolders:
+    """A fresh folder per run under ``root`` (default: ``showme-i2g-app`` in the temp dir); old runs are pruned."""
 
-    On a CPU a denoising step grows with the pixels: 16 steps at 1536 px took 139 s per step, so Stop, a closed page
-    and the next user waited that long. Up to 512 px a step stays within seconds.
-    """
+    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float = 6 * 3600) -> None:
+        self.root = Path(root) if root is not None else Path(tempfile.gettempdir()) / "showme-i2g-app"
+        self.max_age_s = max_age_s
 
-    device: str
-    max_size: int
-    max_inference_steps: int
-    max_frames: int
-    budget_s: float
+    def new(self, kind: str) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.prune()
+        folder = self.root / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:8]}"
+        folder.mkdir()
+        return folder
 
-    @classmethod
-    def for_device(cls, device: str, budget_s: float | None = None) -> HardwareLimits:
-        """Limits for a device type (``cuda``, ``mps``, ``cpu``); ``budget_s`` overrides the default budget."""
-        kind = device.split(":")[0]
-        if kind == "cuda":
-            limits = cls("cuda", max_size=1536, max_inference_steps=100, max_frames=32, budget_s=300)
-        elif kind == "mps":
-            limits = cls("mps", max_size=1024, max_inference_steps=50, max_frames=16, budget_s=600)
-        else:
-            limits = cls("cpu", max_size=512, max_inference_steps=50, max_frames=16, budget_s=600)
-        if budget_s is not None:
-            if not budget_s > 0:
-                raise ValueError(f"budget_s must be positive, got {budget_s!r}.")
-            limits = cls(limits.device, limits.max_size, limits.max_inference_steps, limits.max_frames, budget_s)
-        return limits
-
-
-def zero_gpu() -> bool:
-    """Whether this is a Hugging Face ZeroGPU Space (a GPU is attached only inside ``spaces.GPU`` calls)."""
-    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
-
-
-def detect_device(device: str | None = None) -> str:
-    """The device type the models will run on, importing torch only where a GPU may be present.
-
-    ``device`` is the user's ``--device``; a ZeroGPU Space counts as ``cuda``. On Linux without the NVIDIA driver
-    (``/proc/driver/nvidia``) it is ``cpu`` at once, so a CPU machine's page starts without torch's import time.
-    """
-    if device:
-        return device.split(":")[0]
-    if zero_gpu():
-        return "cuda"
-    if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia"):
-        return "cpu"
-    from .devices import best_device  # imports torch
-
-    return best_device(mps=True).type
-
-
-# Per-step seconds measured on one H200 (README, "Real size on a GPU"): a 16-frame 256 px clip's DDIM step with CFG,
-# an edit's, and one 1024 px SDXL image's step without CFG, plus one image's VAE decode.
-_CLIP_STEP_S = 6.24 / 50
-_EDIT_STEP_S = 3.07 / 50
-_SDXL_IMAGE_STEP_S = 1.79 / (7 * 4)
-_SDXL_DECODE_S = 0.15
-_MARGIN = 3.0  # ZeroGPU slices, first-call graph capture and model moves cost more than the bench
-_OVERHEAD_S = 20.0
-MIN_GPU_S, MAX_GPU_S = 30, 300
-
-
-def gpu_seconds(job: str, *, items: int = 1, inference_steps: int = 1, size: int = 1024, guidance: float = 0.0,
-                frames: int = 16) -> int:
-    """The GPU time to ask ZeroGPU for, from the request: ``job`` is ``recipe``, ``edit``, ``video``, ``photo`` (an
-    edit and a video in one call) or ``animate``; ``items`` are the recipe's steps (``recipe``, ``animate``).
-
-    Estimated from the H200 timings with a 3x margin, kept within [30, 300] s: asking for more than a job needs
-    puts it behind other users in ZeroGPU's queue, asking for less kills it.
-    """
-    steps, items = max(1, int(inference_steps)), max(1, int(items))
-    if job == "recipe":
-        per_step = _SDXL_IMAGE_STEP_S * items * (size / 1024) ** 2 * (2 if guidance > 1 else 1)
-        seconds = steps * per_step + items * _SDXL_DECODE_S
-    elif job == "edit":
-        seconds = steps * _EDIT_STEP_S
-    elif job == "video":
-        seconds = steps * _CLIP_STEP_S * frames / 16
-    elif job == "photo":  # edit and video in one call
-        seconds = steps * (_EDIT_STEP_S + _CLIP_STEP_S * frames / 16)
-    elif job == "animate":
-        seconds = items * steps * _CLIP_STEP_S * frames / 16
-    else:
-        raise ValueError(f"Unknown job {job!r}; expected recipe, edit, video, photo or animate.")
-    return int(min(MAX_GPU_S, max(MIN_GPU_S, math.ceil(_OVERHEAD_S + _MARGIN * seconds))))
+    def prune(self) -> None:
+        """Delete run folders older than ``max_age_s`` (the examples folder is left alone)."""
+        cutoff = time.time() - self.max_age_s
+        for entry in self.root.glob("*-*-*"):
+            try:
+                if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                continue
