@@ -18,10 +18,8 @@ models load at start-up and each heavy call asks ``spaces.GPU`` for a duration c
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import functools
-import itertools
 import json
 import os
 import secrets
@@ -539,19 +537,18 @@ class Studio:
                 desc = (f"Drawing step {next(n for n in range(1, count + len(keep) + 1) if n not in keep)} again"
                         if keep else f"Illustrating {count} steps") + ": denoising"
                 progress((0, total), desc=desc, unit="steps")  # the bar leaves "loading" before the first step
-                decoded = itertools.count()
 
-                def before_decoding() -> None:  # the pipeline decodes one picture per VAE call
+                def before_decoding(done: int, pictures: int) -> None:  # one picture per VAE call
                     control.check()
-                    progress((next(decoded), count), desc="Decoding the pictures", unit="pictures")
+                    progress((done, pictures), desc="Decoding the pictures", unit="pictures")
 
-                with _before_each_call(pipe.vae.decoder, before_decoding):
-                    result = pipe(asked["goal"], asked["steps"], seed=asked["seed"], num_inference_steps=total,
-                                  guidance_scale=asked["guidance"], height=asked["size"], width=asked["size"],
-                                  neighbour_weight=asked["neighbour_weight"], keep=keep or None,
-                                  reference_image=asked.get("reference"), anchor=asked.get("anchor"),
-                                  anchor_weight=asked.get("anchor_weight", 1.0),
-                                  progress_callback=self._reporter(progress, control, desc))
+                result = pipe(asked["goal"], asked["steps"], seed=asked["seed"], num_inference_steps=total,
+                              guidance_scale=asked["guidance"], height=asked["size"], width=asked["size"],
+                              neighbour_weight=asked["neighbour_weight"], keep=keep or None,
+                              reference_image=asked.get("reference"), anchor=asked.get("anchor"),
+                              anchor_weight=asked.get("anchor_weight", 1.0),
+                              progress_callback=self._reporter(progress, control, desc),
+                              callback_on_decode=before_decoding)
             control.check()
             progress(1.0, desc="Writing the storyboard and downloads")
             folder = self.runs.new("recipe")
@@ -591,18 +588,16 @@ class Studio:
                     report = self._reporter(progress, control, desc, offset=index * steps,
                                             grand_total=len(passes) * steps)
                     options = dict(seed=asked["seed"], num_inference_steps=steps, guidance_scale=asked["guidance"],
-                                   fit=asked["fit"], progress_callback=report)
+                                   fit=asked["fit"], progress_callback=report,
+                                   callback_on_decode=lambda _done, _total: control.check())
                     if kind == "edit":
-                        with _before_each_call(pipe.model.first_stage_model.decoder, control.check):
-                            result = pipe.edit(photo, asked["instruction"], **options)
+                        result = pipe.edit(photo, asked["instruction"], **options)
                         edited = str(folder / "edited.png")
                         result.image.save(edited)
                         files.append(edited)
                         record["edit"] = result.metadata
                     else:
-                        with _before_each_call(pipe.model.first_stage_model.decoder, control.check):
-                            result = pipe.animate(photo, asked["instruction"], num_frames=asked["frames"],
-                                                  **options)
+                        result = pipe.animate(photo, asked["instruction"], num_frames=asked["frames"], **options)
                         control.check()
                         progress(1.0, desc="Writing the video")
                         video = str(save_video(result.frames, folder / "video.mp4", fps=asked["fps"]))
@@ -627,12 +622,11 @@ class Studio:
                 control.check()
                 desc = f"Animating all {len(steps)} steps: denoising"
                 progress((0, asked["inference_steps"]), desc=desc, unit="steps")
-                with _before_each_call(pipe.model.first_stage_model.decoder, control.check):  # between clips
-                    results = pipe.animate_many(run["images"], instructions, seeds=[asked["seed"]] * len(steps),
-                                                num_frames=asked["frames"],
-                                                num_inference_steps=asked["inference_steps"],
-                                                guidance_scale=asked["guidance"],
-                                                progress_callback=self._reporter(progress, control, desc))
+                results = pipe.animate_many(run["images"], instructions, seeds=[asked["seed"]] * len(steps),
+                                            num_frames=asked["frames"], num_inference_steps=asked["inference_steps"],
+                                            guidance_scale=asked["guidance"],
+                                            progress_callback=self._reporter(progress, control, desc),
+                                            callback_on_decode=lambda _done, _total: control.check())
             clips, metadata = [r.frames for r in results], [r.metadata for r in results]
             progress(1.0, desc="Writing the clips and the stitched video")
             record = {"goal": run["goal"], "steps": steps, "illustrations": run["metadata"], "clips": metadata,
@@ -644,17 +638,6 @@ class Studio:
     def stop(self, session: str) -> int:
         """End every run of this browser session at its next step (Stop, or the page was closed)."""
         return self.running.stop(session)
-
-
-@contextlib.contextmanager
-def _before_each_call(module, action: Callable[[], None]):
-    """Run ``action()`` before every call of a torch module for the length of the block (a forward pre-hook): how a
-    run is stopped between the pictures its pipeline decodes, work that has no progress callback of its own."""
-    handle = module.register_forward_pre_hook(lambda _module, _args: action())
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def _no_progress(*args, **kwargs) -> None:

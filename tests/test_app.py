@@ -594,7 +594,7 @@ def test_studio_loads_its_models_with_the_trained_adapters(tmp_path) -> None:
 
 
 def test_a_stop_ends_the_run_between_the_pictures_it_decodes(tmp_path) -> None:
-    """Decoding has no progress callback of its own; the run is still stopped between one picture and the next."""
+    """The pipeline's ``callback_on_decode`` reports each picture and stops the run between one and the next."""
     studio = app.Studio(pick_presets("tiny", "tiny"), device="cpu", runs_dir=tmp_path)
     seen = []
 

@@ -229,3 +229,47 @@ def test_return_dict_false_gives_a_tuple_and_bad_callbacks_are_refused(pipe):
     with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs may name"):
         pipe(COOKIES["goal"], COOKIES["steps"][:1], callback_on_step_end=lambda *a: {},
              callback_on_step_end_tensor_inputs=["noise"])
+
+
+class _Stop(Exception):
+    """What a caller's ``callback_on_decode`` raises to end a run (the app's RunStopped)."""
+
+
+def test_decode_callback_comes_once_before_each_picture_and_may_stop_the_rest(pipe):
+    steps = COOKIES["steps"][:4]
+    seen, decoded = [], []
+
+    def record(done: int, total: int) -> None:
+        seen.append((done, total))
+
+    # each VAE decoder call records how many callbacks came before it
+    handle = pipe.vae.decoder.register_forward_hook(lambda *args: decoded.append(len(seen)))
+    try:
+        result = pipe(COOKIES["goal"], steps, seed=0, num_inference_steps=2, callback_on_decode=record)
+        assert seen == [(0, 4), (1, 4), (2, 4), (3, 4)] and decoded == [1, 2, 3, 4] and len(result.images) == 4
+
+        seen[:], decoded[:] = [], []
+        pipe(COOKIES["goal"], steps, seed=0, num_inference_steps=2, decode_chunk_size=2, callback_on_decode=record)
+        assert seen == [(0, 2), (1, 2)] and decoded == [1, 2]  # one call per chunk of two pictures
+
+        seen[:], decoded[:] = [], []
+        pipe(COOKIES["goal"], steps[:3], seed=0, num_inference_steps=2, keep={2: result.images[1]},
+             callback_on_decode=record)
+        assert seen == [(0, 2), (1, 2)] and decoded == [1, 2]  # a kept step is not decoded
+
+        seen[:], decoded[:] = [], []
+        pipe(COOKIES["goal"], steps, seed=0, num_inference_steps=2, output_type="latent", callback_on_decode=record)
+        assert seen == [] and decoded == []
+
+        def stop_at_the_third(done: int, total: int) -> None:
+            seen.append((done, total))
+            if done == 2:
+                raise _Stop
+
+        with pytest.raises(_Stop):
+            pipe(COOKIES["goal"], steps, seed=0, num_inference_steps=2, callback_on_decode=stop_at_the_third)
+        assert seen == [(0, 4), (1, 4), (2, 4)] and decoded == [1, 2]  # pictures 3 and 4 were never decoded
+    finally:
+        handle.remove()
+    again = pipe(COOKIES["goal"], steps[:1], seed=0, num_inference_steps=2)  # the pipeline still works
+    assert len(again.images) == 1 and not again.metadata["interrupted"]

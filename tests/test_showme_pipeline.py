@@ -322,3 +322,52 @@ def test_return_dict_false_gives_a_tuple(pipe, photo):
     [(frames, metadata)] = pipe.animate_many([photo], ["cut"], seeds=[2], num_frames=2, num_inference_steps=2,
                                              return_dict=False)
     assert len(frames) == 2 and metadata["seed"] == 2
+
+
+class _Stop(Exception):
+    """What a caller's ``callback_on_decode`` raises to end a run (the app's RunStopped)."""
+
+
+def test_decode_callback_comes_once_before_each_decode_and_may_stop_the_rest(pipe, photo):
+    seen, decoded = [], []
+
+    def record(done: int, total: int) -> None:
+        seen.append((done, total))
+
+    # each autoencoder decoder call records how many callbacks came before it
+    handle = pipe.model.first_stage_model.decoder.register_forward_hook(lambda *args: decoded.append(len(seen)))
+    quick = dict(num_inference_steps=2)
+    try:
+        pipe.edit(photo, "cut the onion", seed=0, callback_on_decode=record, **quick)
+        assert seen == [(0, 1)] and decoded == [1]
+
+        seen[:], decoded[:] = [], []
+        pipe.animate(photo, "cut the onion", num_frames=4, seed=0, callback_on_decode=record, **quick)
+        assert seen == [(0, 1)] and decoded == [1]  # the tiny preset decodes a clip in one call
+
+        seen[:], decoded[:] = [], []
+        pipe.animate(photo, "cut the onion", num_frames=4, seed=0, decode_chunk_size=2, callback_on_decode=record,
+                     **quick)
+        assert seen == [(0, 2), (1, 2)] and decoded == [1, 2]
+
+        seen[:], decoded[:] = [], []  # three clips of two frames, frame by frame, sampled two clips at a time
+        pipe.animate_many([photo] * 3, ["cut"] * 3, seeds=[1, 2, 3], batch_size=2, num_frames=2, decode_chunk_size=1,
+                          callback_on_decode=record, **quick)
+        assert seen == [(i, 6) for i in range(6)] and decoded == [1, 2, 3, 4, 5, 6]
+
+        seen[:], decoded[:] = [], []
+        pipe.edit(photo, "cut the onion", seed=0, output_type="latent", callback_on_decode=record, **quick)
+        assert seen == [] and decoded == []
+
+        def stop_at_the_second(done: int, total: int) -> None:
+            seen.append((done, total))
+            if done == 1:
+                raise _Stop
+
+        with pytest.raises(_Stop):
+            pipe.animate_many([photo] * 3, ["cut"] * 3, seeds=[1, 2, 3], batch_size=1, num_frames=2,
+                              callback_on_decode=stop_at_the_second, **quick)
+        assert seen == [(0, 3), (1, 3)] and decoded == [1]  # clips 2 and 3 were never decoded
+    finally:
+        handle.remove()
+    assert len(pipe.animate(photo, "cut", num_frames=2, seed=0, **quick).frames) == 2  # the pipeline still works

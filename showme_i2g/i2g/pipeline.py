@@ -236,12 +236,14 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         return self.prepare_latents(num_steps, channels, height, width, dtype, self._execution_device, generator,
                                     latents)
 
-    def decode(self, latents: torch.Tensor, output_type: str, chunk_size: int | None = DEFAULT_DECODE_CHUNK):
+    def decode(self, latents: torch.Tensor, output_type: str, chunk_size: int | None = DEFAULT_DECODE_CHUNK,
+               callback_on_decode: ProgressCallback | None = None):
         """Latents -> images, ``chunk_size`` images per VAE call (see :mod:`.vae`: float32 where SDXL's VAE needs
-        it, its dtype restored afterwards, memory independent of the number of steps)."""
+        it, its dtype restored afterwards, memory independent of the number of steps); ``callback_on_decode(done,
+        total)`` before each VAE call."""
         if output_type == "latent":
             return latents
-        images = decode_latents(self.vae, latents, chunk_size=chunk_size)
+        images = decode_latents(self.vae, latents, chunk_size=chunk_size, callback_on_decode=callback_on_decode)
         return self.image_processor.postprocess(images, output_type=output_type)
 
     # ------------------------------------------------------------------ anchors
@@ -375,6 +377,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         progress_callback: ProgressCallback | None = None,
         callback_on_step_end: StepEndCallback | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        callback_on_decode: ProgressCallback | None = None,
         max_planned_steps: int = 8,
         decode_chunk_size: int | None = DEFAULT_DECODE_CHUNK,
         return_dict: bool = True,
@@ -404,6 +407,10 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
                 for the current window); it may return replacements. Setting ``pipe._interrupt`` (from the callback
                 or another thread) ends sampling after the current step; what exists is decoded and
                 ``metadata["interrupted"]`` says so.
+            callback_on_decode: called as ``callback_on_decode(done, total)`` before each VAE call that decodes the
+                drawn pictures (``total`` calls: one per picture with the default ``decode_chunk_size``), so a caller
+                can report the decoding's progress, or raise to stop before the remaining pictures are decoded (the
+                exception propagates). Never called for ``output_type="latent"``.
             decode_chunk_size: step images per VAE call (1: peak memory independent of the number of steps;
                 ``None``: all at once).
             return_dict: ``False`` returns ``IllustrationOutput.to_tuple()`` instead.
@@ -504,7 +511,8 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
                 drawn_latents[item] = initial[item:item + 1]
 
         order = sorted(drawn_latents)
-        decoded = self.decode(torch.cat([drawn_latents[i] for i in order]), output_type, chunk_size=decode_chunk_size)
+        decoded = self.decode(torch.cat([drawn_latents[i] for i in order]), output_type, chunk_size=decode_chunk_size,
+                              callback_on_decode=callback_on_decode)
         images = self._assemble(dict(zip(order, decoded)), kept, anchor_x0, n, output_type)
         self.maybe_free_model_hooks()
         metadata = {

@@ -10,7 +10,7 @@ in float16 (e.g. ``madebyollin/sdxl-vae-fp16-fix``, whose config sets ``force_up
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -38,18 +38,23 @@ def decoding_precision(vae: torch.nn.Module) -> Iterator[torch.dtype]:
             vae.to(original)
 
 
-def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int | None = DEFAULT_DECODE_CHUNK
-                   ) -> torch.Tensor:
+def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int | None = DEFAULT_DECODE_CHUNK,
+                   callback_on_decode: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Scaled latents (n, 4, h, w) -> images (n, 3, H, W) in [-1, 1], ``chunk_size`` images per VAE call
-    (``None``: all at once). Gradients flow when enabled (DRaFT-K decodes with them)."""
+    (``None``: all at once). Gradients flow when enabled (DRaFT-K decodes with them).
+
+    ``callback_on_decode(done, total)`` is called before each of the ``total`` VAE calls (``done`` of them made), so
+    a caller can report progress or raise to stop before the rest are decoded (the VAE's dtype still comes back)."""
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1 or None, got {chunk_size}.")
     chunks = [latents] if chunk_size is None else latents.split(chunk_size)
     device = get_module_execution_device(vae)
+    images = []
     with decoding_precision(vae) as dtype:
-        images = [
-            vae.decode(chunk.to(device, dtype) / vae.config.scaling_factor, return_dict=False)[0] for chunk in chunks
-        ]
+        for done, chunk in enumerate(chunks):
+            if callback_on_decode is not None:
+                callback_on_decode(done, len(chunks))
+            images.append(vae.decode(chunk.to(device, dtype) / vae.config.scaling_factor, return_dict=False)[0])
     return torch.cat(images)
 
 

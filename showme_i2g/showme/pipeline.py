@@ -471,9 +471,12 @@ class ShowMePipeline:
         return f"bypass={bypassed};adapters={adapters.active_adapter_names(self.model)}"
 
     @torch.inference_mode()
-    def _decode(self, latents: torch.Tensor, info: FitInfo, chunk_size: int | None) -> list[PIL.Image.Image]:
-        """One item's latents (1, 4, t, h, w) -> frames at the photo's aspect ratio, no autograd graph kept."""
-        frames = self.model.decode_latents(latents, chunk_size=chunk_size)  # (1, 3, t, H, W)
+    def _decode(self, latents: torch.Tensor, info: FitInfo, chunk_size: int | None,
+                callback_on_decode: ProgressCallback | None = None) -> list[PIL.Image.Image]:
+        """One item's latents (1, 4, t, h, w) -> frames at the photo's aspect ratio, no autograd graph kept;
+        ``callback_on_decode(done, total)`` before each autoencoder call."""
+        frames = self.model.decode_latents(latents, chunk_size=chunk_size,  # (1, 3, t, H, W)
+                                           callback_on_decode=callback_on_decode)
         longest = max(self.config.height, self.config.width)
         return [restore_photo(f, info, max_side=longest) for f in _to_pil(frames[0].permute(1, 0, 2, 3))]
 
@@ -494,11 +497,13 @@ class ShowMePipeline:
     def _run(self, mode: str, images: list, instructions: list[str], num_frames: int, conditioning: str, fit: str,
              seeds: list, generators: list | None, num_inference_steps, guidance_scale, eta, fs, progress_callback,
              decode_chunk_size, output_type: str = "pil", callback_on_step_end: StepEndCallback | None = None,
-             callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",)) -> list[tuple[object, dict]]:
+             callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+             callback_on_decode: ProgressCallback | None = None) -> list[tuple[object, dict]]:
         """Check everything, sample the items as one batch, decode each item alone: [(frames, metadata)].
 
         ``frames`` is in ``output_type`` and always a video's form (a list, or a leading frame axis); ``edit`` and
-        ``animate`` take the form they return from it.
+        ``animate`` take the form they return from it. ``callback_on_decode(done, total)`` counts the autoencoder
+        calls of all the items (each item needs as many).
         """
         started = time.perf_counter()
         self._check_output_type(output_type)
@@ -526,7 +531,9 @@ class ShowMePipeline:
                 if output_type == "latent":
                     frames, size = latents[item : item + 1], None
                 else:
-                    pil = self._decode(latents[item : item + 1], info, decode_chunk_size)
+                    on_decode = None if callback_on_decode is None else (  # item's call -> the run's call
+                        lambda done, calls, item=item: callback_on_decode(item * calls + done, len(prepared) * calls))
+                    pil = self._decode(latents[item : item + 1], info, decode_chunk_size, on_decode)
                     frames, size = _convert(pil, output_type, video=True), [pil[0].height, pil[0].width]
                 results.append((frames, self._metadata(
                     mode, instructions[item], seeds[item], steps, steps_done, guidance, eta, fs, num_frames,
@@ -583,6 +590,7 @@ class ShowMePipeline:
         progress_callback: ProgressCallback | None = None,
         callback_on_step_end: StepEndCallback | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        callback_on_decode: ProgressCallback | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
     ) -> EditOutput | tuple:
@@ -592,12 +600,15 @@ class ShowMePipeline:
         ``output_type`` is one of :data:`OUTPUT_TYPES` (an array (H, W, 3), a tensor (3, H, W) or the latents
         (1, 4, 1, h, w)); ``return_dict=False`` gives the tuple ``(image, metadata)``. ``progress_callback(done,
         total)`` counts steps; ``callback_on_step_end`` is diffusers' (see :meth:`sample_latents`).
+        ``callback_on_decode(done, total)`` is called before each autoencoder call that decodes the result (here
+        once: ``(0, 1)``), so a caller can report it, or raise to stop before it is decoded (the exception
+        propagates); never for ``output_type="latent"``.
         """
         self._interrupt = False
         [(frames, metadata)] = self._run(
             "image", [image], [instruction], 1, "repeat", fit, [seed], None if generator is None else [generator],
             num_inference_steps, guidance_scale, eta, fs, progress_callback, None, output_type,
-            callback_on_step_end, callback_on_step_end_tensor_inputs,
+            callback_on_step_end, callback_on_step_end_tensor_inputs, callback_on_decode,
         )
         output = EditOutput(image=frames if output_type == "latent" else frames[0], metadata=metadata)
         return output if return_dict else output.to_tuple()
@@ -620,6 +631,7 @@ class ShowMePipeline:
         progress_callback: ProgressCallback | None = None,
         callback_on_step_end: StepEndCallback | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        callback_on_decode: ProgressCallback | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
     ) -> VideoOutput | tuple:
@@ -627,7 +639,9 @@ class ShowMePipeline:
 
         ``conditioning="mask"`` (ShowMe) gives the photo's latent to frame 0 only; "repeat" (vanilla DynamiCrafter)
         gives it to every frame. ``output_type``, ``return_dict`` (``(frames, metadata)``) and the callbacks are
-        as in :meth:`edit`.
+        as in :meth:`edit`; ``callback_on_decode(done, total)`` comes before each of the clip's ``total`` autoencoder
+        calls (one for the whole clip, or one per ``decode_chunk_size`` frames; the 512 and 1024 presets decode frame
+        by frame).
         """
         self._interrupt = False
         check_number(num_frames, "num_frames", 2, MAX_FRAMES, integer=True)
@@ -635,7 +649,7 @@ class ShowMePipeline:
             "video", [image], [instruction], num_frames, conditioning, fit, [seed],
             None if generator is None else [generator], num_inference_steps, guidance_scale, eta, fs,
             progress_callback, decode_chunk_size, output_type, callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
+            callback_on_step_end_tensor_inputs, callback_on_decode,
         )
         output = VideoOutput(frames=frames, metadata=metadata)
         return output if return_dict else output.to_tuple()
@@ -658,6 +672,7 @@ class ShowMePipeline:
         progress_callback: ProgressCallback | None = None,
         callback_on_step_end: StepEndCallback | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        callback_on_decode: ProgressCallback | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
     ) -> list[VideoOutput] | list[tuple]:
@@ -668,8 +683,11 @@ class ShowMePipeline:
         exactly the clip that ``animate(images[i], instructions[i], seed=seeds[i], ...)`` gives: every random number
         it needs comes from its own generator in the same order. Every photo and instruction is checked before the
         first chunk is sampled. ``progress_callback(done, total)`` counts DDIM steps over all chunks;
-        ``callback_on_step_end`` sees each chunk's steps (its tensors hold the chunk's items). After an
-        :attr:`interrupt` the clips sampled so far are returned (the current chunk's after fewer steps).
+        ``callback_on_step_end`` sees each chunk's steps (its tensors hold the chunk's items).
+        ``callback_on_decode(done, total)`` counts the autoencoder calls of all the clips, in order (as in
+        :meth:`animate`, each clip needs as many), so raising from it stops before the remaining clips (or frames)
+        are decoded. After an :attr:`interrupt` the clips sampled so far are returned (the current chunk's after
+        fewer steps).
         """
         self._interrupt = False
         images, instructions = list(images), list(instructions)
@@ -700,11 +718,16 @@ class ShowMePipeline:
                 if progress_callback is not None:
                     progress_callback(offset + done, total)
 
+            def decoded(done, total, first=len(outputs), count=len(chunk)):  # the chunk's call -> the whole call's
+                if callback_on_decode is not None:
+                    calls = total // count  # per clip
+                    callback_on_decode(first * calls + done, len(images) * calls)
+
             try:
                 results = self._run(
                     "video", [images[i] for i in chunk], [instructions[i] for i in chunk], num_frames, conditioning,
                     fit, [seeds[i] for i in chunk], None, num_inference_steps, guidance_scale, eta, fs, report,
-                    decode_chunk_size, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs,
+                    decode_chunk_size, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, decoded,
                 )
             except torch.OutOfMemoryError:
                 if batch_size == 1:

@@ -12,7 +12,7 @@ so every channel count (``ch * mult``) must be a multiple of 32.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -308,18 +308,27 @@ class AutoencoderKL(nn.Module):
         z = posterior.sample() if sample_posterior else posterior.mode()
         return self.decode(z), posterior
 
-    def decode_frames(self, z: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+    def decode_frames(self, z: torch.Tensor, chunk_size: int | None = None,
+                      callback_on_decode: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Decode many frames, ``chunk_size`` at a time to bound memory (all at once when None).
 
         ``z`` is (n, embed_dim, h, w) -> (n, 3, h*f, w*f), or a video (b, embed_dim, t, h, w) -> (b, 3, t, h*f, w*f).
-        ``chunk_size=1`` is the release's ``perframe_ae`` mode.
+        ``chunk_size=1`` is the release's ``perframe_ae`` mode. ``callback_on_decode(done, total)`` is called before
+        each of the ``total`` decoder calls, so a caller can report progress or raise to stop between them.
         """
         if z.dim() == 5:
             b, c, t, h, w = z.shape
-            frames = self.decode_frames(z.transpose(1, 2).reshape(b * t, c, h, w), chunk_size)
+            frames = self.decode_frames(z.transpose(1, 2).reshape(b * t, c, h, w), chunk_size, callback_on_decode)
             return frames.view(b, t, *frames.shape[1:]).transpose(1, 2)
         if chunk_size is None or chunk_size >= z.shape[0]:
-            return self.decode(z)
-        if chunk_size < 1:
+            parts = [z]
+        elif chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        return torch.cat([self.decode(part) for part in z.split(chunk_size)], dim=0)
+        else:
+            parts = z.split(chunk_size)
+        decoded = []
+        for done, part in enumerate(parts):
+            if callback_on_decode is not None:
+                callback_on_decode(done, len(parts))
+            decoded.append(self.decode(part))
+        return decoded[0] if len(decoded) == 1 else torch.cat(decoded, dim=0)

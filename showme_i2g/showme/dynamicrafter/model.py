@@ -10,6 +10,7 @@ tower), ``embedder`` (OpenCLIP image tower), ``image_proj_model`` (Resampler) an
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from os import PathLike
 
 import torch
@@ -123,13 +124,15 @@ class DynamiCrafter(nn.Module):
         posterior = vae.encode(images.to(self.device, next(vae.parameters()).dtype))
         return self.config.scale_factor * posterior.sample(generator=generator).to(self.dtype)
 
-    def decode_latents(self, latents: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
-        """Scaled latents (b, 4, t, h, w) -> frames in [-1, 1] (b, 3, t, H, W), ``chunk_size`` frames at a time."""
+    def decode_latents(self, latents: torch.Tensor, chunk_size: int | None = None,
+                       callback_on_decode: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Scaled latents (b, 4, t, h, w) -> frames in [-1, 1] (b, 3, t, H, W), ``chunk_size`` frames at a time;
+        ``callback_on_decode(done, total)`` before each decoder call (:meth:`AutoencoderKL.decode_frames`)."""
         vae = self.first_stage_model
         if chunk_size is None and self.config.perframe_ae:
             chunk_size = 1
         z = (latents / self.config.scale_factor).to(next(vae.parameters()).dtype)
-        return vae.decode_frames(z, chunk_size=chunk_size)
+        return vae.decode_frames(z, chunk_size=chunk_size, callback_on_decode=callback_on_decode)
 
     def predict(
         self, noisy: torch.Tensor, timesteps: torch.Tensor, concat: torch.Tensor, context: torch.Tensor,
