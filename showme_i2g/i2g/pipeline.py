@@ -28,6 +28,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from .. import __version__, versions
 from ..cuda_graphs import StepGraphs
 from ..devices import best_device
+from ..dtypes import resolve_dtype
 from ..errors import InvalidInputError, WeightsNotFoundError
 from ..presets import IllustrationPreset, get_illustration_preset
 from ..text.clauses import ClauseSplitter
@@ -84,24 +85,29 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         name: str = "tiny",
         *,
         device: str | torch.device | None = None,
-        torch_dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
         weights: str | PathLike | None = None,
         lora: str | PathLike | None = None,
         lora_scale: float = 1.0,
+        torch_dtype: torch.dtype | None = None,
     ) -> IllustrationPipeline:
         """Load a named preset (see :mod:`showme_i2g.presets`); ``weights`` points at a local copy of its base.
+
+        ``dtype`` (default: float16 on a GPU, float32 otherwise) is diffusers' name; ``torch_dtype`` still works,
+        with a FutureWarning.
 
         ``lora`` is an I2G LoRA trained by ``train/i2g_pairwise.py`` or ``train/i2g_reward.py`` (the safetensors file
         or its run folder); it is loaded after the preset (and any LoRA the preset fuses) and runs at ``lora_scale``.
         """
         preset = get_illustration_preset(name)
+        dtype = resolve_dtype(dtype, torch_dtype)
         device = best_device(device, mps=True)
         if preset.base is None:
             from .tiny import build_tiny_sdxl_components
 
             pipe = cls(**build_tiny_sdxl_components())
         else:
-            pipe = cls._load_real_preset(preset, device, torch_dtype, weights)
+            pipe = cls._load_real_preset(preset, device, dtype, weights)
         pipe.preset = preset
         if lora is not None:
             pipe.load_trained_lora(lora, scale=lora_scale)
@@ -127,11 +133,11 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
 
     @classmethod
     def _load_real_preset(
-        cls, preset: IllustrationPreset, device: torch.device, torch_dtype: torch.dtype | None, weights
+        cls, preset: IllustrationPreset, device: torch.device, dtype: torch.dtype | None, weights
     ) -> IllustrationPipeline:
         source = str(weights) if weights else preset.base
         on_gpu = device.type == "cuda"
-        dtype = torch_dtype or (torch.float16 if on_gpu else torch.float32)
+        dtype = dtype or (torch.float16 if on_gpu else torch.float32)
         variants = preset.weight_variants(on_gpu)
         where = f"the folder {source}" if weights else "the Hugging Face cache (and the hub could not be reached)"
         pipe, error = None, None
