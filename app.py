@@ -48,14 +48,14 @@ from showme_i2g.app.presets import (
 from showme_i2g.app.runs import RunFolders, RunOutOfTime, RunRegistry, RunStopped
 from showme_i2g.cli import quiet_torchvision_notices
 from showme_i2g.errors import InvalidInputError, ShowMeError, WeightsNotFoundError
+from showme_i2g.media import DEFAULT_FPS, FIT_MODES
 from showme_i2g.outputs import redraw_settings, write_run_json
 from showme_i2g.presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS
-from showme_i2g.text.step_lines import parse_step_lines, steps_to_text
-from showme_i2g.validation import MAX_FRAMES, MAX_INSTRUCTION_CHARS, check_number, clean_text
+from showme_i2g.text.step_lines import MAX_PLANNED_STEPS, parse_step_lines, steps_to_text
+from showme_i2g.validation import DEFAULT_FRAMES, MAX_FRAMES, MAX_INSTRUCTION_CHARS, check_number, clean_text
 
 RECIPES_FILE = Path(__file__).resolve().parent / "examples" / "i2g_appendix_recipes.json"
 MAX_SEED = 2**31 - 1
-MAX_PLANNED_STEPS = 12
 MAX_UPLOAD = "25mb"
 SIZE_STEP, MIN_SIZE = 64, 64  # the size slider's step and lowest value: multiples of every preset's size multiple
 ANCHOR_OPTIONS = {"none": "Nothing more", "reference": "Your kitchen photo", "first": "Step 1"}
@@ -420,8 +420,8 @@ class Studio:
             raise Refusal("image", "Please add a photo first: upload one or take one with the webcam.")
         if mode not in ("edit", "video", "both"):
             raise Refusal("mode", "Choose what to make: the edited photo, the video or both.")
-        if fit not in ("crop", "pad"):
-            raise Refusal("fit", "Choose how to fit the photo: crop or pad.")
+        if fit not in FIT_MODES:
+            raise Refusal("fit", f"Choose how to fit the photo: {' or '.join(FIT_MODES)}.")
         return dict(
             instruction=_field("instruction", clean_text, instruction, "instruction", MAX_INSTRUCTION_CHARS),
             photo=_field("image", _load_photo, image, tell),  # non-images and huge pictures, before any model
@@ -729,7 +729,7 @@ def _showme_options(gr, studio: Studio, prefix: str, frames_default: int):
         guidance = gr.Slider(1, 15, value=showme_default.guidance_scale, step=0.5, label="Guidance")
     with gr.Row():
         frames = gr.Slider(2, max_frames, value=min(frames_default, max_frames), step=1, label="Frames")
-        fps = gr.Slider(1, 30, value=8, step=1, label="Frames per second")
+        fps = gr.Slider(1, 30, value=DEFAULT_FPS, step=1, label="Frames per second")
     preset.input(lambda name: (gr.update(value=min(SHOWME_PRESETS[name].num_inference_steps,
                                                     limits.max_inference_steps)),
                                _note_update(gr, choice, "showme", name)),
@@ -814,7 +814,7 @@ def _photo_tab(gr, studio: Studio) -> SimpleNamespace:
                             value="both", label="Make")
             with gr.Accordion("Options", open=False):
                 photo_preset, photo_seed, photo_steps, photo_guidance, photo_frames, photo_fps = (
-                    _showme_options(gr, studio, "photo", 16))
+                    _showme_options(gr, studio, "photo", DEFAULT_FRAMES))
                 fit = gr.Radio([("Centre crop: the result has the model's shape", "crop"),
                                 ("Pad: the result keeps the photo's shape", "pad")], value="crop",
                                label="Fit the photo to the model")
@@ -846,7 +846,7 @@ def _animate_tab(gr, studio: Studio) -> SimpleNamespace:
                                          elem_classes=["step-gallery"])
             with gr.Accordion("Options", open=False):
                 anim_preset, anim_seed, anim_steps, anim_guidance, anim_frames, anim_fps = (
-                    _showme_options(gr, studio, "animate", 16))
+                    _showme_options(gr, studio, "animate", DEFAULT_FRAMES))
             with gr.Row():
                 animate_button = gr.Button("Animate every step", variant="primary", elem_id="animate-go")
                 animate_stop = gr.Button("Stop", variant="stop")

@@ -35,6 +35,7 @@ from ..errors import InvalidInputError, WeightsNotFoundError
 from ..media import FitInfo, fit_photo, load_photo, restore_photo
 from ..presets import ShowMePreset, get_showme_preset
 from ..validation import (  # the limits live in validation (checked before torch loads); re-exported here
+    DEFAULT_FRAMES,
     MAX_FRAMES,
     MAX_INSTRUCTION_CHARS,  # noqa: F401
     check_number,
@@ -618,7 +619,7 @@ class ShowMePipeline:
         image,
         instruction: str,
         *,
-        num_frames: int = 16,
+        num_frames: int = DEFAULT_FRAMES,
         conditioning: str = "mask",
         seed: int | None = None,
         generator: torch.Generator | None = None,
@@ -661,7 +662,7 @@ class ShowMePipeline:
         *,
         seeds: Sequence[int | None] | None = None,
         batch_size: int = DEFAULT_ANIMATE_BATCH,
-        num_frames: int = 16,
+        num_frames: int = DEFAULT_FRAMES,
         conditioning: str = "mask",
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
