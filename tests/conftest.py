@@ -33,3 +33,24 @@ def tiny_components() -> dict:
     from showme_i2g.i2g.tiny import build_tiny_sdxl_components
 
     return build_tiny_sdxl_components()
+
+
+@pytest.fixture(scope="module")
+def tiny_illustrator():
+    """The tiny-preset I2G pipeline on the CPU, progress bars off, one per test module (tests may change its
+    scheduler or attention; a module that must not see another's changes gets its own)."""
+    from showme_i2g.i2g.pipeline import IllustrationPipeline
+
+    pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def tiny_showme():
+    """The tiny-preset ShowMe pipeline on the CPU, progress bars off, one per test module."""
+    from showme_i2g.showme.pipeline import ShowMePipeline
+
+    pipe = ShowMePipeline.from_preset("tiny", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -211,10 +211,8 @@ def test_the_step_cap_belongs_to_the_entry_points():
 # The pipeline, tiny preset
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def pipe() -> IllustrationPipeline:
-    pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def pipe(tiny_illustrator) -> IllustrationPipeline:
+    return tiny_illustrator
 
 
 def _run(pipe, steps=STEPS, **kwargs):

@@ -19,10 +19,8 @@ STEPS = ["Boil water in a kettle.", "Put a tea bag in a cup.", "Pour the hot wat
 
 
 @pytest.fixture(scope="module")
-def pipe() -> IllustrationPipeline:
-    pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def pipe(tiny_illustrator) -> IllustrationPipeline:
+    return tiny_illustrator
 
 
 def test_draft_k_samples_exactly_what_the_pipeline_draws(pipe):

@@ -18,10 +18,8 @@ COOKIES = RECIPES[0]
 
 
 @pytest.fixture(scope="module")
-def pipe() -> IllustrationPipeline:
-    pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def pipe(tiny_illustrator) -> IllustrationPipeline:
+    return tiny_illustrator
 
 
 def _np(pipe, goal, steps, **kwargs) -> np.ndarray:

@@ -24,17 +24,13 @@ STEPS = ["Cream the butter and sugar.", "Beat in the egg.", "Fold in the flour."
 
 
 @pytest.fixture(scope="module")
-def showme() -> ShowMePipeline:
-    pipe = ShowMePipeline.from_preset("tiny", device="cpu")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def showme(tiny_showme) -> ShowMePipeline:
+    return tiny_showme
 
 
 @pytest.fixture(scope="module")
-def i2g() -> IllustrationPipeline:
-    pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def i2g(tiny_illustrator) -> IllustrationPipeline:
+    return tiny_illustrator
 
 
 def _photo(seed: int) -> Image.Image:

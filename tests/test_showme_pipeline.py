@@ -13,10 +13,8 @@ from showme_i2g.showme.pipeline import ShowMePipeline
 
 
 @pytest.fixture(scope="module")
-def pipe() -> ShowMePipeline:
-    pipe = ShowMePipeline.from_preset("tiny", device="cpu")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+def pipe(tiny_showme) -> ShowMePipeline:
+    return tiny_showme
 
 
 @pytest.fixture(scope="module")
