@@ -341,13 +341,24 @@ class Studio:
                     pass
 
     @staticmethod
-    def _reporter(progress, control, desc: str, offset: int = 0, grand_total: int | None = None):
-        """A pipeline ``progress_callback``: moves the page's bar and ends the run once it was stopped or ran out of
-        time (``control.check`` between denoising steps)."""
+    def _reporter(progress, desc: str, offset: int = 0, grand_total: int | None = None):
+        """A pipeline ``progress_callback``: moves the page's bar after each denoising step."""
 
         def callback(done: int, total: int) -> None:
-            control.check()
             progress((offset + done, grand_total or total), desc=desc, unit="steps")
+
+        return callback
+
+    @staticmethod
+    def _interrupter(control):
+        """A pipeline ``callback_on_step_end`` that ends sampling the diffusers way once the run was stopped or ran
+        out of time: it sets ``pipe._interrupt``, so the pipeline leaves its loop after this step and frees its
+        model hooks; the ``control.check`` before the first decode (``callback_on_decode``) then ends the run."""
+
+        def callback(pipe, step: int, timestep, tensors: dict) -> dict:
+            if control.stopped or control.out_of_time:
+                pipe._interrupt = True
+            return tensors
 
         return callback
 
@@ -547,8 +558,8 @@ class Studio:
                               neighbour_weight=asked["neighbour_weight"], keep=keep or None,
                               reference_image=asked.get("reference"), anchor=asked.get("anchor"),
                               anchor_weight=asked.get("anchor_weight", 1.0),
-                              progress_callback=self._reporter(progress, control, desc),
-                              callback_on_decode=before_decoding)
+                              progress_callback=self._reporter(progress, desc),
+                              callback_on_step_end=self._interrupter(control), callback_on_decode=before_decoding)
             control.check()
             progress(1.0, desc="Writing the storyboard and downloads")
             folder = self.runs.new("recipe")
@@ -585,10 +596,10 @@ class Studio:
                     control.check()
                     desc = "Editing the photo: denoising" if kind == "edit" else "Making the video: denoising"
                     progress((index * steps, len(passes) * steps), desc=desc, unit="steps")
-                    report = self._reporter(progress, control, desc, offset=index * steps,
-                                            grand_total=len(passes) * steps)
+                    report = self._reporter(progress, desc, offset=index * steps, grand_total=len(passes) * steps)
                     options = dict(seed=asked["seed"], num_inference_steps=steps, guidance_scale=asked["guidance"],
                                    fit=asked["fit"], progress_callback=report,
+                                   callback_on_step_end=self._interrupter(control),
                                    callback_on_decode=lambda _done, _total: control.check())
                     if kind == "edit":
                         result = pipe.edit(photo, asked["instruction"], **options)
@@ -625,7 +636,8 @@ class Studio:
                 results = pipe.animate_many(run["images"], instructions, seeds=[asked["seed"]] * len(steps),
                                             num_frames=asked["frames"], num_inference_steps=asked["inference_steps"],
                                             guidance_scale=asked["guidance"],
-                                            progress_callback=self._reporter(progress, control, desc),
+                                            progress_callback=self._reporter(progress, desc),
+                                            callback_on_step_end=self._interrupter(control),
                                             callback_on_decode=lambda _done, _total: control.check())
             clips, metadata = [r.frames for r in results], [r.metadata for r in results]
             progress(1.0, desc="Writing the clips and the stitched video")

@@ -271,3 +271,20 @@ def test_decode_callback_comes_once_before_each_picture_and_may_stop_the_rest(pi
         handle.remove()
     again = pipe(COOKIES["goal"], steps[:1], seed=0, num_inference_steps=2)  # the pipeline still works
     assert len(again.images) == 1 and not again.metadata["interrupted"]
+
+
+def test_model_hooks_are_freed_however_a_call_ends(pipe, monkeypatch):
+    """A caller that stops a run by raising from a callback (the app, between decoded pictures) must not leave an
+    offloaded model on the GPU: ``maybe_free_model_hooks`` runs once per call, whether it returns or raises."""
+    freed = []
+    monkeypatch.setattr(pipe, "maybe_free_model_hooks", lambda: freed.append(True))
+    pipe(COOKIES["goal"], COOKIES["steps"][:2], seed=0, num_inference_steps=1)
+    assert freed == [True]
+
+    def stop(done: int, total: int) -> None:
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        pipe(COOKIES["goal"], COOKIES["steps"][:2], seed=0, num_inference_steps=1, callback_on_decode=stop)
+    assert freed == [True, True]
+

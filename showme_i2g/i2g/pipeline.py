@@ -9,6 +9,7 @@ called with ``prompt=goal, prompt_2=step`` exactly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
@@ -63,6 +64,20 @@ class IllustrationOutput(BaseOutput):
 
 
 MAX_LORA_SCALE = 4.0
+
+
+def _frees_model_hooks(call: Callable) -> Callable:
+    """Run diffusers' ``maybe_free_model_hooks`` when ``call`` ends, however it ends: a callback that raises to stop
+    a run (the app's Stop between decoded pictures) must not leave an offloaded model on the GPU."""
+
+    @functools.wraps(call)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return call(self, *args, **kwargs)
+        finally:
+            self.maybe_free_model_hooks()
+
+    return wrapper
 
 
 class IllustrationPipeline(StableDiffusionXLPipeline):
@@ -358,6 +373,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         ])
 
     # ------------------------------------------------------------------ the call
+    @_frees_model_hooks
     @torch.inference_mode()
     def __call__(
         self,
@@ -520,7 +536,6 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         decoded = self.decode(torch.cat([drawn_latents[i] for i in order]), output_type, chunk_size=decode_chunk_size,
                               callback_on_decode=callback_on_decode)
         images = self._assemble(dict(zip(order, decoded)), kept, anchor_x0, n, output_type)
-        self.maybe_free_model_hooks()
         metadata = {
             "preset": self.preset.name if self.preset else None,
             "seed": seed,
