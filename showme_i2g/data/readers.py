@@ -23,7 +23,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -183,6 +183,25 @@ def _text(value: Any, name: str) -> str:
     return " ".join(value.split())
 
 
+def _typed_rows(
+    path: PathLike,
+    columns: Mapping[str, Callable[[Any, str], Any]],
+    result: ReadResult,
+    *,
+    also: Sequence[str] = (),
+) -> Iterator[tuple[int, dict[str, Any], dict[str, str]]]:
+    """(line, {column: parsed value}, raw row) for each CSV row whose ``columns`` all parse (each with its parser,
+    e.g. :func:`_int`); a row that does not is reported with the parser's reason and skipped. ``also`` names
+    columns that must exist but are read raw."""
+    for line, row in _csv_rows(path, (*columns, *also), result):
+        try:
+            values = {name: parse(row[name], name) for name, parse in columns.items()}
+        except ValueError as error:
+            result.problem(path, line, str(error))
+            continue
+        yield line, values, row
+
+
 def _join(headline: str, body: str) -> str:
     """A headline and its paragraph as one long step text (I2G conditions on both)."""
     body = " ".join(body.split()).rstrip(";").strip()
@@ -225,14 +244,8 @@ def _captaincook_activities(path: PathLike, result: ReadResult) -> dict[str, str
     of a recording is found through its activity id, the part of ``recording_id`` before the underscore.
     """
     by_activity: dict[str, str] = {}
-    for line, row in _csv_rows(path, ("activity_idx", "activity_name"), result):
-        try:
-            activity = _text(row["activity_idx"], "activity_idx")
-            name = _text(row["activity_name"], "activity_name")
-        except ValueError as error:
-            result.problem(path, line, str(error))
-            continue
-        by_activity.setdefault(activity, name)
+    for _, value, _ in _typed_rows(path, {"activity_idx": _text, "activity_name": _text}, result):
+        by_activity.setdefault(value["activity_idx"], value["activity_name"])
     return by_activity
 
 
@@ -366,18 +379,10 @@ def read_captaincook4d(
 
     recordings: dict[str, list[tuple[int, Step]]] = {}
     goals: dict[str, str | None] = {}
-    columns = ("recording_id", "step_id", "start_time", "end_time", "description", "has_errors")
-    for line, row in _csv_rows(step_annotations, columns, result):
-        try:
-            recording = _text(row["recording_id"], "recording_id")
-            step_id = _int(row["step_id"], "step_id")
-            start = _float(row["start_time"], "start_time")
-            end = _float(row["end_time"], "end_time")
-            description = _text(row["description"], "description")
-            has_errors = _bool(row["has_errors"], "has_errors")
-        except ValueError as error:
-            result.problem(step_annotations, line, str(error))
-            continue
+    columns = {"recording_id": _text, "step_id": _int, "start_time": _float, "end_time": _float,
+               "description": _text, "has_errors": _bool}
+    for line, value, _ in _typed_rows(step_annotations, columns, result):
+        recording, step_id, start, end, description, has_errors = (value[k] for k in columns)
         skipped = start < 0 or end < 0
         if not skipped and end < start:
             result.problem(step_annotations, line, f"end_time {end} is before start_time {start}")
@@ -449,17 +454,10 @@ def _clean_htstep_texts(
 
 def _htstep_taxonomy(path: PathLike, result: ReadResult) -> dict[int, tuple[str, str, int, Step]]:
     """global_step_index -> (activity, variation, step_index, step) for every usable taxonomy row (texts cleaned)."""
-    columns = ("global_step_index", "activity", "step_index", "variation", "headline", "paragraph")
+    columns = {"global_step_index": _int, "activity": _text, "step_index": _int, "headline": _text}
     steps: dict[int, tuple[str, str, int, Step]] = {}
-    for line, row in _csv_rows(path, columns, result):
-        try:
-            index = _int(row["global_step_index"], "global_step_index")
-            activity = _text(row["activity"], "activity")
-            step_index = _int(row["step_index"], "step_index")
-            headline = _text(row["headline"], "headline")
-        except ValueError as error:
-            result.problem(path, line, str(error))
-            continue
+    for line, value, row in _typed_rows(path, columns, result, also=("variation", "paragraph")):
+        index, activity, step_index, headline = (value[k] for k in columns)
         if index in steps:
             result.problem(path, line, f"global_step_index {index} appears twice")
             continue
