@@ -12,7 +12,7 @@ tokenizer, so every metric runs offline with random weights (numbers that test t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -42,14 +42,30 @@ def _rgb(images: Sequence[Any]) -> list[Image.Image]:
 
 
 class _Encoder:
-    """Shared batching: ``batch_size`` items at a time on ``device``, results normalised on the CPU."""
+    """Shared loading and batching: ``batch_size`` items at a time on ``device``, results normalised on the CPU."""
 
-    def __init__(self, model: Any, processor: Any, device: str | torch.device | None, batch_size: int) -> None:
+    kind = "encoder"  # how messages and reports name the model family ("CLIP", "DINOv2")
+
+    def __init__(self, model: Any, processor: Any, device: str | torch.device | None = None, batch_size: int = 32):
         self.device = default_device(device)
         self.model = model.eval().to(self.device)
         self.processor = processor
         self.batch_size = int(batch_size)
         self.progress = False  # tqdm bars over batches (long evaluation runs)
+        self.name = getattr(model, "name_or_path", "") or self.kind.lower()
+
+    @classmethod
+    def _from_hub(cls, model_id: str, device: str | None, load_processor: Callable[[str], Any],
+                  load_model: Callable[..., Any], **kwargs: Any) -> Any:
+        """``cls`` over the processor and model a hub id or folder holds, or the one missing-weights sentence."""
+        try:
+            processor = load_processor(model_id)
+            model = load_model(model_id, **kwargs)
+        except OSError as error:
+            raise missing_weights(f"The {cls.kind} model {model_id}", model_id) from error
+        encoder = cls(model, processor, device)
+        encoder.name = model_id
+        return encoder
 
     def _batched(self, items: Sequence[Any], encode) -> torch.Tensor:
         starts = range(0, len(items), self.batch_size)
@@ -68,9 +84,7 @@ class _Encoder:
 class CLIPEncoder(_Encoder):
     """A transformers ``CLIPModel`` and its processor as image and text embedders (projected, normalised)."""
 
-    def __init__(self, model: Any, processor: Any, device: str | torch.device | None = None, batch_size: int = 32):
-        super().__init__(model, processor, device, batch_size)
-        self.name = getattr(model, "name_or_path", "") or "clip"
+    kind = "CLIP"
 
     @classmethod
     def from_pretrained(cls, model_id: str = DEFAULT_CLIP_MODEL, device: str | None = None, **kwargs) -> CLIPEncoder:
@@ -78,15 +92,12 @@ class CLIPEncoder(_Encoder):
 
         from ..text.tokenizers import check_tokenizer
 
-        try:
-            processor = CLIPProcessor.from_pretrained(model_id)
-            check_tokenizer(processor.tokenizer, f"CLIP model {model_id}")  # offline hub ids can load empty
-            model = CLIPModel.from_pretrained(model_id, **kwargs)
-        except OSError as error:
-            raise missing_weights(f"The CLIP model {model_id}", model_id) from error
-        encoder = cls(model, processor, device)
-        encoder.name = model_id
-        return encoder
+        def load_processor(source: str) -> Any:
+            processor = CLIPProcessor.from_pretrained(source)
+            check_tokenizer(processor.tokenizer, f"CLIP model {source}")  # offline hub ids can load empty
+            return processor
+
+        return cls._from_hub(model_id, device, load_processor, CLIPModel.from_pretrained, **kwargs)
 
     @classmethod
     def tiny(cls, seed: int = 0, device: str | None = "cpu") -> CLIPEncoder:
@@ -133,22 +144,14 @@ class CLIPEncoder(_Encoder):
 class DINOEncoder(_Encoder):
     """DINOv2 (transformers ``Dinov2Model``) as an image embedder: the CLS token after the final layer norm."""
 
-    def __init__(self, model: Any, processor: Any, device: str | torch.device | None = None, batch_size: int = 32):
-        super().__init__(model, processor, device, batch_size)
-        self.name = getattr(model, "name_or_path", "") or "dinov2"
+    kind = "DINOv2"
 
     @classmethod
     def from_pretrained(cls, model_id: str = DEFAULT_DINO_MODEL, device: str | None = None, **kwargs) -> DINOEncoder:
         from transformers import AutoImageProcessor, Dinov2Model
 
-        try:
-            processor = AutoImageProcessor.from_pretrained(model_id)
-            model = Dinov2Model.from_pretrained(model_id, **kwargs)
-        except OSError as error:
-            raise missing_weights(f"The DINOv2 model {model_id}", model_id) from error
-        encoder = cls(model, processor, device)
-        encoder.name = model_id
-        return encoder
+        return cls._from_hub(model_id, device, AutoImageProcessor.from_pretrained, Dinov2Model.from_pretrained,
+                             **kwargs)
 
     @classmethod
     def tiny(cls, seed: int = 0, device: str | None = "cpu") -> DINOEncoder:
