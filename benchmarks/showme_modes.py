@@ -26,6 +26,7 @@ from showme_i2g.devices import best_device  # noqa: E402
 from showme_i2g.showme import adapters  # noqa: E402
 from showme_i2g.showme.dynamicrafter.config import CONFIGS  # noqa: E402
 from showme_i2g.showme.pipeline import ShowMePipeline, build_random_model  # noqa: E402
+from showme_i2g.validation import DEFAULT_FRAMES  # noqa: E402
 
 PUBLISHED_A100 = {"seconds": 10.0, "gib": 11.9}
 
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--device", default=str(best_device()))
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: 50, 4 for tiny)")
-    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from showme_i2g.devices import best_device  # noqa: E402
 from showme_i2g.media import save_video  # noqa: E402
 from showme_i2g.showme.training import Stage1Config, Stage2Config, train_stage1, train_stage2  # noqa: E402
 
@@ -90,7 +91,7 @@ def main() -> None:
     parser.add_argument("--depth-model", default=None)
     parser.add_argument("--mixed-precision", default="no")
     args = parser.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # (no torch work in this process: children fork)
+    device = str(best_device())  # (no torch work in this process: children fork)
     rank = 4 if args.preset == "tiny" else None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

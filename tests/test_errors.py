@@ -44,7 +44,19 @@ def _depth():
     return DepthEstimator.from_pretrained
 
 
-@pytest.mark.parametrize("loader", [_clip, _dino, _captioner, _vqa, _depth])
+def _alignment_reward():
+    from showme_i2g.i2g.reward import CLIPAlignmentReward
+
+    return CLIPAlignmentReward.from_pretrained
+
+
+def _sentence_embedder():
+    from showme_i2g.metrics.text import SentenceEmbedder
+
+    return SentenceEmbedder
+
+
+@pytest.mark.parametrize("loader", [_clip, _dino, _captioner, _vqa, _depth, _alignment_reward, _sentence_embedder])
 def test_every_hub_loader_says_the_same_sentence_offline(loader) -> None:
     with pytest.raises(WeightsNotFoundError) as caught:
         loader()("no-such-org/no-such-model")
@@ -62,3 +74,23 @@ def test_every_hub_loader_says_the_same_sentence_offline(loader) -> None:
 ])
 def test_messages_name_a_file_without_its_folders(source, said) -> None:
     assert describe_source(source) == said
+
+
+def test_a_local_folder_that_is_no_model_is_not_told_to_download(tmp_path) -> None:
+    from showme_i2g.metrics.text import SentenceEmbedder
+
+    folder = tmp_path / "server" / "not-a-model"
+    folder.mkdir(parents=True)
+    with pytest.raises(WeightsNotFoundError) as caught:
+        SentenceEmbedder(folder)
+    message = str(caught.value)
+    assert message == "The folder 'not-a-model' holds no sentence-embedding model we can load."
+    assert str(tmp_path) not in message and "hf download" not in message
+
+
+@pytest.mark.parametrize("mode", ["image", "video"])
+def test_showme_evaluation_offline_names_the_missing_weights(mode) -> None:
+    from showme_i2g.showme.evaluation import _real_suite
+
+    with pytest.raises(WeightsNotFoundError, match="`hf download openai/clip-vit-large-patch14`"):
+        _real_suite(mode, "cpu", "alex", None)

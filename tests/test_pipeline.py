@@ -100,6 +100,23 @@ def test_planner_writes_missing_steps(pipe):
     assert result.metadata["planner"] == "list-planner" and result.images.shape[0] == 3
 
 
+def test_more_planned_steps_than_the_planner_writes_are_refused_before_it_runs(pipe):
+    from showme_i2g.errors import InvalidInputError
+    from showme_i2g.text.step_lines import MAX_PLANNED_STEPS
+
+    class NeverAsked:
+        def plan(self, goal, *, max_steps, seed):
+            raise AssertionError("the planner must not be asked")
+
+    pipe.planner = NeverAsked()
+    try:
+        with pytest.raises(InvalidInputError, match=f"max_planned_steps must be a whole number from 1 to "
+                                                    f"{MAX_PLANNED_STEPS}"):
+            pipe("Make tea", None, max_planned_steps=MAX_PLANNED_STEPS + 1, seed=0)
+    finally:
+        pipe.planner = None
+
+
 @pytest.mark.parametrize(
     "goal,steps,kwargs,message",
     [

@@ -14,6 +14,8 @@ import os
 import sys
 from dataclasses import dataclass
 
+from ..validation import DEFAULT_FRAMES, MAX_FRAMES
+
 
 @dataclass(frozen=True)
 class HardwareLimits:
@@ -34,11 +36,12 @@ class HardwareLimits:
         """Limits for a device type (``cuda``, ``mps``, ``cpu``); ``budget_s`` overrides the default budget."""
         kind = device.split(":")[0]
         if kind == "cuda":
-            limits = cls("cuda", max_size=1536, max_inference_steps=100, max_frames=32, budget_s=300)
+            limits = cls("cuda", max_size=1536, max_inference_steps=100, max_frames=MAX_FRAMES, budget_s=300)
         elif kind == "mps":
-            limits = cls("mps", max_size=1024, max_inference_steps=50, max_frames=16, budget_s=600)
+            limits = cls("mps", max_size=1024, max_inference_steps=50, max_frames=DEFAULT_FRAMES,
+                         budget_s=600)
         else:
-            limits = cls("cpu", max_size=512, max_inference_steps=50, max_frames=16, budget_s=600)
+            limits = cls("cpu", max_size=512, max_inference_steps=50, max_frames=DEFAULT_FRAMES, budget_s=600)
         if budget_s is not None:
             if not budget_s > 0:
                 raise ValueError(f"budget_s must be positive, got {budget_s!r}.")
@@ -80,7 +83,7 @@ MIN_GPU_S, MAX_GPU_S = 30, 300
 
 
 def gpu_seconds(job: str, *, items: int = 1, inference_steps: int = 1, size: int = 1024, guidance: float = 0.0,
-                frames: int = 16) -> int:
+                frames: int = DEFAULT_FRAMES) -> int:
     """The GPU time to ask ZeroGPU for, from the request: ``job`` is ``recipe``, ``edit``, ``video``, ``photo`` (an
     edit and a video in one call) or ``animate``; ``items`` are the recipe's steps (``recipe``, ``animate``).
 

@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..media.videos import DEFAULT_FPS
 from ..outputs import RUN_JSON, write_run_json
+from ..validation import DEFAULT_FRAMES
 
 __all__ = ["I2G_METHODS", "MAX_BATCH", "METHODS", "SHOWME_METHODS", "GenerationRun", "GenerationSettings", "Method",
            "Sample", "folder_name", "generate_i2g", "generate_showme", "generate_split", "load_recipes",
@@ -82,8 +84,8 @@ class GenerationSettings:
     guidance: float | None = None
     size: int | None = None
     max_batch: int = MAX_BATCH
-    frames: int = 16
-    fps: int = 8
+    frames: int = DEFAULT_FRAMES
+    fps: int = DEFAULT_FPS
     device: str | None = None
     weights: Path | None = None
     lora_dir: Path | None = None

@@ -33,6 +33,7 @@ from ..dtypes import resolve_dtype
 from ..errors import InvalidInputError, WeightsNotFoundError
 from ..presets import IllustrationPreset, get_illustration_preset
 from ..text.clauses import ClauseSplitter
+from ..text.step_lines import DEFAULT_PLANNED_STEPS, MAX_PLANNED_STEPS
 from ..text.tokenizers import check_tokenizer
 from . import inputs
 from .anchors import REFERENCE, Window, check_anchor_options, plan_chain
@@ -400,7 +401,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         callback_on_step_end: StepEndCallback | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         callback_on_decode: ProgressCallback | None = None,
-        max_planned_steps: int = 8,
+        max_planned_steps: int = DEFAULT_PLANNED_STEPS,
         decode_chunk_size: int | None = DEFAULT_DECODE_CHUNK,
         return_dict: bool = True,
     ) -> IllustrationOutput | tuple:
@@ -466,7 +467,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
 
         planner_name, planner_note = None, None
         if steps is None:
-            inputs.check_number(max_planned_steps, "max_planned_steps", 1, inputs.MAX_STEPS, integer=True)
+            inputs.check_number(max_planned_steps, "max_planned_steps", 1, MAX_PLANNED_STEPS, integer=True)
             steps = self._plan_steps(goal, max_planned_steps, seed if seed is not None else 0)
             planner_name = getattr(self.planner, "name", type(self.planner).__name__)
             planner_note = getattr(steps, "note", None)  # why a plan came out shorter than asked

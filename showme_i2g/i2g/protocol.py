@@ -2,11 +2,11 @@
 
 **Caption alignment** (I2G §5.2). Each generated image is captioned by a multimodal LLM with one of the 21 prompts of
 I2G appendix A.2 drawn with a seed (:mod:`.captioning`); the caption and the step text are embedded by a sentence
-model (:mod:`.text`); their cosine is put on CLIPScore's scale, ``2.5 * max(cos, 0)``, like the human scores. Table 1
-compares the *distribution* of these scores with the human-score distribution by KL divergence and chi-square, x100
-(:func:`~.distribution.compare_distributions`; binning: 10 equal bins over [0, 2.5], scores clipped into the end
-bins; smoothing: 1e-6 added to every bin of both normalised histograms, which are renormalised; KL(human || model)
-in nats, chi-square = sum (model - human)^2 / human).
+model (:mod:`showme_i2g.metrics.text`); their cosine is put on CLIPScore's scale, ``2.5 * max(cos, 0)``, like the
+human scores. Table 1 compares the *distribution* of these scores with the human-score distribution by KL divergence
+and chi-square, x100 (:func:`~showme_i2g.metrics.distribution.compare_distributions`; binning: 10 equal bins over [0,
+2.5], scores clipped into the end bins; smoothing: 1e-6 added to every bin of both normalised histograms, which are
+renormalised; KL(human || model) in nats, chi-square = sum (model - human)^2 / human).
 
 **Goal and step faithfulness** (StackedDiffusion, Menon et al. 2023, §5; I2G §5.3) are multiple-choice accuracies of
 CLIP. Goal faithfulness: each image is compared (CLIP cosine) with its own recipe's goal and ``choices - 1`` goals of

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-from ..errors import WeightsNotFoundError
+from ..errors import missing_weights
 from ..text.tokenizers import check_tokenizer, load_clip_tokenizer
 
 __all__ = [
@@ -93,11 +93,7 @@ class CLIPAlignmentReward(torch.nn.Module):
             tokenizer = CLIPTokenizer.from_pretrained(model_id)
             check_tokenizer(tokenizer, model_id)
         except (OSError, ValueError) as exc:
-            raise WeightsNotFoundError(
-                f"The alignment reward needs the CLIP model {model_id}, which is neither in the Hugging Face cache "
-                f"nor downloadable here; run `hf download {model_id}` on a machine with internet or pass a local "
-                "folder."
-            ) from exc
+            raise missing_weights(f"The alignment reward's CLIP model {model_id}", model_id) from exc
         mean, std = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
         try:
             from transformers import CLIPImageProcessor

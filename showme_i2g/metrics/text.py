@@ -85,8 +85,12 @@ class SentenceEmbedder:
                         model = SentenceTransformer(source, device=str(self.device))
                 else:
                     model = SentenceTransformer(source, device=str(self.device))
-            except OSError as error:
-                raise missing_weights(f"The sentence-embedding model {source}", str(source),
+            except (OSError, ValueError) as error:  # transformers says ValueError for a folder with no config
+                if local:  # a folder that is not a sentence-transformers model: no download helps
+                    raise WeightsNotFoundError(
+                        f"The folder {Path(source).name!r} holds no sentence-embedding model we can load."
+                    ) from error
+                raise missing_weights(f"The sentence-embedding model {source}", source,
                                       instead="give a folder") from error
             self.name = "sentence-transformers/all-MiniLM-L6-v2 (offline copy)" if offline_default else source
         else:

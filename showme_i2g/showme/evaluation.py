@@ -166,12 +166,11 @@ def optional_network(label: str, build: Callable[[], Any], notes: list[str]) -> 
 def _real_suite(mode: str, device: str | None, lpips_net: str, lpips_backbone: Path | None) -> Suite:
     """The real networks (hub weights): CLIP ViT-L/14, DINOv2, TF-FID Inception, LPIPS, I3D, LLaVA-1.5, RAFT/DIS."""
     from ..flow import default_flow
-    from ..metrics.encoders import DINOEncoder
+    from ..metrics.encoders import DEFAULT_CLIP_MODEL, DINOEncoder
     from ..metrics.fid import InceptionFeatures
     from ..metrics.i3d import I3DFeatures
     from ..metrics.lpips import LPIPS
     from ..metrics.video import (
-        DEFAULT_CLIP_MODEL,
         DEFAULT_VQA_MODEL,
         FrameAverageCLIP,
         TransformersVQA,
