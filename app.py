@@ -32,7 +32,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from showme_i2g.app.downloads import download_command, download_weights, missing_preset_message
+from showme_i2g.app.downloads import (
+    download_weights,
+    missing_preset_message,
+    preset_download_command,
+)
 from showme_i2g.app.examples import make_example_photos
 from showme_i2g.app.hardware import HardwareLimits, detect_device, gpu_seconds, zero_gpu
 from showme_i2g.app.models import ModelCache
@@ -603,6 +607,7 @@ class Studio:
                                    callback_on_decode=lambda _done, _total: control.check())
                     if kind == "edit":
                         result = pipe.edit(photo, asked["instruction"], **options)
+                        control.check()  # a stop during the last decode: nothing is written
                         edited = str(folder / "edited.png")
                         result.image.save(edited)
                         files.append(edited)
@@ -698,9 +703,8 @@ def weights_note(choice: PresetChoice, family: str, name: str) -> str:
     available = choice.illustration_available if family == "illustration" else choice.showme_available
     if name in available or name not in (ILLUSTRATION_PRESETS if family == "illustration" else SHOWME_PRESETS):
         return ""
-    flags = (name, None) if family == "illustration" else (None, name)
     return (f"⚠️ The `{name}` preset's weights are not on this machine, and the app does not download while it "
-            f"serves. Fetch them by restarting it with `{download_command(*flags)}`.")
+            f"serves. Fetch them by restarting it with `{preset_download_command(family, name)}`.")
 
 
 def _validator(check: Callable[..., Any], names: list[str]) -> Callable[..., tuple]:

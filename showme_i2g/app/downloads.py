@@ -29,11 +29,16 @@ def download_command(illustration: str | None = None, showme: str | None = None)
     return " ".join(parts)
 
 
+def preset_download_command(family: str, name: str) -> str:
+    """The restart command that fetches one preset's weights; ``family`` is "illustration" or "showme"."""
+    flags = {"illustration": (name, None), "showme": (None, name)}[family]
+    return download_command(*flags)
+
+
 def missing_preset_message(family: str, name: str) -> str:
     """One sentence for a run asking for a preset whose weights are not here: the app never downloads in a request."""
-    flags = {"illustration": (name, None), "showme": (None, name)}[family]
     return (f"The '{name}' preset's weights are not on this machine; the app does not download them while serving, "
-            f"so restart it with `{download_command(*flags)}` to fetch them first.")
+            f"so restart it with `{preset_download_command(family, name)}` to fetch them first.")
 
 
 def _hub_failure(what: str, error: BaseException) -> str:

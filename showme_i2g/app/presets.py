@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..presets import ILLUSTRATION_PRESETS, SHOWME_PRESETS, IllustrationPreset, ShowMePreset
-from .downloads import download_command
+from .downloads import download_command, preset_download_command
 
 #: Best first. Lightning gives SDXL quality at interactive speed; plain SDXL is the paper's 30-step backbone.
 ILLUSTRATION_ORDER = ("sdxl-lightning", "sdxl", "tiny")
@@ -127,9 +127,8 @@ def banner_markdown(choice: PresetChoice) -> str:
     def line(family: str, name: str, description: str, available: Sequence[str]) -> str:
         if name == "tiny":
             return f"**{family}:** `tiny` (⚠️ {TINY_LABEL})"
-        flags = (name, None) if family == "Illustrations" else (None, name)
-        missing = "" if name in available else (
-            f" ⚠️ Its weights are not on this machine: restart with `{download_command(*flags)}`.")
+        command = preset_download_command("illustration" if family == "Illustrations" else "showme", name)
+        missing = "" if name in available else f" ⚠️ Its weights are not on this machine: restart with `{command}`."
         return f"**{family}:** `{name}`: {description}{missing}"
 
     lines = [

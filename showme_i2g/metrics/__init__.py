@@ -6,10 +6,10 @@
 - ``encoders``: the CLIP and DINOv2 encoders those cosines plug in, and CLIPScore.
 - ``lpips``: LPIPS with torchvision-compatible AlexNet/VGG16/SqueezeNet backbones.
 - ``text``: sentence embedders for caption-vs-step similarity.
+- ``video``, ``motion``, ``i3d``: ShowMe's video metrics (FVD, FID over frames, VQAScore, motion score).
 
 I2G's caption-alignment protocol, StackedDiffusion's goal/step faithfulness and cross-image consistency live with
 the paper, in :mod:`showme_i2g.i2g.protocol` and :mod:`showme_i2g.i2g.captioning`.
-- ``video``, ``motion``, ``i3d``: ShowMe's video metrics (FVD, FID over frames, VQAScore, motion score).
 """
 
 from .distribution import (
