@@ -114,6 +114,33 @@ def test_weight_one_unmasked_path_equals_the_masked_kernel(num_steps: int):
     torch.testing.assert_close(neighbour_attention(q, k, v, num_steps, 1.0), masked, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("num_steps", [2, 4])
+def test_neighbour_keys_are_windows_of_the_projection_and_train_like_the_masked_kernel(num_steps: int):
+    """In the processor's layout (a (B, L, H*D) projection seen as (B, H, L, D)) the [previous, own, next] keys
+    are views of the projection's memory, nothing copied; forward and gradients equal the masked kernel's."""
+    from showme_i2g.i2g.attention import _token_windows, masked_neighbour_attention
+
+    batch, length, heads, dim = 2 * num_steps, 6, 2, 4
+    gen = torch.Generator().manual_seed(num_steps)
+    projections = [torch.randn(batch, length, heads * dim, generator=gen, dtype=torch.float64, requires_grad=True)
+                   for _ in range(3)]
+
+    def heads_first(x: torch.Tensor) -> torch.Tensor:
+        return x.view(batch, length, heads, dim).transpose(1, 2)
+
+    q, k, v = map(heads_first, projections)
+    windows = _token_windows(k, 2, 3 if num_steps > 2 else 2)
+    assert windows.untyped_storage().data_ptr() == k.untyped_storage().data_ptr()  # a view, not a copy
+    torch.testing.assert_close(windows[1, 0, :, length:2 * length], k[num_steps + 1])  # group 2, its 2nd image
+    out, reference = neighbour_attention(q, k, v, num_steps, 1.0), masked_neighbour_attention(q, k, v, num_steps, 1.0)
+    torch.testing.assert_close(out, reference, rtol=1e-12, atol=1e-12)
+    grad = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    ours = torch.autograd.grad(out, projections, grad)
+    theirs = torch.autograd.grad(reference, projections, grad)
+    for mine, expected in zip(ours, theirs):
+        torch.testing.assert_close(mine, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_weight_one_builds_no_mask(monkeypatch):
     import showme_i2g.i2g.attention as attention
 
@@ -127,7 +154,7 @@ def test_weight_one_builds_no_mask(monkeypatch):
     monkeypatch.setattr(attention.F, "scaled_dot_product_attention", spy)
     q = torch.randn(8, 2, 5, 8)
     neighbour_attention(q, q, q, 4, 1.0)
-    assert masks == [None, None]  # one call for the end images, one for the interior ones
+    assert masks == [None, None, None]  # one call for the end images, one per CFG group for the interior ones
     neighbour_attention(q, q, q, 4, 0.5)
     assert masks[-1] is not None  # other weights keep the exact log(w) bias
 
