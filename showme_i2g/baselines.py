@@ -25,10 +25,10 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
+from .devices import best_device
 from .dtypes import resolve_dtype
-from .errors import WeightsNotFoundError
 from .presets import BaselinePreset, get_baseline_preset
-from .text.tokenizers import check_tokenizer
+from .weights import load_preset_weights
 
 __all__ = ["PIPELINES", "build_tiny_baseline", "load_baseline"]
 
@@ -96,12 +96,13 @@ def build_tiny_baseline(preset: BaselinePreset, seed: int = 0) -> DiffusionPipel
 def load_baseline(
     name: str,
     *,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     weights: str | PathLike | None = None,
     torch_dtype: torch.dtype | None = None,
 ) -> DiffusionPipeline:
-    """Load baseline preset ``name`` (see :data:`~showme_i2g.presets.BASELINE_PRESETS`) onto ``device``.
+    """Load baseline preset ``name`` (see :data:`~showme_i2g.presets.BASELINE_PRESETS`) onto ``device`` (default:
+    the best available, as for the papers' pipelines).
 
     Real presets load ``base`` (or the local folder ``weights``) with ``from_pretrained``: fp16 weights on a GPU,
     float32 on the CPU. The SD 1.5 / InstructPix2Pix safety checker is left out, as evaluation code does: it
@@ -113,32 +114,15 @@ def load_baseline(
     """
     dtype = resolve_dtype(dtype, torch_dtype)
     preset = get_baseline_preset(name)
-    device = torch.device(device)
+    device = best_device(device)
     if preset.base is None:
         pipe = build_tiny_baseline(preset)
     else:
-        source = str(weights) if weights else preset.base
         on_gpu = device.type == "cuda"
         dtype = dtype or (torch.float16 if on_gpu else torch.float32)
         extra = {} if preset.architecture == "sdxl" else {"safety_checker": None, "requires_safety_checker": False}
-        where = f"the folder {source}" if weights else "the Hugging Face cache (and the hub could not be reached)"
-        pipe, error = None, None
-        for variant in (["fp16", None] if on_gpu else [None]):
-            try:
-                pipe = PIPELINES[preset.pipeline].from_pretrained(
-                    source, dtype=dtype, variant=variant, use_safetensors=True, **extra
-                )
-                break
-            except (OSError, ValueError) as exc:  # hub/offline/missing-file errors are OSError subclasses
-                error = exc
-        if pipe is None:
-            raise WeightsNotFoundError(preset.missing_weights_message(where)) from error
-        for attribute in ("tokenizer", "tokenizer_2"):
-            if getattr(pipe, attribute, None) is not None:
-                try:
-                    check_tokenizer(getattr(pipe, attribute), source)
-                except OSError as exc:  # an empty tokenizer: the download is incomplete
-                    raise WeightsNotFoundError(preset.missing_weights_message(where)) from exc
+        pipe = load_preset_weights(PIPELINES[preset.pipeline].from_pretrained, preset, weights, on_gpu=on_gpu,
+                                   dtype=dtype, **extra)
     pipe.preset = preset
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

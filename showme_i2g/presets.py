@@ -41,6 +41,12 @@ SDXL_WEIGHT_FILES = (
 )
 
 
+def fp16_first(on_gpu: bool) -> tuple[str | None, ...]:
+    """The diffusers variants loading tries, in order: the repo's fp16 files first on a GPU (half the download
+    and memory), then the full-precision ones; only those on a CPU, where half precision is slow."""
+    return ("fp16", None) if on_gpu else (None,)
+
+
 @dataclass(frozen=True)
 class IllustrationPreset:
     """Where an :class:`~showme_i2g.i2g.pipeline.IllustrationPipeline` gets its weights, and its default settings.
@@ -64,9 +70,8 @@ class IllustrationPreset:
     an fp16-safe SDXL VAE (``force_upcast: false``) decodes in fp16 instead of being upcast to float32."""
 
     def weight_variants(self, on_gpu: bool) -> tuple[str | None, ...]:
-        """The diffusers variants loading tries, in order: the repo's fp16 files first on a GPU (half the download
-        and memory), then the full-precision ones; only those on a CPU, where half precision is slow."""
-        return ("fp16", None) if on_gpu and self.fp16_variant_on_gpu else (None,)
+        """The diffusers variants loading tries, in order (see :func:`fp16_first`)."""
+        return fp16_first(on_gpu and self.fp16_variant_on_gpu)
 
     def repo_files(self, variant: str | None) -> tuple[str, ...]:
         """Every file of the base repo that loading reads for ``variant`` (what ``--download`` fetches and the app
@@ -259,6 +264,10 @@ class BaselinePreset:
     size: int
     image_guidance_scale: float | None = None
     files: tuple[str, ...] = ()
+
+    def weight_variants(self, on_gpu: bool) -> tuple[str | None, ...]:
+        """The diffusers variants loading tries, in order (see :func:`fp16_first`)."""
+        return fp16_first(on_gpu)
 
     def missing_weights_message(self, source: str) -> str:
         """One sentence: which preset, which files, how to get them."""

@@ -222,12 +222,6 @@ def _generator(seed: int):
     return torch.Generator("cpu").manual_seed(seed)
 
 
-def _device() -> str:
-    from ..devices import best_device
-
-    return str(best_device())
-
-
 def _illustration_renderer(method: Method, preset: str, settings: GenerationSettings) -> Renderer:
     from ..i2g.pipeline import IllustrationPipeline
     from ..outputs import write_illustrations
@@ -270,7 +264,7 @@ def _text2image_renderer(method: Method, preset_name: str, settings: GenerationS
     from ..baselines import load_baseline
     from ..outputs import write_illustrations
 
-    pipe = load_baseline(preset_name, device=settings.device or _device(), weights=settings.weights)
+    pipe = load_baseline(preset_name, device=settings.device, weights=settings.weights)
     preset = pipe.preset
 
     def render(sample: Sample, folder: Path) -> dict[str, Any]:
@@ -291,7 +285,7 @@ def _instructpix2pix_renderer(method: Method, preset_name: str, settings: Genera
     from ..baselines import load_baseline
     from ..media import fit_photo, load_photo
 
-    pipe = load_baseline(preset_name, device=settings.device or _device(), weights=settings.weights)
+    pipe = load_baseline(preset_name, device=settings.device, weights=settings.weights)
     preset = pipe.preset
 
     def render(sample: Sample, folder: Path) -> dict[str, Any]:

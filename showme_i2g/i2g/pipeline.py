@@ -34,7 +34,7 @@ from ..errors import InvalidInputError, WeightsNotFoundError
 from ..presets import IllustrationPreset, get_illustration_preset
 from ..text.clauses import ClauseSplitter
 from ..text.step_lines import DEFAULT_PLANNED_STEPS, MAX_PLANNED_STEPS
-from ..text.tokenizers import check_tokenizer
+from ..weights import load_preset_weights, weights_location
 from . import inputs
 from .anchors import REFERENCE, Window, check_anchor_options, plan_chain
 from .attention import neighbour_attention_enabled
@@ -151,12 +151,9 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
     def _load_real_preset(
         cls, preset: IllustrationPreset, device: torch.device, dtype: torch.dtype | None, weights
     ) -> IllustrationPipeline:
-        source = str(weights) if weights else preset.base
         on_gpu = device.type == "cuda"
         dtype = dtype or (torch.float16 if on_gpu else torch.float32)
-        variants = preset.weight_variants(on_gpu)
-        where = f"the folder {source}" if weights else "the Hugging Face cache (and the hub could not be reached)"
-        pipe, error = None, None
+        where = weights_location(weights)
         extra = {}
         if preset.vae:
             from diffusers import AutoencoderKL
@@ -165,16 +162,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
                 extra["vae"] = AutoencoderKL.from_pretrained(preset.vae, dtype=dtype)
             except (OSError, ValueError) as exc:
                 raise WeightsNotFoundError(preset.missing_weights_message(where)) from exc
-        for variant in variants:
-            try:
-                pipe = cls.from_pretrained(source, dtype=dtype, variant=variant, use_safetensors=True, **extra)
-                break
-            except (OSError, ValueError) as exc:  # hub/offline/missing-file errors are OSError subclasses
-                error = exc
-        if pipe is None:
-            raise WeightsNotFoundError(preset.missing_weights_message(where)) from error
-        check_tokenizer(pipe.tokenizer, source)
-        check_tokenizer(pipe.tokenizer_2, source)
+        pipe = load_preset_weights(cls.from_pretrained, preset, weights, on_gpu=on_gpu, dtype=dtype, **extra)
         if preset.scheduler_overrides:
             pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config, **preset.scheduler_overrides)
         if preset.lora:
