@@ -1,15 +1,16 @@
 """The real-size path on one GPU, measured in one run: ShowMe edit/video latency and memory (eager vs CUDA graphs),
-a whole recipe animated in one batch, SDXL neighbour attention on flash kernels, a 7-step recipe and its decode
-memory, one optimizer step of the training entry points, and the Space case (both models resident under 22 GiB).
+a whole recipe animated in one batch and where its time goes, SDXL neighbour attention on flash kernels, a 7-step
+recipe and its decode memory, one optimizer step of every training entry point with the largest batch that fits
+80 GB, and the Space case (both models resident under 22 GiB).
 
     python benchmarks/gpu_real_size.py                 # real architectures, random weights, on the GPU at hand
     python benchmarks/gpu_real_size.py --tiny          # the same code on the tiny twins (a CPU smoke test)
-    python benchmarks/gpu_real_size.py --only showme   # one section: showme, attention, recipe, training, space
+    python benchmarks/gpu_real_size.py --only showme   # some sections: showme profile attention recipe training space
 
 Time and memory do not depend on the weights' values, so every model is its real architecture with random
-weights, built directly on the GPU: no download is needed. It prints one table (each figure next to its target
-and the published anchor) and, with ``--json``, writes the rows there. Sections that fail print their error and
-the run goes on.
+weights, built directly on the GPU: no download is needed. That includes the reward networks (CLIP ViT-L/14,
+Depth-Anything-V2-Small, HED). It prints one table (each figure next to its target and the published anchor)
+and, with ``--json``, writes the rows there. Sections that fail print their error and the run goes on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,6 +43,7 @@ from showme_i2g.showme.dynamicrafter.config import CONFIGS  # noqa: E402
 from showme_i2g.showme.pipeline import ShowMePipeline, build_random_model  # noqa: E402
 
 GIB = 2**30
+SECTIONS = ("showme", "profile", "attention", "recipe", "training", "space")
 SPACE_LIMIT_GIB = 22.0  # an L4's 24 GB less headroom
 RECIPE = [
     "Preheat the oven to 180 C and line a tray.", "Cream the butter and both sugars.", "Beat in the egg and vanilla.",
@@ -66,6 +69,23 @@ CLIP_L = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num
               hidden_act="quick_gelu", projection_dim=768)
 CLIP_BIGG = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
                  hidden_act="gelu", projection_dim=1280)
+
+# The architecture-defining entries of the reward networks' configs: openai/clip-vit-large-patch14 (I2G's alignment
+# reward) and depth-anything/Depth-Anything-V2-Small-hf (ShowMe's depth reward; HED is built by HED() itself)
+CLIP_VIT_L14 = dict(
+    text_config=dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                     num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                     bos_token_id=49406, eos_token_id=49407, pad_token_id=1),
+    vision_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                       image_size=224, patch_size=14, hidden_act="quick_gelu"),
+    projection_dim=768,
+)
+DEPTH_ANYTHING_V2_SMALL = dict(
+    backbone_config=dict(model_type="dinov2", hidden_size=384, num_attention_heads=6, image_size=518, patch_size=14,
+                         out_indices=[3, 6, 9, 12], reshape_hidden_states=False),
+    neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64, reassemble_hidden_size=384, patch_size=14,
+    depth_estimation_type="relative",
+)
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -216,6 +236,90 @@ def section_showme(args, device, table: Table, pipe: ShowMePipeline) -> None:
     table.add("ShowMe", "parameters requiring grad after loading", str(grads), "", "False")
 
 
+def section_profile(args, device, table: Table, pipe: ShowMePipeline) -> None:
+    """Where a recipe animation's time goes: one eager UNet call at ``animate_many``'s batch (7 clips x 16 frames
+    under CFG), timed, its FLOPs counted (so the achieved TFLOP/s says how far the step is from compute-bound), and
+    ``torch.profiler``'s kernels printed by time."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    clips, frames = (2, 4) if args.tiny else (len(RECIPE), 16)
+    found: dict = {}
+
+    def measure_step(p: ShowMePipeline, i: int, t: int, tensors: dict) -> dict:
+        if i > 0:
+            return {}
+        context, concat = tensors["context"], tensors["concat"]
+        batch = concat.shape[0]
+        latents = tensors["latents"].to(p.model.dtype).repeat(batch // tensors["latents"].shape[0], 1, 1, 1, 1)
+        timesteps = torch.full((batch,), t, device=device, dtype=torch.long)
+        fs = torch.full((batch,), p.model.config.default_fs, device=device, dtype=torch.long)
+
+        def call():
+            return p._unet_step(latents, timesteps, concat, context, fs)
+
+        found["seconds"], found["gib"], _ = timed(device, call, repeats=args.repeats, warmup=2)
+        with FlopCounterMode(display=False) as flops:
+            call()
+        found["flops"], found["batch"] = flops.get_total_flops(), batch
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            call()
+            sync(device)
+        found["profile"] = prof.key_averages().table(
+            sort_by="cuda_time_total" if device.type == "cuda" else "cpu_time_total", row_limit=30)
+        found["temporal"] = temporal_conv_layouts(device, p.model, call)
+        return {}
+
+    pipe.cuda_graphs = False
+    pipe.animate_many([photo(pipe.config.width)] * clips, RECIPE[:clips], seeds=list(range(clips)),
+                      num_frames=frames, num_inference_steps=1, callback_on_step_end=measure_step,
+                      callback_on_step_end_tensor_inputs=("latents", "context", "concat"))
+    pipe.cuda_graphs = True
+    what = f"UNet call, {clips} clips x {frames} frames, CFG (batch {found['batch']})"
+    table.add("profile", f"{what}: eager time", found["seconds"] * 1e3, "ms")
+    table.add("profile", f"{what}: FLOPs", found["flops"] / 1e12, "TFLOP")
+    table.add("profile", f"{what}: achieved", found["flops"] / found["seconds"] / 1e12, "TFLOP/s", "",
+              "H200 dense fp16 peak: 989 TFLOP/s")
+    table.add("profile", f"the UNet share of a {clips}-clip animation at DDIM 50 (50 such calls)",
+              50 * found["seconds"], "s", "≤ 15 s in all")
+    conv3d_s, conv2d_s, calls = found["temporal"]
+    table.add("profile", f"its {calls} temporal convolutions: Conv3d (3, 1, 1) / the same as Conv2d (3, 1) on (T, H·W)",
+              f"{conv3d_s * 1e3:.1f} / {conv2d_s * 1e3:.1f}", "ms", "", "identical outputs on a CPU")
+    print(f"\n### Operators of one such UNet call, by total time (torch.profiler)\n\n{found['profile']}", flush=True)
+
+
+def temporal_conv_layouts(device, model, call: Callable[[], object]) -> tuple[float, float, int]:
+    """Seconds per UNet call of its temporal (3, 1, 1) convolutions as they run (``Conv3d``) and as a ``Conv2d``
+    with a (3, 1) kernel over the (T, H·W) view of the same memory, the same arithmetic, and how many there are.
+    Which is faster on a GPU decides whether the port should use the view."""
+    import torch.nn.functional as F
+
+    seen: dict[tuple, list] = {}
+
+    def record(module, inputs):
+        if module.kernel_size == (3, 1, 1):
+            key = (tuple(inputs[0].shape), tuple(module.weight.shape))
+            seen.setdefault(key, [inputs[0], module.weight, module.bias, 0])[3] += 1
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    try:
+        call()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    totals = [0.0, 0.0]
+    for x, weight, bias, count in seen.values():
+        b, c, t, h, w = x.shape
+        flat, kernel = x.view(b, c, t, h * w), weight.view(*weight.shape[:2], 3, 1)
+        runs = (partial(F.conv3d, x, weight, bias, padding=(1, 0, 0)),
+                partial(F.conv2d, flat, kernel, bias, padding=(1, 0)))
+        for index, run in enumerate(runs):
+            seconds, _, _ = timed(device, run, repeats=5, warmup=2)
+            totals[index] += seconds * count
+    return totals[0], totals[1], sum(entry[3] for entry in seen.values())
+
+
 def concatenated_neighbour_attention(query, key, value, num_steps: int):
     """The unmasked kernel as it was before its keys became views (each image's [previous, own, next] keys and
     values written out by ``torch.cat``), kept here only to measure what the views save."""
@@ -308,89 +412,228 @@ def section_recipe(args, device, table: Table, pipe: IllustrationPipeline) -> No
               str(args.dtype).replace("torch.", ""))
 
 
+def reward_networks(args, device: torch.device) -> SimpleNamespace:
+    """The reward networks' real architectures with random weights (tiny twins with ``--tiny``): I2G's CLIP
+    alignment reward, ShowMe's depth and HED edge networks."""
+    from transformers import CLIPConfig, CLIPModel, DepthAnythingConfig, DepthAnythingForDepthEstimation
+
+    from showme_i2g.i2g.reward import CLIPAlignmentReward
+    from showme_i2g.showme.rewards.depth import DepthEstimator
+    from showme_i2g.showme.rewards.hed import HED
+    from showme_i2g.text.tokenizers import load_clip_tokenizer
+
+    torch.manual_seed(0)
+    if args.tiny:
+        clip = CLIPAlignmentReward.tiny()
+        depth_config = DepthAnythingConfig(
+            backbone_config=dict(model_type="dinov2", hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                                 intermediate_size=64, image_size=28, patch_size=14, out_indices=[1, 2, 3, 4],
+                                 reshape_hidden_states=False),
+            neck_hidden_sizes=[8, 16, 32, 32], reassemble_hidden_size=32, fusion_hidden_size=8, head_hidden_size=8)
+        depth_size = (28, 28)
+    else:
+        with torch.device(device):
+            clip = CLIPAlignmentReward(CLIPModel(CLIPConfig(**CLIP_VIT_L14)), load_clip_tokenizer())
+        depth_config, depth_size = DepthAnythingConfig(**DEPTH_ANYTHING_V2_SMALL), (518, 518)
+    with torch.device(device):
+        depth = DepthEstimator(DepthAnythingForDepthEstimation(depth_config), size=depth_size)
+        edge = HED()
+    return SimpleNamespace(clip=clip.to(device), depth=depth.to(device), edge=edge.eval().requires_grad_(False))
+
+
+def search_largest_batch(
+    trial: Callable[[int], tuple[bool, float, float]], peak_at_1: float, limit_gib: float, budget_s: float
+) -> tuple[int, int | None, int]:
+    """The largest batch whose step fits in ``limit_gib``: (largest that fit, smallest that ran out of memory or
+    None, the prediction).
+
+    ``trial(batch)`` runs one step and says (fitted, peak GiB, seconds). Memory is affine in the batch, so the peaks
+    at batches 1 and 2 predict the answer; trials then bracket it (10 % up while steps fit, halving the gap once
+    one has run out of memory) while the time they are expected to take stays within ``budget_s``.
+    """
+    started = time.perf_counter()
+    fits, peak_at_2, seconds_at_2 = trial(2)
+    if not fits:
+        return 1, 2, 1
+    slope = max(peak_at_2 - peak_at_1, 1 / 1024)
+    predicted = max(2, int(2 + (limit_gib - peak_at_2) / slope))
+    fit, failed, candidate = 2, None, predicted
+    while candidate > fit and (failed is None or candidate < failed):
+        if time.perf_counter() - started + seconds_at_2 * candidate / 2 > budget_s:
+            break
+        fits, _, _ = trial(candidate)
+        fit, failed = (candidate, failed) if fits else (fit, candidate)
+        if failed is None:
+            candidate = int(fit * 1.1) + 1
+        elif failed - fit <= max(1, fit // 20):
+            break
+        else:
+            candidate = (fit + failed) // 2
+    return fit, failed, predicted
+
+
+def largest_batch(device, run_at: Callable[[int], None], peak_at_1: float, limit_gib: float, budget_s: float) -> str:
+    """:func:`search_largest_batch` on the GPU, its memory capped at ``limit_gib`` with
+    ``torch.cuda.set_per_process_memory_fraction``; the answer as a table cell."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, limit_gib * GIB / total), device)
+
+    def trial(batch: int) -> tuple[bool, float, float]:
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        try:
+            run_at(batch)
+            sync(device)
+            return True, torch.cuda.max_memory_allocated() / GIB, time.perf_counter() - start
+        except torch.OutOfMemoryError:
+            return False, float("nan"), time.perf_counter() - start
+
+    try:
+        fit, failed, predicted = search_largest_batch(trial, peak_at_1, limit_gib, budget_s)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        gc.collect()
+        torch.cuda.empty_cache()
+    bound = f"{failed} ran out of memory" if failed else "no larger batch tried within the time budget"
+    return f"{fit} ({bound}; predicted {predicted} from batches 1 and 2)"
+
+
 def section_training(args, device, table: Table, sdxl: IllustrationPipeline | None, showme: ShowMePipeline | None):
-    """One optimizer step of each entry point's loss at the papers' settings, random weights, bf16 frozen weights."""
+    """One optimizer step of each entry point's loss at the papers' settings with random weights, as the training
+    loop runs it (frozen weights in half precision, LoRA weights in float32, the loss under autocast), with only
+    that entry point's models on the GPU; then the largest batch that fits ``--batch-limit`` GiB."""
+    from dataclasses import MISSING, fields
+
     from showme_i2g.showme.rewards.motion import MotionReward
+    from showme_i2g.showme.rewards.structure import StructureReward
     from showme_i2g.showme.training import ShowMeTrainingModel
 
-    def step(name: str, parameters, loss_fn, target: str = "fits 40 GB") -> None:
+    autocast = device.type == "cuda" and args.dtype != torch.float32
+    rewards = reward_networks(args, device)
+
+    def measure(name: str, parameters, loss_at: Callable[[int], dict]) -> None:
+        """Time one step at batch 1, then search the largest batch (on a GPU, unless ``--batch-limit 0``)."""
         optimizer = torch.optim.AdamW(parameters, lr=1e-5)
 
-        def run():
+        def run_at(batch: int) -> None:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn()["loss"]
-            loss.backward()
-            optimizer.step()
+            try:
+                with torch.autocast(device.type, dtype=args.dtype, enabled=autocast):
+                    loss = loss_at(batch)["loss"]
+                loss.backward()
+                optimizer.step()
+            finally:
+                optimizer.zero_grad(set_to_none=True)
 
         try:
-            s, gib, _ = timed(device, run)
+            s, gib, _ = timed(device, lambda: run_at(1))
             table.add("training", f"{name}: one optimizer step", s, "s")
-            table.add("training", f"{name}: peak memory", gib, "GiB", target)
+            table.add("training", f"{name}: peak memory", gib, "GiB", "fits 40 GB")
+            if device.type == "cuda" and args.batch_limit > 0:
+                table.add("training", f"{name}: largest batch under {args.batch_limit:g} GiB",
+                          largest_batch(device, run_at, gib, args.batch_limit, args.batch_search_seconds), "",
+                          "report")
         except torch.OutOfMemoryError as exc:
             table.add("training", f"{name}", f"out of memory: {str(exc)[:80]}")
         finally:
-            optimizer.zero_grad(set_to_none=True)
             optimizer = None  # frees its state before the next entry point's step  # noqa: F841
             gc.collect()
             torch.cuda.empty_cache() if device.type == "cuda" else None
 
+    def only_on_gpu(keep: list[torch.nn.Module], away: list[torch.nn.Module]) -> None:
+        """The other paper's models wait on the CPU, so each peak is this entry point's own."""
+        for module in away:
+            module.to("cpu")
+        for module in keep:
+            module.to(device)
+        gc.collect()
+        torch.cuda.empty_cache() if device.type == "cuda" else None
+
+    sdxl_modules = [sdxl.unet, sdxl.vae, sdxl.text_encoder, sdxl.text_encoder_2] if sdxl is not None else []
+    showme_modules = [showme.model, rewards.depth, rewards.edge] if showme is not None else []
     if showme is not None:
         model = showme.model
+        only_on_gpu(showme_modules, sdxl_modules + [rewards.clip])
         model.train()  # the release's blocks checkpoint their activations when training
         size, frames = showme.config.height, (4 if args.tiny else 16)
         g = torch.Generator().manual_seed(0)
-        for stage in (1, 2):
-            motion = MotionReward(min_timestep=0) if stage == 2 else None
-            trainer = ShowMeTrainingModel(model, stage, motion=motion)
+        rand = lambda *shape: torch.rand(*shape, generator=g) * 2 - 1  # noqa: E731
+
+        def edit_pairs(b: int) -> dict:
+            return {"first": rand(b, 3, size, size), "last": rand(b, 3, size, size), "instruction": ["cut it"] * b}
+
+        def clips(b: int) -> dict:
+            return {"frames": rand(b, 3, frames, size, size), "instruction": ["cut the onion"] * b,
+                    "flow": torch.rand(b, frames - 1, size // 8, size // 8, generator=g), "fs": torch.full((b,), 3)}
+
+        structure = StructureReward(depth=rewards.depth.to(args.dtype), edge=rewards.edge.to(args.dtype),
+                                    max_timestep=model.config.timesteps)  # every sample eligible: the costly case
+        stages = [(1, {}, edit_pairs, "no structure reward"),
+                  (1, {"structure": structure}, edit_pairs, "structure reward on every sample"),
+                  (2, {"motion": MotionReward(min_timestep=0)}, clips, "motion reward")]
+        for stage, reward, batch_at, what in stages:
+            trainer = ShowMeTrainingModel(model, stage, **reward)
             params = [p for p in model.parameters() if p.requires_grad]
             for p in params:  # LoRA weights train in float32 next to the frozen half-precision model
                 p.data = p.data.float()
-            if stage == 1:
-                batch = {"first": torch.rand(1, 3, size, size) * 2 - 1, "last": torch.rand(1, 3, size, size) * 2 - 1,
-                         "instruction": ["cut the onion"]}
-                rank = adapters.adapter_rank(model, adapters.EDIT)
-                label = f"ShowMe stage 1 ({size}², rank {rank}, no structure reward)"
-            else:
-                h = size // 8
-                batch = {"frames": torch.rand(1, 3, frames, size, size) * 2 - 1, "instruction": ["cut the onion"],
-                         "flow": torch.rand(1, frames - 1, h, h), "fs": torch.tensor([3])}
-                rank = adapters.adapter_rank(model, adapters.ANIMATE)
-                label = f"ShowMe stage 2 ({frames} frames, rank {rank}, motion reward)"
-            # step() calls the loss at once; binding trainer as a default would keep the model alive past `del trainer`
-            step(label, params, lambda: trainer(batch, g))  # noqa: B023
+            adapter = adapters.EDIT if stage == 1 else adapters.ANIMATE
+            shape = f"{size}²" if stage == 1 else f"{frames} frames"
+            label = f"ShowMe stage {stage} ({shape}, rank {adapters.adapter_rank(model, adapter)}, {what})"
+            # measure() calls the loss at once; binding trainer as a default would keep it alive past `del trainer`
+            measure(label, params, lambda b: trainer(batch_at(b), g))  # noqa: B023
             for p in params:
                 p.data = p.data.to(args.dtype)
             del trainer
         model.requires_grad_(False).eval()
     if sdxl is not None:
-        from showme_i2g.i2g.training import LORA_TARGETS, I2GParts, add_i2g_lora, pairwise_loss
+        from diffusers import DDPMScheduler
 
-        unet, size = sdxl.unet, (128 if args.tiny else 1024)
-        add_i2g_lora(unet, SimpleNamespace(rank=16, lora_alpha=None, lora_targets=LORA_TARGETS,
-                                           adapter_name="i2g_bench", init_lora=None))
+        from showme_i2g.i2g import training as i2g
+
+        only_on_gpu(sdxl_modules + [rewards.clip], showme_modules)
+        unet, vae, size = sdxl.unet, sdxl.vae, (128 if args.tiny else 1024)
+        vae.to(torch.float32)  # I2G training keeps the SDXL VAE in float32, as diffusers' scripts do
+        i2g.add_i2g_lora(unet, SimpleNamespace(rank=16, lora_alpha=None, lora_targets=i2g.LORA_TARGETS,
+                                               adapter_name="i2g_bench", init_lora=None))
         for p in unet.parameters():
             if p.requires_grad:
                 p.data = p.data.float()
         unet.enable_gradient_checkpointing()
+        vae.enable_gradient_checkpointing()
         unet.train()
-        parts = I2GParts(dict(sdxl.components), unet, size)
+        parts = i2g.I2GParts(dict(sdxl.components), unet, size)
+        params = [p for p in unet.parameters() if p.requires_grad]
         g = torch.Generator().manual_seed(0)
         ctx = SimpleNamespace(model=unet, generator=g, device=device)
-        batch = {"goals": ["Make cookies"], "clauses": [[["Cream the butter."], ["Beat in the egg."]]],
-                 "pixels": torch.rand(2, 3, size, size) * 2 - 1,
-                 "time_ids": torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32).repeat(2, 1)}
-        config = SimpleNamespace(uncond_prob=0.0)
-        from diffusers import DDPMScheduler
-
         noise_scheduler = DDPMScheduler.from_config(sdxl.scheduler.config)  # as train_pairwise builds it
+        goal, steps = "Make cookies", RECIPE[:2]
+
+        def pairs_at(b: int) -> dict:
+            return {"goals": [goal] * b, "clauses": [[[steps[0]], [steps[1]]]] * b,
+                    "pixels": torch.rand(2 * b, 3, size, size, generator=g) * 2 - 1,
+                    "time_ids": torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32).repeat(2 * b, 1)}
+
         with neighbour_attention_enabled(unet, 2, 1.0):
-            step(f"I2G pairwise (SDXL {size}², one pair, rank 16, checkpointing)",
-                 [p for p in unet.parameters() if p.requires_grad],
-                 lambda: pairwise_loss(batch, ctx, parts, noise_scheduler, config))
+            no_dropout = SimpleNamespace(uncond_prob=0.0)
+            measure(f"I2G pairwise (SDXL {size}², one pair, rank 16, checkpointing)", params,
+                    lambda b: i2g.pairwise_loss(pairs_at(b), ctx, parts, noise_scheduler, no_dropout))
+            # the reward stage at its defaults: K = 1 of 20 steps, CFG 5, windows of 2 steps, the CLIP ViT-L/14 reward
+            defaults = {f.name: f.default for f in fields(i2g.RewardConfig) if f.default is not MISSING}
+            config = SimpleNamespace(**defaults)
+            window = i2g.StepWindow(goal, steps, [[steps[0]], [steps[1]]])
+            clip = "tiny CLIP" if args.tiny else "CLIP ViT-L/14"
+            measure(f"I2G reward (SDXL {size}², K = {config.truncation_k} of {config.num_inference_steps} steps, "
+                    f"CFG {config.guidance_scale:g}, {clip}, checkpointing)", params,
+                    lambda b: i2g.reward_loss([window] * b, ctx, parts, rewards.clip, config))
         unet.eval()
         unet.disable_gradient_checkpointing()
+        vae.disable_gradient_checkpointing()
         unet.delete_adapters("i2g_bench")
+        vae.to(args.dtype)
         sdxl.freeze()
+    only_on_gpu(sdxl_modules + showme_modules[:1], [rewards.clip] + showme_modules[1:])
 
 
 def section_space(args, device, table: Table, sdxl: IllustrationPipeline, showme: ShowMePipeline) -> None:
@@ -427,18 +670,22 @@ def section_space(args, device, table: Table, sdxl: IllustrationPipeline, showme
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="the tiny twins (a CPU smoke test of this script)")
     parser.add_argument("--device", default=str(best_device()))
     parser.add_argument("--dtype", default=None, choices=("float16", "bfloat16", "float32"),
                         help="default: float16 on a GPU, float32 on a CPU")
-    parser.add_argument("--only", nargs="+", choices=("showme", "attention", "recipe", "training", "space"))
+    parser.add_argument("--only", nargs="+", choices=SECTIONS)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-limit", type=float, default=80.0, metavar="GIB",
+                        help="search each training entry point's largest batch under this many GiB (0: skip)")
+    parser.add_argument("--batch-search-seconds", type=float, default=25.0,
+                        help="time allowed to each entry point's batch search")
     parser.add_argument("--json", type=Path, help="write the table's rows here")
     args = parser.parse_args()
     device = torch.device(args.device)
     args.dtype = getattr(torch, args.dtype or ("float16" if device.type == "cuda" else "float32"))
-    sections = set(args.only or ("showme", "attention", "recipe", "training", "space"))
+    sections = set(args.only or SECTIONS)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name}; dtype {args.dtype}; {'tiny twins' if args.tiny else 'real architectures, random weights'}")
     table, started = Table(), time.perf_counter()
@@ -453,12 +700,14 @@ def main() -> None:
         print(f"  ({time.perf_counter() - started:.0f} s so far)", flush=True)
 
     showme = sdxl = None
-    if sections & {"showme", "training", "space"}:
+    if sections & {"showme", "profile", "training", "space"}:
         showme = showme_pipeline(args, device)
         table.add("ShowMe", "weights resident", torch.cuda.memory_allocated() / GIB if device.type == "cuda"
                   else float("nan"), "GiB", "", "5.1 GiB measured before")
     if "showme" in sections:
         attempt("showme", section_showme, showme)
+    if "profile" in sections:
+        attempt("profile", section_profile, showme)
     if sections & {"attention", "recipe", "training", "space"}:
         sdxl = sdxl_pipeline(args, device)
     if "attention" in sections:
