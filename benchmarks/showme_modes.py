@@ -2,11 +2,16 @@
 
     python benchmarks/showme_modes.py                                   # tiny preset, CPU
     python benchmarks/showme_modes.py --config dynamicrafter-256 --dtype float16   # real size on a GPU
+    python benchmarks/showme_modes.py --config dynamicrafter-256 --flops           # FLOPs, no weights or GPU
 
 Timing and memory do not depend on the weights' values, so the real-size run builds DynamiCrafter-256 with random
 weights: no download is needed. DynamiCrafter's published figure for 256x256x16 with DDIM 50 on an A100 is 10 s and
 11.9 GB; the targets on an H100 are <= 10 s and <= 12 GB for a video and <= 1.5 s for an edit.
 Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU and the growth of the peak resident set on a CPU.
+
+``--flops`` instead counts the floating-point operations of one UNet call under CFG in each mode, with and without
+the ShowMe adapters (the model is built on PyTorch's meta device, so no weights and no GPU are needed), and the
+time that arithmetic takes at a GPU's dense peak: the floor that measured times are compared with.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from showme_i2g.showme.pipeline import ShowMePipeline, build_random_model  # noq
 from showme_i2g.validation import DEFAULT_FRAMES  # noqa: E402
 
 PUBLISHED_A100 = {"seconds": 10.0, "gib": 11.9}
+H200_DENSE_FP16_TFLOPS = 989.0  # NVIDIA's H200 datasheet, tensor cores without sparsity
+SHOWME_RANKS = {"tiny": (4, 4)}  # (edit, animate); the papers' 128 and 64 otherwise
 
 
 def _rss_kib(field: str) -> int:
@@ -62,6 +69,47 @@ def measure(pipe: ShowMePipeline, run, repeats: int) -> tuple[float, float]:
     return statistics.median(times), peak
 
 
+def ranks(config_name: str) -> tuple[int, int]:
+    return SHOWME_RANKS.get(config_name, (128, 64))
+
+
+def unet_flops(config_name: str, frames: int, adapters_on: bool) -> float:
+    """FLOPs of one UNet call with CFG (batch 2) of ``frames`` frames (1: image mode), counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from showme_i2g.showme.dynamicrafter.model import DynamiCrafter
+
+    config = CONFIGS[config_name]
+    with torch.device("meta"):
+        model = DynamiCrafter(config)
+        if adapters_on:
+            edit_rank, animate_rank = ranks(config_name)
+            adapters.add_showme_adapters(model, edit_rank=edit_rank, animate_rank=animate_rank)
+    if adapters_on:
+        adapters.set_mode(model, "image" if frames == 1 else "video")
+    else:
+        model.unet.set_temporal_bypass(frames == 1)
+    h, w = config.height // config.latent_downsampling, config.width // config.latent_downsampling
+    latents = torch.zeros(2, config.unet["out_channels"], frames, h, w, device="meta")
+    image_tokens = config.image_proj["num_queries"] * config.image_proj["video_length"]
+    context = torch.zeros(2, 77 + image_tokens, config.unet["context_dim"], device="meta")
+    steps = torch.full((2,), 500, device="meta", dtype=torch.long)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.predict(latents, steps, latents, context, torch.full((2,), 3, device="meta", dtype=torch.long))
+    return counter.get_total_flops()
+
+
+def print_flops(config_name: str, frames: int, steps: int) -> None:
+    print(f"{config_name}: one UNet call with CFG (batch 2), FLOPs counted on the meta device")
+    floor = f"DDIM {steps} at H200 peak"
+    print(f"{'mode':<16} {'base TFLOP':>10} {'+ adapter':>10} {'adapter x':>9} {floor:>20}")
+    for name, count in (("edit (1 frame)", 1), (f"video ({frames} fr.)", frames)):
+        base, adapted = unet_flops(config_name, count, False), unet_flops(config_name, count, True)
+        floor = steps * adapted / (H200_DENSE_FP16_TFLOPS * 1e12)
+        print(f"{name:<16} {base / 1e12:10.3f} {adapted / 1e12:10.3f} {adapted / base:9.3f} {floor:18.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
@@ -70,14 +118,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: 50, 4 for tiny)")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--flops", action="store_true", help="count FLOPs per UNet call instead of timing")
     args = parser.parse_args()
 
     config = CONFIGS[args.config]
     steps = args.steps or (4 if args.config == "tiny" else 50)
+    if args.flops:
+        print_flops(args.config, args.frames, steps)
+        return
     with torch.device(args.device):
         model = build_random_model(config)  # random weights; values do not affect time or memory
-    adapters.add_showme_adapters(model, edit_rank=4 if args.config == "tiny" else 128,
-                                 animate_rank=4 if args.config == "tiny" else 64)
+    edit_rank, animate_rank = ranks(args.config)
+    adapters.add_showme_adapters(model, edit_rank=edit_rank, animate_rank=animate_rank)
     model.to(getattr(torch, args.dtype))
     pipe = ShowMePipeline(model, device=args.device)
     pipe.set_progress_bar_config(disable=True)

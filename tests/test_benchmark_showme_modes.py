@@ -1,0 +1,26 @@
+"""benchmarks/showme_modes.py --flops: the FLOP count of one UNet call responds to what the call computes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "showme_modes.py"
+
+
+@pytest.fixture(scope="module")
+def modes():
+    spec = importlib.util.spec_from_file_location("showme_modes", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flops_count_the_adapters_and_the_frames(modes):
+    edit, edit_adapted = modes.unet_flops("tiny", 1, False), modes.unet_flops("tiny", 1, True)
+    video, video_adapted = modes.unet_flops("tiny", 8, False), modes.unet_flops("tiny", 8, True)
+    assert 0 < edit < edit_adapted  # the edit adapter's LoRA branches are counted
+    assert video < video_adapted and video_adapted / video > edit_adapted / edit  # video mode adds the animate one
+    assert video > 8 * edit  # eight frames cost more than eight images: the temporal layers run in video mode
