@@ -276,11 +276,13 @@ def section_profile(args, device, table: Table, pipe: ShowMePipeline) -> None:
         found["temporal"] = temporal_conv_layouts(device, p.model, call)
         return {}
 
-    pipe.cuda_graphs = False
-    pipe.animate_many([photo(pipe.config.width)] * clips, RECIPE[:clips], seeds=list(range(clips)),
-                      num_frames=frames, num_inference_steps=1, callback_on_step_end=measure_step,
-                      callback_on_step_end_tensor_inputs=("latents", "context", "concat"))
-    pipe.cuda_graphs = True
+    graphs, pipe.cuda_graphs = pipe.cuda_graphs, False
+    try:
+        pipe.animate_many([photo(pipe.config.width)] * clips, RECIPE[:clips], seeds=list(range(clips)),
+                          num_frames=frames, num_inference_steps=1, callback_on_step_end=measure_step,
+                          callback_on_step_end_tensor_inputs=("latents", "context", "concat"))
+    finally:
+        pipe.cuda_graphs = graphs
     what = f"UNet call, {clips} clips x {frames} frames, CFG (batch {found['batch']})"
     table.add("profile", f"{what}: eager time", found["seconds"] * 1e3, "ms")
     table.add("profile", f"{what}: eager time with torch.backends.cudnn.benchmark", found["autotuned"] * 1e3, "ms")
