@@ -24,7 +24,7 @@ from PIL import Image
 from showme_i2g.app.presets import TINY_LABEL, pick_presets
 from showme_i2g.media import read_video_frames
 
-from app_loading import load_app
+from script_loading import load_app
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402

@@ -12,7 +12,7 @@ from PIL import Image
 from showme_i2g.app.presets import pick_presets
 from showme_i2g.errors import InvalidInputError
 
-from app_loading import load_app
+from script_loading import load_app
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402

@@ -24,7 +24,7 @@ from urllib.parse import urljoin
 import pytest
 from PIL import Image
 
-from app_loading import load_app
+from script_loading import load_app
 
 pytestmark = pytest.mark.browser
 

@@ -3,24 +3,20 @@ every entry point (the tiny twins on the CPU) without a failed row."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from script_loading import ROOT, load_script
+
 SCRIPT = ROOT / "benchmarks" / "gpu_real_size.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("gpu_real_size", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/gpu_real_size.py", "gpu_real_size")
 
 
 def memory_model(peak_of):

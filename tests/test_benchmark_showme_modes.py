@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "showme_modes.py"
+from script_loading import load_script
 
 
 @pytest.fixture(scope="module")
 def modes():
-    spec = importlib.util.spec_from_file_location("showme_modes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/showme_modes.py", "showme_modes")
 
 
 def test_flops_count_the_adapters_and_the_frames(modes):
