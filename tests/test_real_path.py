@@ -150,11 +150,14 @@ def _peak_rss(kind: str, count: int) -> int:
 
 
 def test_decode_memory_does_not_grow_with_the_number_of_steps():
-    """Decoding 16 step images at 512 px needs less than 3x the working memory of 4 (the images themselves
-    aside); a whole-batch decode of the same 16 needs far more, which is what the default avoids."""
+    """Decoding 16 step images at 512 px one at a time needs about the working memory of 4 (the images themselves
+    aside): 12 more images add less than four images' worth of a whole-batch decode (which would add twelve), and a
+    whole-batch decode is what the default avoids. A ratio to the 4-image figure was flaky: that figure, 10-60 MiB
+    in repeated runs, is within the allocator's noise, while 16 whole-batch images need about 720 MiB."""
+    whole = _peak_rss("i2g-whole", 16)
     one_at_a_time = _peak_rss("i2g", 16)
-    assert one_at_a_time < 3 * max(_peak_rss("i2g", 4), 2**20)
-    assert _peak_rss("i2g-whole", 16) > 2 * one_at_a_time
+    assert one_at_a_time < _peak_rss("i2g", 4) + 4 * whole / 16
+    assert whole > 2 * one_at_a_time
 
 
 # ------------------------------------------------------------------------------------------------ ShowMe batch
