@@ -152,6 +152,10 @@ def showme_pipeline(args, device: torch.device) -> ShowMePipeline:
         model = build_random_model(config)
     ranks = (4, 4) if args.tiny else (128, 64)
     adapters.add_showme_adapters(model, edit_rank=ranks[0], animate_rank=ranks[1])
+    with torch.no_grad():  # trained-like adapters (lora_B starts at zero), so fused and unfused outputs can differ
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.01)
     model.to(args.dtype)
     pipe = ShowMePipeline(model, device=device)
     pipe.set_progress_bar_config(disable=True)
@@ -203,12 +207,12 @@ def section_showme(args, device, table: Table, pipe: ShowMePipeline) -> None:
     image = photo(pipe.config.width)
     kwargs = {"seed": 0, "num_inference_steps": steps}
     results = {}
-    for graphs in (False, True):
-        pipe.cuda_graphs = graphs
-        label = "CUDA graphs" if graphs else "eager"
+    runs = {"eager": (False, False), "CUDA graphs": (True, False), "CUDA graphs, fused adapters": (True, True)}
+    for label, (graphs, fused) in runs.items():
+        pipe.cuda_graphs, pipe.fuse_adapters = graphs, fused
         e_s, e_gib, edit = timed(device, lambda: pipe.edit(image, "cut the onion", **kwargs))
         v_s, v_gib, video = timed(device, lambda: pipe.animate(image, "cut the onion", num_frames=frames, **kwargs))
-        results[graphs] = (edit, video, v_s)
+        results[label] = (edit, video, v_s)
         table.add("ShowMe", f"edit, 1 frame, DDIM {steps}, {label}", e_s, "s", "≤ 0.8 s" if graphs else "≤ 1.5 s",
                   "before: 2.3–3.3 s (H200)")
         table.add("ShowMe", f"edit peak memory, {label}", e_gib, "GiB")
@@ -216,22 +220,26 @@ def section_showme(args, device, table: Table, pipe: ShowMePipeline) -> None:
                   "A100 published 10 s; before 6.8 s (H200)")
         table.add("ShowMe", f"video peak memory, {label}", v_gib, "GiB", "≤ 12 GB",
                   "A100 published 11.9 GB; before 16.7 GiB")
-    table.add("ShowMe", "CUDA graphs captured (edit, video)", pipe._step_graphs.captures, "", "2 on a GPU")
-    table.add("ShowMe", "graph vs eager, max pixel difference (edit / video)",
-              f"{pixels_diff([results[0][0].image], [results[1][0].image])} / "
-              f"{pixels_diff(results[0][1].frames, results[1][1].frames)}", "levels of 255")
+    pipe.cuda_graphs, pipe.fuse_adapters = True, False
+    table.add("ShowMe", "CUDA graphs captured (edit, video; unfused and fused)", pipe._step_graphs.captures, "",
+              "4 on a GPU")
+    for label, other in (("graph vs eager", "eager"), ("fused vs unfused graph", "CUDA graphs, fused adapters")):
+        (edit, video, _), (other_edit, other_video, _) = results["CUDA graphs"], results[other]
+        table.add("ShowMe", f"{label}, max pixel difference (edit / video)",
+                  f"{pixels_diff([edit.image], [other_edit.image])} / {pixels_diff(video.frames, other_video.frames)}",
+                  "levels of 255", "0" if other == "eager" else "rounding")
     # a whole recipe animated as one batch
-    count = len(RECIPE)
+    count, one_clip = len(RECIPE), results["CUDA graphs"][2]
     images = [photo(pipe.config.width)] * count
     instructions = ["cut the onion"] + RECIPE[1:]  # clip 1 is the video above (same photo, text and seed)
     many_s, many_gib, many = timed(
         device, lambda: pipe.animate_many(images, instructions, seeds=list(range(count)), num_frames=frames,
                                           num_inference_steps=steps), warmup=0)
     table.add("ShowMe", f"animate_many: {count} clips x {frames} frames (first call, capture included)", many_s, "s",
-              "≤ 15 s (H200)", f"one by one: {count} x {results[1][2]:.2f} = {count * results[1][2]:.1f} s")
+              "≤ 15 s (H200)", f"one by one: {count} x {one_clip:.2f} = {count * one_clip:.1f} s")
     table.add("ShowMe", "animate_many peak memory", many_gib, "GiB")
     table.add("ShowMe", "animate_many clip 1 vs animate(seed 0), max pixel difference",
-              pixels_diff(many[0].frames, results[1][1].frames), "levels of 255")
+              pixels_diff(many[0].frames, results["CUDA graphs"][1].frames), "levels of 255")
     grads = any(p.requires_grad for p in pipe.model.parameters())
     table.add("ShowMe", "parameters requiring grad after loading", str(grads), "", "False")
 
@@ -259,6 +267,8 @@ def section_profile(args, device, table: Table, pipe: ShowMePipeline) -> None:
             return p._unet_step(latents, timesteps, concat, context, fs)
 
         found["seconds"], found["gib"], _ = timed(device, call, repeats=args.repeats, warmup=2)
+        with adapters.fused(p.model):  # the mode's adapters folded into the weights: no LoRA branches
+            found["fused"], _, _ = timed(device, call, repeats=args.repeats, warmup=2)
         torch.backends.cudnn.benchmark = True  # cuDNN times its algorithms for each new shape and keeps the fastest
         try:
             found["autotuned"], _, _ = timed(device, call, repeats=args.repeats, warmup=2)
@@ -285,6 +295,7 @@ def section_profile(args, device, table: Table, pipe: ShowMePipeline) -> None:
         pipe.cuda_graphs = graphs
     what = f"UNet call, {clips} clips x {frames} frames, CFG (batch {found['batch']})"
     table.add("profile", f"{what}: eager time", found["seconds"] * 1e3, "ms")
+    table.add("profile", f"{what}: eager time, adapters fused", found["fused"] * 1e3, "ms")
     table.add("profile", f"{what}: eager time with torch.backends.cudnn.benchmark", found["autotuned"] * 1e3, "ms")
     table.add("profile", f"{what}: FLOPs", found["flops"] / 1e12, "TFLOP")
     table.add("profile", f"{what}: achieved", found["flops"] / found["seconds"] / 1e12, "TFLOP/s", "",

@@ -185,6 +185,67 @@ def test_switching_modes_reproduces_outputs_and_keeps_requires_grad() -> None:
     assert [n for n, p in model.named_parameters() if p.requires_grad] == trainable
 
 
+# ------------------------------------------------------------------------------------------------ fusing
+def lora_branch_calls(model: nn.Module) -> list[str]:
+    """Record the names of LoRA ``A`` projections as they run (each adapter branch starts with one)."""
+    calls: list[str] = []
+    for name, layer in adapters._lora_layers(model):
+        for adapter, module in layer.lora_A.items():
+            module.register_forward_hook(lambda *_, tag=f"{name}/{adapter}": calls.append(tag))
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["image", "video"])
+def test_fused_adapters_run_no_branch_and_give_the_same_outputs(mode: str) -> None:
+    model = tiny_model()
+    fill(model, EDIT)
+    fill(model, ANIMATE, seed=3)
+    calls = lora_branch_calls(model)
+    with adapters.mode(model, mode):
+        unfused = predict(model)
+        assert calls and not adapters.is_fused(model)
+        calls.clear()
+        with adapters.fused(model):
+            assert adapters.is_fused(model)
+            folded = predict(model)
+        assert calls == []  # the adapters ran inside the weights, not as branches
+        assert torch.allclose(folded, unfused, atol=1e-5, rtol=1e-4)
+        assert differs(unfused, predict(model, "base"))  # ... and they do change the output: the check has teeth
+    assert not adapters.is_fused(model)
+
+
+def test_fusing_restores_every_weight_bit_for_bit_and_the_mode() -> None:
+    model = tiny_model()
+    fill(model, EDIT)
+    fill(model, ANIMATE, seed=3)
+    trainable = adapters.set_training_stage(model, 1)
+    adapters.set_mode(model, "image")
+    before = {name: p.detach().clone() for name, p in model.state_dict().items()}
+    image = predict(model)
+    for mode in ("video", "image", "video"):  # switching modes while fusing never drifts the weights
+        with adapters.mode(model, mode), adapters.fused(model):
+            predict(model)
+    with pytest.raises(RuntimeError, match="stopped"), adapters.mode(model, "video"), adapters.fused(model):
+        raise RuntimeError("stopped mid-call")
+    after = model.state_dict()
+    assert all(torch.equal(after[name], value) for name, value in before.items())
+    assert torch.equal(predict(model), image)  # still image mode, unfused, same output
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == trainable
+    assert adapters.active_adapter_names(model) == (EDIT,)
+
+
+def test_fusing_keeps_each_weight_in_its_storage() -> None:
+    """A CUDA graph replays fixed addresses: the folded weights must be written where the weights already live."""
+    model = tiny_model()
+    fill(model, EDIT)
+    layer = lora_layers(model, EDIT)[ATTENTION]
+    weight = layer.get_base_layer().weight
+    address, original = weight.data_ptr(), weight.detach().clone()
+    with adapters.mode(model, "image"), adapters.fused(model):
+        assert weight.data_ptr() == address and not torch.equal(weight, original)
+    assert weight.data_ptr() == address and torch.equal(weight, original)
+
+
 # ------------------------------------------------------------------------------------------------ training
 def test_training_stages_train_exactly_one_adapter() -> None:
     model = tiny_model()

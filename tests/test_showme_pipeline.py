@@ -369,3 +369,40 @@ def test_decode_callback_comes_once_before_each_decode_and_may_stop_the_rest(pip
     finally:
         handle.remove()
     assert len(pipe.animate(photo, "cut", num_frames=2, seed=0, **quick).frames) == 2  # the pipeline still works
+
+
+def test_fused_adapters_give_the_unfused_outputs_and_leave_the_model_as_it_was(photo):
+    """``fuse_adapters``: both adapters folded into the weights during a call (no branch runs), the same latents up
+    to rounding, the same edit after a fused video, and every weight restored bit for bit."""
+    pipe = ShowMePipeline.from_preset("tiny", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(seed=3, num_inference_steps=3, output_type="latent")
+    base = pipe.edit(photo, "cut the onion", **kwargs).image  # zero lora_B: the adapters change nothing yet
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in pipe.model.named_parameters():
+            if "lora_B" in name:  # the tiny preset's adapters start at zero, which any fusing would reproduce
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    branches: list[str] = []
+    for _, layer in adapters._lora_layers(pipe.model):
+        for module in layer.lora_A.values():
+            module.register_forward_hook(lambda *_: branches.append("lora"))
+    edit = pipe.edit(photo, "cut the onion", **kwargs).image
+    video = pipe.animate(photo, "cut the onion", num_frames=4, **kwargs).frames
+    before = {name: value.clone() for name, value in pipe.model.state_dict().items()}
+    assert branches and not pipe.edit(photo, "cut the onion", **kwargs).metadata["fused_adapters"]
+
+    branches.clear()
+    pipe.fuse_adapters = True
+    fused_edit = pipe.edit(photo, "cut the onion", **kwargs)
+    fused_video = pipe.animate(photo, "cut the onion", num_frames=4, **kwargs).frames
+    again = pipe.edit(photo, "cut the onion", **kwargs).image
+    assert branches == []
+    assert fused_edit.metadata["fused_adapters"] is True
+    assert (edit - base).abs().max() > 0.1 * edit.abs().max()  # the adapters matter, so folding them is tested
+    for folded, branched in ((fused_edit.image, edit), (fused_video, video)):  # float32 rounding, no more
+        assert (folded - branched).abs().max() <= 1e-4 * branched.abs().max()
+    assert torch.equal(again, fused_edit.image)  # a fused video in between changed nothing
+    after = pipe.model.state_dict()
+    assert all(torch.equal(after[name], value) for name, value in before.items())
+    assert not adapters.is_fused(pipe.model)

@@ -15,6 +15,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -123,8 +124,12 @@ class ShowMePipeline:
     memory. The calls follow diffusers' pipelines: ``callback_on_step_end``, :attr:`interrupt`,
     :meth:`set_progress_bar_config`, ``output_type`` and ``return_dict``. On a GPU each
     denoising step is replayed from a CUDA graph (captured once per mode and shape; ``cuda_graphs=False`` runs
-    every step eagerly). Every public call runs under ``torch.inference_mode``: sampling never builds an autograd
-    graph, and a pipeline's model is frozen (training makes its own parameters trainable).
+    every step eagerly). ``fuse_adapters=True`` folds the mode's LoRA adapters into the base weights for the
+    duration of each call (:func:`~.adapters.fused`: no adapter branches to run or replay, outputs equal up to the
+    rounding of the folded weights, the weights restored bit for bit after the call); it is off until a GPU
+    measurement shows its gain (``benchmarks/gpu_real_size.py``). Every public call runs under
+    ``torch.inference_mode``: sampling never builds an autograd graph, and a pipeline's model is frozen (training
+    makes its own parameters trainable).
     """
 
     _callback_tensor_inputs = ["latents", "context", "concat"]
@@ -133,7 +138,7 @@ class ShowMePipeline:
 
     def __init__(
         self, model: DynamiCrafter, preset: ShowMePreset | None = None, device: str | torch.device | None = None,
-        cpu_offload: bool = False, cuda_graphs: bool = True,
+        cpu_offload: bool = False, cuda_graphs: bool = True, fuse_adapters: bool = False,
     ) -> None:
         self.model = model.requires_grad_(False).eval()
         self.preset = preset
@@ -142,6 +147,7 @@ class ShowMePipeline:
         self._progress_bar_config: dict = {}
         self._interrupt = False
         self.cuda_graphs = cuda_graphs
+        self.fuse_adapters = fuse_adapters
         self._step_graphs = StepGraphs(enabled=cuda_graphs)
         self.adapter_files: dict[str, str] = {}  # trained adapter files loaded by from_preset, named in run metadata
         if not adapters.has_adapters(model):
@@ -165,6 +171,7 @@ class ShowMePipeline:
         edit_adapter: str | PathLike | None = None,
         animate_adapter: str | PathLike | None = None,
         cuda_graphs: bool = True,
+        fuse_adapters: bool = False,
         torch_dtype: torch.dtype | None = None,
     ) -> ShowMePipeline:
         """Load a preset; ``weights`` is a local DynamiCrafter checkpoint, ``lora_dir`` the ShowMe LoRA folder.
@@ -196,7 +203,8 @@ class ShowMePipeline:
             cls._load_loras(model, preset, lora_dir)
         for adapter, (path, _) in trained.items():
             adapters.load_adapter(model, adapter, path)
-        pipe = cls(model, preset, device=device, cpu_offload=cpu_offload, cuda_graphs=cuda_graphs)
+        pipe = cls(model, preset, device=device, cpu_offload=cpu_offload, cuda_graphs=cuda_graphs,
+                   fuse_adapters=fuse_adapters)
         pipe.adapter_files = {adapter: str(path) for adapter, (path, _) in trained.items()}
         return pipe
 
@@ -469,7 +477,8 @@ class ShowMePipeline:
         """What, besides the inputs' shapes, decides the UNet's computation: the temporal bypass and the adapters."""
         unet = self.model.unet
         bypassed = any(module.bypass for module in unet.temporal_modules())
-        return f"bypass={bypassed};adapters={adapters.active_adapter_names(self.model)}"
+        return (f"bypass={bypassed};adapters={adapters.active_adapter_names(self.model)};"
+                f"fused={adapters.is_fused(self.model)}")
 
     @torch.inference_mode()
     def _decode(self, latents: torch.Tensor, info: FitInfo, chunk_size: int | None,
@@ -520,7 +529,7 @@ class ShowMePipeline:
             generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         pixels = torch.cat([p[0] for p in prepared])
         try:
-            with adapters.mode(self.model, mode):
+            with adapters.mode(self.model, mode), (adapters.fused(self.model) if self.fuse_adapters else nullcontext()):
                 latents, steps_done = self.sample_latents(
                     pixels, instructions, num_frames=num_frames, conditioning=conditioning,
                     num_inference_steps=steps, guidance_scale=guidance, eta=eta, fs=fs, generator=generators,
@@ -569,6 +578,7 @@ class ShowMePipeline:
             "device": str(self.device),
             "dtype": str(self.model.dtype).replace("torch.", ""),
             "cuda_graphs": self._step_graphs.enabled and self.device.type == "cuda",
+            "fused_adapters": self.fuse_adapters,
             "batch_size": batch_size,
             "seconds": round(time.perf_counter() - started, 3),
             "showme_i2g": __version__,
