@@ -207,27 +207,36 @@ def section_showme(args, device, table: Table, pipe: ShowMePipeline) -> None:
     image = photo(pipe.config.width)
     kwargs = {"seed": 0, "num_inference_steps": steps}
     results = {}
-    runs = {"eager": (False, False), "CUDA graphs": (True, False), "CUDA graphs, fused adapters": (True, True)}
-    for label, (graphs, fused) in runs.items():
-        pipe.cuda_graphs, pipe.fuse_adapters = graphs, fused
-        e_s, e_gib, edit = timed(device, lambda: pipe.edit(image, "cut the onion", **kwargs))
-        v_s, v_gib, video = timed(device, lambda: pipe.animate(image, "cut the onion", num_frames=frames, **kwargs))
-        results[label] = (edit, video, v_s)
-        table.add("ShowMe", f"edit, 1 frame, DDIM {steps}, {label}", e_s, "s", "≤ 0.8 s" if graphs else "≤ 1.5 s",
-                  "before: 2.3–3.3 s (H200)")
-        table.add("ShowMe", f"edit peak memory, {label}", e_gib, "GiB")
-        table.add("ShowMe", f"video {frames} frames, DDIM {steps}, {label}", v_s, "s", "≤ 5 s" if graphs else "≤ 10 s",
-                  "A100 published 10 s; before 6.8 s (H200)")
-        table.add("ShowMe", f"video peak memory, {label}", v_gib, "GiB", "≤ 12 GB",
-                  "A100 published 11.9 GB; before 16.7 GiB")
-    pipe.cuda_graphs, pipe.fuse_adapters = True, False
+    runs = {"eager": (False, False), "CUDA graphs": (True, False), "eager, fused adapters": (False, True),
+            "CUDA graphs, fused adapters": (True, True)}
+    entry = pipe.cuda_graphs, pipe.fuse_adapters
+    try:
+        for label, (graphs, fused) in runs.items():
+            pipe.cuda_graphs, pipe.fuse_adapters = graphs, fused
+            e_s, e_gib, edit = timed(device, lambda: pipe.edit(image, "cut the onion", **kwargs))
+            v_s, v_gib, video = timed(device, lambda: pipe.animate(image, "cut the onion", num_frames=frames,
+                                                                   **kwargs))
+            results[label] = (edit, video, v_s)
+            table.add("ShowMe", f"edit, 1 frame, DDIM {steps}, {label}", e_s, "s",
+                      "≤ 0.8 s" if graphs else "≤ 1.5 s", "before: 2.3–3.3 s (H200)")
+            table.add("ShowMe", f"edit peak memory, {label}", e_gib, "GiB")
+            table.add("ShowMe", f"video {frames} frames, DDIM {steps}, {label}", v_s, "s",
+                      "≤ 5 s" if graphs else "≤ 10 s", "A100 published 10 s; before 6.8 s (H200)")
+            table.add("ShowMe", f"video peak memory, {label}", v_gib, "GiB", "≤ 12 GB",
+                      "A100 published 11.9 GB; before 16.7 GiB")
+    finally:
+        pipe.cuda_graphs, pipe.fuse_adapters = entry
     table.add("ShowMe", "CUDA graphs captured (edit, video; unfused and fused)", pipe._step_graphs.captures, "",
               "4 on a GPU")
-    for label, other in (("graph vs eager", "eager"), ("fused vs unfused graph", "CUDA graphs, fused adapters")):
-        (edit, video, _), (other_edit, other_video, _) = results["CUDA graphs"], results[other]
+    comparisons = (("graph vs eager", "CUDA graphs", "eager", "0"),
+                   ("fused: graph vs eager (folded weights replayed)", "CUDA graphs, fused adapters",
+                    "eager, fused adapters", "0"),
+                   ("graph: fused vs unfused", "CUDA graphs, fused adapters", "CUDA graphs", "rounding"))
+    for label, first, second, target in comparisons:
+        (edit, video, _), (other_edit, other_video, _) = results[first], results[second]
         table.add("ShowMe", f"{label}, max pixel difference (edit / video)",
                   f"{pixels_diff([edit.image], [other_edit.image])} / {pixels_diff(video.frames, other_video.frames)}",
-                  "levels of 255", "0" if other == "eager" else "rounding")
+                  "levels of 255", target)
     # a whole recipe animated as one batch
     count, one_clip = len(RECIPE), results["CUDA graphs"][2]
     images = [photo(pipe.config.width)] * count
@@ -269,11 +278,11 @@ def section_profile(args, device, table: Table, pipe: ShowMePipeline) -> None:
         found["seconds"], found["gib"], _ = timed(device, call, repeats=args.repeats, warmup=2)
         with adapters.fused(p.model):  # the mode's adapters folded into the weights: no LoRA branches
             found["fused"], _, _ = timed(device, call, repeats=args.repeats, warmup=2)
-        torch.backends.cudnn.benchmark = True  # cuDNN times its algorithms for each new shape and keeps the fastest
-        try:
+        autotune, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, True  # cuDNN times its
+        try:  # algorithms for each new shape and keeps the fastest
             found["autotuned"], _, _ = timed(device, call, repeats=args.repeats, warmup=2)
         finally:
-            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.benchmark = autotune
         with FlopCounterMode(display=False) as flops:
             call()
         found["flops"], found["batch"] = flops.get_total_flops(), batch
@@ -304,7 +313,7 @@ def section_profile(args, device, table: Table, pipe: ShowMePipeline) -> None:
               50 * found["seconds"], "s", "≤ 15 s in all")
     conv3d_s, conv2d_s, calls = found["temporal"]
     table.add("profile", f"its {calls} temporal convolutions: Conv3d (3, 1, 1) / the same as Conv2d (3, 1) on (T, H·W)",
-              f"{conv3d_s * 1e3:.1f} / {conv2d_s * 1e3:.1f}", "ms", "", "identical outputs on a CPU")
+              f"{conv3d_s * 1e3:.1f} / {conv2d_s * 1e3:.1f}", "ms", "", "outputs checked equal")
     print(f"\n### Operators of one such UNet call, by total time (torch.profiler)\n\n{found['profile']}", flush=True)
 
 
@@ -333,6 +342,7 @@ def temporal_conv_layouts(device, model, call: Callable[[], object]) -> tuple[fl
         flat, kernel = x.view(b, c, t, h * w), weight.view(*weight.shape[:2], 3, 1)
         runs = (partial(F.conv3d, x, weight, bias, padding=(1, 0, 0)),
                 partial(F.conv2d, flat, kernel, bias, padding=(1, 0)))
+        torch.testing.assert_close(runs[1]().view(runs[0]().shape), runs[0]())  # the same arithmetic, checked
         for index, run in enumerate(runs):
             seconds, _, _ = timed(device, run, repeats=5, warmup=2)
             totals[index] += seconds * count
@@ -461,41 +471,47 @@ def reward_networks(args, device: torch.device) -> SimpleNamespace:
 
 
 def search_largest_batch(
-    trial: Callable[[int], tuple[bool, float, float]], peak_at_1: float, limit_gib: float, budget_s: float
-) -> tuple[int, int | None, int]:
+    trial: Callable[[int], tuple[bool, float, float]], peak_at_1: float, limit_gib: float, budget_s: float,
+    cap: int = 1024,
+) -> tuple[int, int | None, int, bool]:
     """The largest batch whose step fits in ``limit_gib``: (largest that fit, smallest that ran out of memory or
-    None, the prediction).
+    None, the prediction, whether the time budget stopped the search).
 
     ``trial(batch)`` runs one step and says (fitted, peak GiB, seconds). Memory is affine in the batch, so the peaks
-    at batches 1 and 2 predict the answer; trials then bracket it (10 % up while steps fit, halving the gap once
-    one has run out of memory) while the time they are expected to take stays within ``budget_s``.
+    at batches 1 and 2 predict the answer (at most ``cap``); trials then bracket it, 10 % up while steps fit and
+    halving the gap once one has run out of memory. A step's time grows with the batch too, so no trial is larger
+    than what the rest of ``budget_s`` affords: a short budget still verifies the largest batch it can.
     """
     started = time.perf_counter()
     fits, peak_at_2, seconds_at_2 = trial(2)
     if not fits:
-        return 1, 2, 1
-    slope = max(peak_at_2 - peak_at_1, 1 / 1024)
-    predicted = max(2, int(2 + (limit_gib - peak_at_2) / slope))
-    fit, failed, candidate = 2, None, predicted
+        return 1, 2, 1, False
+    slope = peak_at_2 - peak_at_1
+    predicted = cap if slope <= 0 else max(2, min(cap, int(2 + (limit_gib - peak_at_2) / slope)))
+    fit, failed, candidate, short_of_time = 2, None, max(3, predicted), False  # always try above 2
     while candidate > fit and (failed is None or candidate < failed):
-        if time.perf_counter() - started + seconds_at_2 * candidate / 2 > budget_s:
-            break
+        remaining = budget_s - (time.perf_counter() - started)
+        affordable = int(2 * remaining / max(seconds_at_2, 1e-9))
+        if affordable < candidate:
+            short_of_time, candidate = True, affordable
+            if candidate <= fit:
+                break
         fits, _, _ = trial(candidate)
         fit, failed = (candidate, failed) if fits else (fit, candidate)
         if failed is None:
-            candidate = int(fit * 1.1) + 1
+            candidate = min(cap, int(fit * 1.1) + 1)
         elif failed - fit <= max(1, fit // 20):
             break
         else:
             candidate = (fit + failed) // 2
-    return fit, failed, predicted
+    return fit, failed, predicted, short_of_time and failed is None
 
 
 def largest_batch(device, run_at: Callable[[int], None], peak_at_1: float, limit_gib: float, budget_s: float) -> str:
     """:func:`search_largest_batch` on the GPU, its memory capped at ``limit_gib`` with
-    ``torch.cuda.set_per_process_memory_fraction``; the answer as a table cell."""
-    total = torch.cuda.get_device_properties(device).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, limit_gib * GIB / total), device)
+    ``torch.cuda.set_per_process_memory_fraction`` (which counts reserved memory, so callers free the CUDA graphs'
+    pools first); the answer as a table cell."""
+    total = torch.cuda.get_device_properties(device).total_memory / GIB
 
     def trial(batch: int) -> tuple[bool, float, float]:
         gc.collect()
@@ -510,25 +526,25 @@ def largest_batch(device, run_at: Callable[[int], None], peak_at_1: float, limit
             return False, float("nan"), time.perf_counter() - start
 
     try:
-        fit, failed, predicted = search_largest_batch(trial, peak_at_1, limit_gib, budget_s)
+        torch.cuda.set_per_process_memory_fraction(min(1.0, limit_gib / total), device)
+        fit, failed, predicted, short_of_time = search_largest_batch(trial, peak_at_1, limit_gib, budget_s)
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
         gc.collect()
         torch.cuda.empty_cache()
-    bound = f"{failed} ran out of memory" if failed else "no larger batch tried within the time budget"
-    return f"{fit} ({bound}; predicted {predicted} from batches 1 and 2)"
+    if failed is not None:
+        text = f"{fit} ({failed} ran out of memory; predicted {predicted} from batches 1 and 2)"
+    elif short_of_time:
+        text = f"≥ {fit} (larger steps did not fit the time budget; predicted {predicted} from batches 1 and 2)"
+    else:
+        text = f"≥ {fit} (the search's cap; predicted {predicted} from batches 1 and 2)"
+    return text + (f"; this card has only {total:.0f} GiB" if total < limit_gib else "")
 
 
 def section_training(args, device, table: Table, sdxl: IllustrationPipeline | None, showme: ShowMePipeline | None):
     """One optimizer step of each entry point's loss at the papers' settings with random weights, as the training
     loop runs it (frozen weights in half precision, LoRA weights in float32, the loss under autocast), with only
     that entry point's models on the GPU; then the largest batch that fits ``--batch-limit`` GiB."""
-    from dataclasses import MISSING, fields
-
-    from showme_i2g.showme.rewards.motion import MotionReward
-    from showme_i2g.showme.rewards.structure import StructureReward
-    from showme_i2g.showme.training import ShowMeTrainingModel
-
     autocast = device.type == "cuda" and args.dtype != torch.float32
     rewards = reward_networks(args, device)
 
@@ -572,26 +588,44 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
 
     sdxl_modules = [sdxl.unet, sdxl.vae, sdxl.text_encoder, sdxl.text_encoder_2] if sdxl is not None else []
     showme_modules = [showme.model, rewards.depth, rewards.edge] if showme is not None else []
-    if showme is not None:
-        model = showme.model
-        only_on_gpu(showme_modules, sdxl_modules + [rewards.clip])
-        model.train()  # the release's blocks checkpoint their activations when training
-        size, frames = showme.config.height, (4 if args.tiny else 16)
-        g = torch.Generator().manual_seed(0)
-        rand = lambda *shape: torch.rand(*shape, generator=g) * 2 - 1  # noqa: E731
+    for pipe in (showme, sdxl):  # captured graphs keep memory pools, which the batch search's cap would count
+        if pipe is not None and pipe._step_graphs is not None:
+            pipe._step_graphs.clear()
+    try:
+        if showme is not None:
+            train_showme(args, device, measure, only_on_gpu, showme, rewards, showme_modules, sdxl_modules)
+        if sdxl is not None:
+            train_i2g(args, device, measure, only_on_gpu, sdxl, rewards, showme_modules, sdxl_modules)
+    finally:  # whatever failed, the Space section finds both pipelines as they were
+        only_on_gpu(sdxl_modules + showme_modules[:1], [rewards.clip] + showme_modules[1:])
 
-        def edit_pairs(b: int) -> dict:
-            return {"first": rand(b, 3, size, size), "last": rand(b, 3, size, size), "instruction": ["cut it"] * b}
 
-        def clips(b: int) -> dict:
-            return {"frames": rand(b, 3, frames, size, size), "instruction": ["cut the onion"] * b,
-                    "flow": torch.rand(b, frames - 1, size // 8, size // 8, generator=g), "fs": torch.full((b,), 3)}
+def train_showme(args, device, measure, only_on_gpu, showme: ShowMePipeline, rewards, showme_modules, sdxl_modules):
+    """Stage 1 without and with the structure reward, stage 2 with the motion reward."""
+    from showme_i2g.showme.rewards.motion import MotionReward
+    from showme_i2g.showme.rewards.structure import StructureReward
+    from showme_i2g.showme.training import ShowMeTrainingModel
 
-        structure = StructureReward(depth=rewards.depth.to(args.dtype), edge=rewards.edge.to(args.dtype),
-                                    max_timestep=model.config.timesteps)  # every sample eligible: the costly case
-        stages = [(1, {}, edit_pairs, "no structure reward"),
-                  (1, {"structure": structure}, edit_pairs, "structure reward on every sample"),
-                  (2, {"motion": MotionReward(min_timestep=0)}, clips, "motion reward")]
+    model = showme.model
+    only_on_gpu(showme_modules, sdxl_modules + [rewards.clip])
+    size, frames = showme.config.height, (4 if args.tiny else 16)
+    g = torch.Generator().manual_seed(0)
+    rand = lambda *shape: torch.rand(*shape, generator=g) * 2 - 1  # noqa: E731
+
+    def edit_pairs(b: int) -> dict:
+        return {"first": rand(b, 3, size, size), "last": rand(b, 3, size, size), "instruction": ["cut it"] * b}
+
+    def clips(b: int) -> dict:
+        return {"frames": rand(b, 3, frames, size, size), "instruction": ["cut the onion"] * b,
+                "flow": torch.rand(b, frames - 1, size // 8, size // 8, generator=g), "fs": torch.full((b,), 3)}
+
+    structure = StructureReward(depth=rewards.depth.to(args.dtype), edge=rewards.edge.to(args.dtype),
+                                max_timestep=model.config.timesteps)  # every sample eligible: the costly case
+    stages = [(1, {}, edit_pairs, "no structure reward"),
+              (1, {"structure": structure}, edit_pairs, "structure reward on every sample"),
+              (2, {"motion": MotionReward(min_timestep=0)}, clips, "motion reward")]
+    model.train()  # the release's blocks checkpoint their activations when training
+    try:
         for stage, reward, batch_at, what in stages:
             trainer = ShowMeTrainingModel(model, stage, **reward)
             params = [p for p in model.parameters() if p.requires_grad]
@@ -600,22 +634,31 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
             adapter = adapters.EDIT if stage == 1 else adapters.ANIMATE
             shape = f"{size}²" if stage == 1 else f"{frames} frames"
             label = f"ShowMe stage {stage} ({shape}, rank {adapters.adapter_rank(model, adapter)}, {what})"
-            # measure() calls the loss at once; binding trainer as a default would keep it alive past `del trainer`
-            measure(label, params, lambda b: trainer(batch_at(b), g))  # noqa: B023
-            for p in params:
-                p.data = p.data.to(args.dtype)
-            del trainer
+            try:  # measure() calls the loss at once; a default argument would keep the trainer alive afterwards
+                measure(label, params, lambda b: trainer(batch_at(b), g))  # noqa: B023
+            finally:
+                for p in params:
+                    p.data = p.data.to(args.dtype)
+                trainer = None  # frees the trainer (and its reward networks' graph) before the next stage
+    finally:
         model.requires_grad_(False).eval()
-    if sdxl is not None:
-        from diffusers import DDPMScheduler
+        adapters.set_mode(model, "video")  # a training stage leaves its own mode
 
-        from showme_i2g.i2g import training as i2g
 
-        only_on_gpu(sdxl_modules + [rewards.clip], showme_modules)
-        unet, vae, size = sdxl.unet, sdxl.vae, (128 if args.tiny else 1024)
-        vae.to(torch.float32)  # I2G training keeps the SDXL VAE in float32, as diffusers' scripts do
-        i2g.add_i2g_lora(unet, SimpleNamespace(rank=16, lora_alpha=None, lora_targets=i2g.LORA_TARGETS,
-                                               adapter_name="i2g_bench", init_lora=None))
+def train_i2g(args, device, measure, only_on_gpu, sdxl: IllustrationPipeline, rewards, showme_modules, sdxl_modules):
+    """Pairwise LoRA training and reward fine-tuning (DRaFT-K) at their defaults."""
+    from dataclasses import MISSING, fields
+
+    from diffusers import DDPMScheduler
+
+    from showme_i2g.i2g import training as i2g
+
+    only_on_gpu(sdxl_modules + [rewards.clip], showme_modules)
+    unet, vae, size = sdxl.unet, sdxl.vae, (128 if args.tiny else 1024)
+    vae.to(torch.float32)  # I2G training keeps the SDXL VAE in float32, as diffusers' scripts do
+    i2g.add_i2g_lora(unet, SimpleNamespace(rank=16, lora_alpha=None, lora_targets=i2g.LORA_TARGETS,
+                                           adapter_name="i2g_bench", init_lora=None))
+    try:
         for p in unet.parameters():
             if p.requires_grad:
                 p.data = p.data.float()
@@ -646,13 +689,13 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
             measure(f"I2G reward (SDXL {size}², K = {config.truncation_k} of {config.num_inference_steps} steps, "
                     f"CFG {config.guidance_scale:g}, {clip}, checkpointing)", params,
                     lambda b: i2g.reward_loss([window] * b, ctx, parts, rewards.clip, config))
+    finally:
         unet.eval()
         unet.disable_gradient_checkpointing()
         vae.disable_gradient_checkpointing()
         unet.delete_adapters("i2g_bench")
         vae.to(args.dtype)
         sdxl.freeze()
-    only_on_gpu(sdxl_modules + showme_modules[:1], [rewards.clip] + showme_modules[1:])
 
 
 def section_space(args, device, table: Table, sdxl: IllustrationPipeline, showme: ShowMePipeline) -> None:
@@ -696,13 +739,16 @@ def main() -> None:
                         help="default: float16 on a GPU, float32 on a CPU")
     parser.add_argument("--only", nargs="+", choices=SECTIONS)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-limit", type=float, default=80.0, metavar="GIB",
-                        help="search each training entry point's largest batch under this many GiB (0: skip)")
+    parser.add_argument("--batch-limit", type=float, default=78.0, metavar="GIB",
+                        help="search each training entry point's largest batch that fits this many GiB of the "
+                             "allocator (78: an 80 GB card, about 79.2 GiB, less its CUDA context; 0: skip)")
     parser.add_argument("--batch-search-seconds", type=float, default=25.0,
                         help="time allowed to each entry point's batch search")
     parser.add_argument("--json", type=Path, help="write the table's rows here")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if device.type == "cuda" and device.index is None:  # the memory-fraction calls need the device's index
+        device = torch.device("cuda", torch.cuda.current_device())
     args.dtype = getattr(torch, args.dtype or ("float16" if device.type == "cuda" else "float32"))
     sections = set(args.only or SECTIONS)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

@@ -3,6 +3,7 @@
     python benchmarks/showme_modes.py                                   # tiny preset, CPU
     python benchmarks/showme_modes.py --config dynamicrafter-256 --dtype float16   # real size on a GPU
     python benchmarks/showme_modes.py --config dynamicrafter-256 --flops           # FLOPs, no weights or GPU
+    python benchmarks/showme_modes.py --config dynamicrafter-256 --fusing --frames 4   # fused vs unfused adapters
 
 Timing and memory do not depend on the weights' values, so the real-size run builds DynamiCrafter-256 with random
 weights: no download is needed. DynamiCrafter's published figure for 256x256x16 with DDIM 50 on an A100 is 10 s and
@@ -12,11 +13,15 @@ Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU and the growth of th
 ``--flops`` instead counts the floating-point operations of one UNet call under CFG in each mode, with and without
 the ShowMe adapters (the model is built on PyTorch's meta device, so no weights and no GPU are needed), and the
 time that arithmetic takes at a GPU's dense peak: the floor that measured times are compared with.
+
+``--fusing`` times one UNet call under CFG in each mode with the adapters folded into the weights
+(``adapters.fused``) and as branches, interleaved, and prints the ratio; the adapters get random non-zero weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -110,6 +115,42 @@ def print_flops(config_name: str, frames: int, steps: int) -> None:
         print(f"{name:<16} {base / 1e12:10.3f} {adapted / 1e12:10.3f} {adapted / base:9.3f} {floor:18.2f} s")
 
 
+def fusing_ratios(model, device: str, frames: int, repeats: int) -> None:
+    """Median seconds of one UNet call under CFG, adapters as branches and folded (interleaved), per mode."""
+    config = model.config
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:  # trained-like adapters: zero B would fold nothing
+                parameter.normal_(std=0.01)
+    h, w = config.height // config.latent_downsampling, config.width // config.latent_downsampling
+    image_tokens = config.image_proj["num_queries"] * config.image_proj["video_length"]
+    dtype = next(model.parameters()).dtype
+    context = torch.randn(2, 77 + image_tokens, config.unet["context_dim"], device=device, dtype=dtype)
+    steps = torch.full((2,), 500, device=device)
+    fs = torch.full((2,), config.default_fs, device=device)
+    print(f"{'mode':<16} {'branches s':>10} {'folded s':>9} {'folded / branches':>18}")
+    for mode, count in (("image", 1), ("video", frames)):
+        latents = torch.randn(2, config.unet["out_channels"], count, h, w, device=device, dtype=dtype)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        with torch.inference_mode(), adapters.mode(model, mode):
+            for _ in range(repeats + 1):  # the first round warms up
+                for fold in (False, True):
+                    with adapters.fused(model) if fold else contextlib.nullcontext():
+                        _sync(device)
+                        start = time.perf_counter()
+                        model.predict(latents, steps, latents, context, fs)
+                        _sync(device)
+                        times[fold].append(time.perf_counter() - start)
+        unfused, fused = (statistics.median(times[fold][1:]) for fold in (False, True))
+        label = "edit (1 frame)" if count == 1 else f"video ({count} fr.)"
+        print(f"{label:<16} {unfused:10.3f} {fused:9.3f} {fused / unfused:18.2f}")
+
+
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
@@ -119,6 +160,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--flops", action="store_true", help="count FLOPs per UNet call instead of timing")
+    parser.add_argument("--fusing", action="store_true",
+                        help="time one UNet call with the adapters folded into the weights and as branches")
     args = parser.parse_args()
 
     config = CONFIGS[args.config]
@@ -131,6 +174,9 @@ def main() -> None:
     edit_rank, animate_rank = ranks(args.config)
     adapters.add_showme_adapters(model, edit_rank=edit_rank, animate_rank=animate_rank)
     model.to(getattr(torch, args.dtype))
+    if args.fusing:
+        fusing_ratios(model.to(args.device), args.device, args.frames, args.repeats)
+        return
     pipe = ShowMePipeline(model, device=args.device)
     pipe.set_progress_bar_config(disable=True)
     photo = Image.new("RGB", (config.width, config.height), (180, 120, 60))

@@ -33,8 +33,8 @@ def memory_model(peak_of):
 
 def test_batch_search_finds_the_largest_batch_when_memory_is_affine(bench):
     trial, tried = memory_model(lambda b: 10.0 + 1.5 * b)  # 46 fits (79 GiB), 47 does not (80.5 GiB)
-    fit, failed, predicted = bench.search_largest_batch(trial, 11.5, 80.0, budget_s=60.0)
-    assert (fit, predicted) == (46, 46)
+    fit, failed, predicted, short_of_time = bench.search_largest_batch(trial, 11.5, 80.0, budget_s=60.0)
+    assert (fit, predicted, short_of_time) == (46, 46, False)
     assert failed is not None and 46 < failed <= 46 + max(1, 46 // 20)
     assert tried[0] == 2 and 46 in tried
 
@@ -42,7 +42,7 @@ def test_batch_search_finds_the_largest_batch_when_memory_is_affine(bench):
 def test_batch_search_brackets_an_answer_the_affine_prediction_overshoots(bench):
     peak = lambda b: 10.0 + b + 0.02 * b * b  # noqa: E731 - memory grows faster than the first two batches say
     trial, tried = memory_model(peak)
-    fit, failed, predicted = bench.search_largest_batch(trial, peak(1), 80.0, budget_s=60.0)
+    fit, failed, predicted, _ = bench.search_largest_batch(trial, peak(1), 80.0, budget_s=60.0)
     largest = max(b for b in range(1, 200) if peak(b) <= 80.0)
     assert predicted > largest  # the prediction ran out of memory, so the search had to come down
     assert peak(fit) <= 80.0 and failed is not None and peak(failed) > 80.0
@@ -53,13 +53,31 @@ def test_batch_search_stops_at_its_time_budget(bench):
     def slow(batch: int) -> tuple[bool, float, float]:
         return True, 10.0 + batch, 100.0  # every step fits but takes 100 s
 
-    fit, failed, predicted = bench.search_largest_batch(slow, 11.0, 80.0, budget_s=60.0)
-    assert (fit, failed, predicted) == (2, None, 70)  # the prediction was not tried: it would take 3,500 s
+    fit, failed, predicted, short_of_time = bench.search_largest_batch(slow, 11.0, 80.0, budget_s=60.0)
+    assert (fit, failed, predicted, short_of_time) == (2, None, 70, True)  # batch 70 would take 3,500 s
+
+
+def test_a_short_budget_still_verifies_the_largest_batch_it_affords(bench):
+    tried = []
+
+    def one_second_per_two(batch: int) -> tuple[bool, float, float]:
+        tried.append(batch)
+        return True, 10.0 + batch, 1.0  # batch 2 takes 1 s, so 20.4 s afford batch 40 (time grows with the batch)
+
+    fit, failed, predicted, short_of_time = bench.search_largest_batch(one_second_per_two, 11.0, 80.0, budget_s=20.4)
+    assert (fit, failed, predicted, short_of_time) == (40, None, 70, True)
+    assert tried == [2, 40]
+
+
+def test_a_prediction_of_two_is_checked_above(bench):
+    trial, tried = memory_model(lambda b: 30.0 + 20.0 * b)  # 2 fits (70 GiB), 3 does not (90 GiB)
+    assert bench.search_largest_batch(trial, 50.0, 80.0, budget_s=60.0) == (2, 3, 2, False)
+    assert tried == [2, 3]
 
 
 def test_batch_search_when_two_do_not_fit(bench):
     trial, _ = memory_model(lambda b: 50.0 * b)
-    assert bench.search_largest_batch(trial, 50.0, 80.0, budget_s=60.0)[:2] == (1, 2)
+    assert bench.search_largest_batch(trial, 50.0, 80.0, budget_s=60.0) == (1, 2, 1, False)
 
 
 def test_every_section_runs_on_the_tiny_twins(tmp_path):

@@ -238,12 +238,21 @@ def test_fusing_keeps_each_weight_in_its_storage() -> None:
     """A CUDA graph replays fixed addresses: the folded weights must be written where the weights already live."""
     model = tiny_model()
     fill(model, EDIT)
-    layer = lora_layers(model, EDIT)[ATTENTION]
-    weight = layer.get_base_layer().weight
-    address, original = weight.data_ptr(), weight.detach().clone()
-    with adapters.mode(model, "image"), adapters.fused(model):
-        assert weight.data_ptr() == address and not torch.equal(weight, original)
-    assert weight.data_ptr() == address and torch.equal(weight, original)
+    fill(model, ANIMATE, seed=3)
+    weights = {name: layer.get_base_layer().weight for name, layer in adapters._lora_layers(model)}
+    before = {name: (w.data_ptr(), w.detach().clone()) for name, w in weights.items()}
+    with adapters.mode(model, "video"), adapters.fused(model):
+        assert all(w.data_ptr() == before[name][0] for name, w in weights.items())
+        assert all(not torch.equal(w, before[name][1]) for name, w in weights.items())  # every layer was folded
+    assert all(w.data_ptr() == before[n][0] and torch.equal(w, before[n][1]) for n, w in weights.items())
+
+
+def test_modes_cannot_switch_while_fused() -> None:
+    model = tiny_model()
+    with adapters.mode(model, "video"), adapters.fused(model):
+        with pytest.raises(RuntimeError, match="Switch modes outside adapters.fused"):
+            adapters.set_mode(model, "image")
+    adapters.set_mode(model, "image")  # fine again once the weights are unfolded
 
 
 # ------------------------------------------------------------------------------------------------ training

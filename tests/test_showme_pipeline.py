@@ -392,8 +392,13 @@ def test_fused_adapters_give_the_unfused_outputs_and_leave_the_model_as_it_was(p
     before = {name: value.clone() for name, value in pipe.model.state_dict().items()}
     assert branches and not pipe.edit(photo, "cut the onion", **kwargs).metadata["fused_adapters"]
 
+    keys: list[str] = []  # the CUDA-graph key: a graph of folded weights must never replay unfolded, or back
+    record_key = lambda p, *_: keys.append(p._mode_key()) or {}  # noqa: E731
+    pipe.edit(photo, "cut the onion", callback_on_step_end=record_key, **kwargs)
     branches.clear()
     pipe.fuse_adapters = True
+    pipe.edit(photo, "cut the onion", callback_on_step_end=record_key, **kwargs)
+    assert keys[0] != keys[-1] and "fused=True" in keys[-1] and "fused=False" in keys[0]
     fused_edit = pipe.edit(photo, "cut the onion", **kwargs)
     fused_video = pipe.animate(photo, "cut the onion", num_frames=4, **kwargs).frames
     again = pipe.edit(photo, "cut the onion", **kwargs).image

@@ -236,6 +236,8 @@ def set_mode(model: DynamiCrafter, mode: str) -> None:
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(repr(m) for m in MODES)}")
+    if is_fused(model):  # the folded weights hold the current mode's adapters: another mode would run them too
+        raise RuntimeError("Switch modes outside adapters.fused(...): this model's adapters are folded into it.")
     with _keep_requires_grad(model):
         for _, layer in _lora_layers(model):
             if mode == "base":
@@ -268,14 +270,15 @@ def mode(model: DynamiCrafter, mode: str) -> Iterator[None]:
 def fused(model: nn.Module) -> Iterator[None]:
     """The adapters that run now, folded into their base weights for a ``with`` block, and exactly unfolded after.
 
-    Each LoRA layer running adapters gets ``W += scaling · B · A`` in place (peft's ``merge``), so its forward is
-    the base layer's alone: no adapter GEMMs and about four fewer kernels per layer (304 layers in video mode at
-    real size; an edit step is launch-bound, a video step spends 16 % of its FLOPs there). The weights stay where
-    they are, so a CUDA graph captured inside the block replays the folded weights. On exit the weights kept aside
-    are copied back bit for bit (peft's ``unmerge`` subtracts, which does not give them back in half precision),
-    so fusing never drifts the model however often modes switch. Inside the block the outputs equal the unfused
-    model's up to the rounding of the folded weights; ``requires_grad`` is unchanged. It costs one copy of the
-    folded layers' weights (about 1 GB in fp16 at real size) for the block's duration.
+    Each LoRA layer running adapters gets ``W += Σ scaling · B · A`` in place (peft's ``merge``), so its forward
+    is the base layer's alone: no adapter GEMMs and about four fewer kernels per adapter (in video mode at real
+    size, 498 adapter branches on 304 layers and 14 % of a step's FLOPs; an edit step is launch-bound). The
+    weights keep their storage, so a CUDA graph captured inside the block replays the folded weights. On exit the
+    weights kept aside are copied back bit for bit (peft's ``unmerge`` subtracts, which does not give them back in
+    half precision), so fusing never drifts the model however often modes switch; modes cannot switch inside the
+    block (:func:`set_mode` refuses). Inside the block the outputs equal the unfused model's up to the rounding of
+    the folded weights; ``requires_grad`` is unchanged. It costs one copy of the folded layers' weights (487 M
+    parameters in video mode at real size, about 1 GB in fp16) for the block's duration.
     """
     originals: list[tuple[LoraLayer, torch.Tensor]] = []
     try:
@@ -284,6 +287,8 @@ def fused(model: nn.Module) -> Iterator[None]:
                 names = [name for name in layer.active_adapters if name in layer.lora_A]
                 if layer.disable_adapters or not names or layer.merged:
                     continue
+                if any(layer.lora_bias.get(name) or name in layer.lora_variant for name in names):
+                    raise ValueError("adapters.fused folds plain LoRA only (no LoRA bias, no DoRA-like variant).")
                 originals.append((layer, layer.get_base_layer().weight.detach().clone()))
                 layer.merge(adapter_names=names)  # in place: the weight keeps its storage
         yield

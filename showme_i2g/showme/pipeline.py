@@ -127,9 +127,9 @@ class ShowMePipeline:
     every step eagerly). ``fuse_adapters=True`` folds the mode's LoRA adapters into the base weights for the
     duration of each call (:func:`~.adapters.fused`: no adapter branches to run or replay, outputs equal up to the
     rounding of the folded weights, the weights restored bit for bit after the call); it is off until a GPU
-    measurement shows its gain (``benchmarks/gpu_real_size.py``). Every public call runs under
-    ``torch.inference_mode``: sampling never builds an autograd graph, and a pipeline's model is frozen (training
-    makes its own parameters trainable).
+    measurement shows its gain (``benchmarks/gpu_real_size.py``), and CPU offload turns it off. Every public call
+    runs under ``torch.inference_mode``: sampling never builds an autograd graph, and a pipeline's model is frozen
+    (training makes its own parameters trainable).
     """
 
     _callback_tensor_inputs = ["latents", "context", "concat"]
@@ -529,7 +529,8 @@ class ShowMePipeline:
             generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         pixels = torch.cat([p[0] for p in prepared])
         try:
-            with adapters.mode(self.model, mode), (adapters.fused(self.model) if self.fuse_adapters else nullcontext()):
+            fusing = self.fuse_adapters and not self.cpu_offload  # offloaded weights would be folded on the CPU
+            with adapters.mode(self.model, mode), (adapters.fused(self.model) if fusing else nullcontext()):
                 latents, steps_done = self.sample_latents(
                     pixels, instructions, num_frames=num_frames, conditioning=conditioning,
                     num_inference_steps=steps, guidance_scale=guidance, eta=eta, fs=fs, generator=generators,
@@ -578,7 +579,7 @@ class ShowMePipeline:
             "device": str(self.device),
             "dtype": str(self.model.dtype).replace("torch.", ""),
             "cuda_graphs": self._step_graphs.enabled and self.device.type == "cuda",
-            "fused_adapters": self.fuse_adapters,
+            "fused_adapters": self.fuse_adapters and not self.cpu_offload,
             "batch_size": batch_size,
             "seconds": round(time.perf_counter() - started, 3),
             "showme_i2g": __version__,
