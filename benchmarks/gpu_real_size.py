@@ -591,11 +591,16 @@ def section_training(args, device, table: Table, sdxl: IllustrationPipeline | No
     for pipe in (showme, sdxl):  # captured graphs keep memory pools, which the batch search's cap would count
         if pipe is not None and pipe._step_graphs is not None:
             pipe._step_graphs.clear()
+    papers = [("ShowMe", train_showme, showme), ("I2G", train_i2g, sdxl)]
     try:
-        if showme is not None:
-            train_showme(args, device, measure, only_on_gpu, showme, rewards, showme_modules, sdxl_modules)
-        if sdxl is not None:
-            train_i2g(args, device, measure, only_on_gpu, sdxl, rewards, showme_modules, sdxl_modules)
+        for paper, train, pipe in papers:
+            if pipe is None:
+                continue
+            try:  # one paper's failure leaves the other's rows to measure
+                train(args, device, measure, only_on_gpu, pipe, rewards, showme_modules, sdxl_modules)
+            except Exception as exc:  # noqa: BLE001 - reported in the table, the run goes on
+                traceback.print_exc()
+                table.add("training", f"{paper}: failed", f"{type(exc).__name__}: {str(exc)[:120]}")
     finally:  # whatever failed, the Space section finds both pipelines as they were
         only_on_gpu(sdxl_modules + showme_modules[:1], [rewards.clip] + showme_modules[1:])
 

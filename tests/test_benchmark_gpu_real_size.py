@@ -87,7 +87,7 @@ def test_every_section_runs_on_the_tiny_twins(tmp_path):
                              "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
-    assert not [r for r in rows if r["what"] == "failed"], result.stdout[-3000:]
+    assert not [r for r in rows if r["what"].endswith("failed")], result.stdout[-3000:]
     assert {r["section"] for r in rows} == {"ShowMe", "profile", "I2G attention", "I2G recipe", "training", "run"}
     steps = sorted(r["what"].split(":")[0] for r in rows if r["what"].endswith("one optimizer step"))
     assert [n.split(" (")[0] for n in steps] == ["I2G pairwise", "I2G reward", "ShowMe stage 1", "ShowMe stage 1",
