@@ -747,7 +747,7 @@ def main() -> None:
     parser.add_argument("--batch-limit", type=float, default=78.0, metavar="GIB",
                         help="search each training entry point's largest batch that fits this many GiB of the "
                              "allocator (78: an 80 GB card, about 79.2 GiB, less its CUDA context; 0: skip)")
-    parser.add_argument("--batch-search-seconds", type=float, default=25.0,
+    parser.add_argument("--batch-search-seconds", type=float, default=15.0,
                         help="time allowed to each entry point's batch search")
     parser.add_argument("--json", type=Path, help="write the table's rows here")
     args = parser.parse_args()
