@@ -106,6 +106,26 @@ def test_an_upcast_vae_gets_its_dtype_back(i2g):
         vae.to(torch.float32)
 
 
+def test_a_vae_that_overflows_in_half_precision_decodes_with_autocast_off(i2g):
+    """Mixed-precision training runs each loss under autocast, which would compute the float32 SDXL VAE's
+    convolutions in half precision (where it overflows); decoding turns autocast off for it, gradients and all."""
+    vae = i2g.vae
+    latents = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    reference = decode_latents(vae, latents)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = decode_latents(vae, latents)
+        assert torch.is_autocast_enabled("cpu")  # only the decode ran in full precision
+    assert inside.dtype == torch.float32 and torch.equal(inside, reference)
+    inside.sum().backward()
+    assert latents.grad is not None and torch.isfinite(latents.grad).all()
+    vae.register_to_config(force_upcast=False)  # a VAE safe in half precision keeps the caller's autocast
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert decode_latents(vae, latents.detach()).dtype == torch.bfloat16
+    finally:
+        vae.register_to_config(force_upcast=True)
+
+
 def test_a_bad_chunk_size_is_refused(i2g):
     with pytest.raises(ValueError, match="chunk_size"):
         decode_latents(i2g.vae, torch.randn(1, 4, 4, 4), chunk_size=0)

@@ -11,7 +11,7 @@ in float16 (e.g. ``madebyollin/sdxl-vae-fp16-fix``, whose config sets ``force_up
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from diffusers.utils.torch_utils import get_module_execution_device
@@ -27,12 +27,20 @@ def needs_upcast(vae: torch.nn.Module) -> bool:
 @contextmanager
 def decoding_precision(vae: torch.nn.Module) -> Iterator[torch.dtype]:
     """The VAE in the dtype it can decode in, for a ``with`` block; its own dtype comes back afterwards, so a
-    long-lived pipeline (the app's) never keeps an upcast float32 VAE."""
+    long-lived pipeline (the app's) never keeps an upcast float32 VAE.
+
+    A VAE that overflows in half precision also runs with autocast off: under mixed-precision training (the loop
+    runs each loss under ``accelerator.autocast()``) autocast would compute its float32 convolutions in float16
+    anyway, and DRaFT's decode with gradients would overflow into NaNs."""
     original = vae.dtype
     if needs_upcast(vae):
         vae.to(torch.float32)
+    device = get_module_execution_device(vae).type
+    full_precision = vae.dtype == torch.float32 and bool(getattr(vae.config, "force_upcast", False))
+    autocast_off = full_precision and device in ("cuda", "cpu")
     try:
-        yield vae.dtype
+        with torch.autocast(device, enabled=False) if autocast_off else nullcontext():
+            yield vae.dtype
     finally:
         if vae.dtype != original:
             vae.to(original)

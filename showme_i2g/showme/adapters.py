@@ -287,7 +287,8 @@ def fused(model: nn.Module) -> Iterator[None]:
                 names = [name for name in layer.active_adapters if name in layer.lora_A]
                 if layer.disable_adapters or not names or layer.merged:
                     continue
-                if any(layer.lora_bias.get(name) or name in layer.lora_variant for name in names):
+                bias, variants = getattr(layer, "lora_bias", {}), getattr(layer, "lora_variant", {})  # newer peft
+                if any(bias.get(name) or name in variants for name in names):
                     raise ValueError("adapters.fused folds plain LoRA only (no LoRA bias, no DoRA-like variant).")
                 originals.append((layer, layer.get_base_layer().weight.detach().clone()))
                 layer.merge(adapter_names=names)  # in place: the weight keeps its storage
