@@ -28,7 +28,7 @@ from diffusers import (
 from .devices import best_device
 from .dtypes import resolve_dtype
 from .presets import BaselinePreset, get_baseline_preset
-from .weights import load_preset_weights
+from .weights import freeze, load_preset_weights
 
 __all__ = ["PIPELINES", "build_tiny_baseline", "load_baseline"]
 
@@ -125,4 +125,4 @@ def load_baseline(
                                    dtype=dtype, **extra)
     pipe.preset = preset
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return freeze(pipe).to(device)

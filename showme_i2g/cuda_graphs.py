@@ -9,7 +9,9 @@ into the static buffers and replays the recorded kernels, with no Python in betw
 shape and dtype), so a pipeline that alternates edits and videos captures each once. Where graphs cannot run (no
 CUDA, or turned off) it calls the function eagerly through the same interface, which is what the CPU tests
 exercise. Captured graphs hold their own memory pool; the cache keeps the ``max_graphs`` most recently used (2:
-an edit and a video), and a capture that runs out of memory frees every pool and runs the step eagerly.
+an edit and a video). A capture that runs out of memory frees every pool, and that key's steps run eagerly for the
+rest of the sampling run (:meth:`StepGraphs.begin_run` lets the next run try again); a capture that fails otherwise
+(an operation that cannot be captured) turns graphs off for good, with one warning.
 """
 
 from __future__ import annotations
@@ -58,49 +60,73 @@ class StepGraphs:
     ``run(key, function, *inputs)`` calls ``function(*inputs)``: on CUDA with graphs enabled, from the graph
     captured for ``(key, shapes, dtypes, device)`` (captured on first use). ``function`` must be the same
     computation for the same key: the key names everything that changes it besides the inputs (the adapter mode,
-    the number of steps of a recipe, a weight, and :meth:`weights_key` of the network). Python numbers inside the
-    network (e.g. a LoRA scale changed by ``set_adapters``) are baked into a capture: call :meth:`clear` after
-    changing one.
+    the number of steps of a recipe, a weight, :meth:`weights_key` and :meth:`adapters_key` of the network).
+
+    :param enabled: the caller's switch (``cuda_graphs=False`` in the pipelines); :meth:`begin_run` sets it.
+    :param max_graphs: captures kept; each holds a memory pool as large as one step's activations.
     """
+
+    graphed_call: Callable[[StepFunction, Sequence[torch.Tensor]], Callable[..., torch.Tensor]] = GraphedCall
+    """What captures a call (tests put a recording stand-in here)."""
 
     def __init__(self, enabled: bool = True, max_graphs: int = 2) -> None:
         self.enabled = enabled
         self.max_graphs = max_graphs
-        self._graphs: OrderedDict[Hashable, GraphedCall] = OrderedDict()
+        self.failure: str | None = None  # why capture cannot work for this network: eager for good
+        self._graphs: OrderedDict[Hashable, Callable[..., torch.Tensor]] = OrderedDict()
+        self._no_room: set[Hashable] = set()  # keys whose capture ran out of memory in this sampling run
         self.captures = 0  # how many graphs were captured so far (benchmarks report it)
+
+    def begin_run(self, enabled: bool) -> StepGraphs:
+        """Start a sampling run with graphs ``enabled`` or not. Keys that ran out of memory in an earlier run may
+        be captured again (memory may have been freed since); a capture failure other than memory stays final."""
+        self.enabled = enabled
+        self._no_room.clear()
+        return self
+
+    @property
+    def replaying(self) -> bool:
+        """Whether steps on CUDA tensors replay graphs (enabled, and no capture has failed for good)."""
+        return self.enabled and self.failure is None
 
     def active_for(self, inputs: Sequence[torch.Tensor]) -> bool:
         """Whether ``run`` replays a graph for these inputs (enabled, all on a CUDA device, no autograd)."""
-        return (
-            self.enabled
-            and not torch.is_grad_enabled()
-            and all(t.device.type == "cuda" for t in inputs)
-            and not torch.cuda.is_current_stream_capturing()
-        )
+        return self.replaying and not torch.is_grad_enabled() and self._on_cuda(inputs)
+
+    @staticmethod
+    def _on_cuda(inputs: Sequence[torch.Tensor]) -> bool:
+        """Every input on a CUDA device, outside another capture (captures do not nest)."""
+        return all(t.device.type == "cuda" for t in inputs) and not torch.cuda.is_current_stream_capturing()
 
     def run(self, key: Hashable, function: StepFunction, *inputs: torch.Tensor) -> torch.Tensor:
+        """``function(*inputs)``, replayed from this key's graph where graphs are active. The result is the
+        caller's own tensor (a copy of the graph's output buffer, which the next replay overwrites: schedulers
+        such as PNDM or multistep DPM-Solver keep past predictions)."""
         if not self.active_for(inputs):
             return function(*inputs)
         full_key = (key, tuple((tuple(t.shape), t.dtype, t.device) for t in inputs))
+        if full_key in self._no_room:
+            return function(*inputs)
         graph = self._graphs.get(full_key)
         if graph is None:
             while len(self._graphs) >= self.max_graphs:
                 self._graphs.popitem(last=False)
             try:
-                graph = GraphedCall(function, inputs)
+                graph = self.graphed_call(function, inputs)
             except torch.OutOfMemoryError:
-                # a capture holds a second set of activations in its own pool: free every pool and run this step
-                # eagerly (later steps try again; a caller that runs out eagerly too can retry with less)
+                # a capture holds a second set of activations in its own pool: free every pool, and run this key
+                # eagerly for the rest of the run rather than paying a failed capture at every step
                 self.clear()
+                self._no_room.add(full_key)
                 return function(*inputs)
             except RuntimeError as exc:  # an op that cannot be captured: say why, and stay eager from now on
                 logger.warning("CUDA graph capture failed (%s); denoising steps run eagerly from now on.", exc)
-                self.enabled = False
+                self.failure = str(exc)
                 return function(*inputs)
             self._graphs[full_key] = graph
             self.captures += 1
         self._graphs.move_to_end(full_key)
-        return graph(*inputs)
+        return graph(*inputs).clone()
 
     @staticmethod
     def weights_key(module: torch.nn.Module) -> tuple:
@@ -111,6 +137,23 @@ class StepGraphs:
         if not params:
             return ()
         return len(params), params[0].dtype, params[0].data_ptr(), params[-1].data_ptr()
+
+    @staticmethod
+    def adapters_key(module: torch.nn.Module) -> tuple:
+        """What the peft adapters of ``module`` do now: per adapted layer, the active adapters, their scales, and
+        whether adapters are disabled or merged. A capture bakes these Python values in, so changing any of them
+        (diffusers' ``set_adapters(weights=...)``, ``disable_lora``, ``fuse_lora``; ShowMe's modes) must lead to a
+        new capture; callers put this in their key."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        state = []
+        for name, layer in module.named_modules():
+            if isinstance(layer, BaseTunerLayer):
+                scaling = getattr(layer, "scaling", {})
+                active = tuple(layer.active_adapters)
+                state.append((name, active, tuple(scaling.get(a) for a in active), layer.disable_adapters,
+                              tuple(layer.merged_adapters)))
+        return tuple(state)
 
     def clear(self) -> None:
         """Drop every captured graph (and with it the memory its pool holds)."""

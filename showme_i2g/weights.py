@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from .errors import WeightsNotFoundError
 from .text.tokenizers import check_tokenizer
 
-__all__ = ["load_preset_weights", "weights_location"]
+__all__ = ["freeze", "load_preset_weights", "weights_location"]
 
 P = TypeVar("P")
 
@@ -26,6 +26,17 @@ class _Preset(Protocol):
     def weight_variants(self, on_gpu: bool) -> tuple[str | None, ...]: ...
 
     def missing_weights_message(self, source: str) -> str: ...
+
+
+def freeze(pipe: P) -> P:
+    """No weight of a loaded diffusers pipeline requires grad (``from_pretrained`` leaves every one trainable, and
+    a call outside ``no_grad`` would then build an autograd graph); training makes its own parameters trainable."""
+    import torch
+
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.requires_grad_(False)
+    return pipe
 
 
 def weights_location(weights: str | PathLike | None) -> str:

@@ -339,6 +339,7 @@ def test_animate_tab_makes_one_clip_per_step_and_a_captioned_video(client) -> No
         assert sorted(z.namelist()) == ["clip_01.mp4", "clip_02.mp4", "recipe_video.mp4", "run.json"]
         record = json.loads(z.read("run.json"))
     assert [c["instruction"] for c in record["clips"]] == ["Boil the water.", "Pour it over the leaves."]
+    assert [c["batch_size"] for c in record["clips"]] == [2, 2]  # both clips sampled together (animate_many)
     assert record["illustrations"]["preset"] == "tiny" and record["fps"] == 8
     # The caption band: the bottom of a stitched frame is dark and has white text; the clip frame has neither.
     bottom = frames[0][-12:]

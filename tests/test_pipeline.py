@@ -177,6 +177,13 @@ def test_from_preset_loads_a_trained_lora_by_path(trained_lora):
     assert base_meta["lora"] is None and base_meta["lora_scale"] is None
 
 
+def test_a_lora_loaded_into_a_running_pipeline_is_frozen(trained_lora):
+    pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
+    pipe.load_trained_lora(trained_lora, scale=0.5)
+    assert any("lora" in name for name, _ in pipe.unet.named_parameters())
+    assert not any(p.requires_grad for p in pipe.unet.parameters())
+
+
 def test_training_package_re_exports_the_one_loader():
     from showme_i2g.i2g import lora, training
 

@@ -96,6 +96,7 @@ def test_tiny_baselines_mirror_their_architecture(name, in_channels, linear):
     assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
     assert pipe.vae.config.scaling_factor == 0.18215 and len(pipe.tokenizer) == 49408
     assert sum(p.numel() for p in pipe.unet.parameters()) < 1_000_000
+    assert not any(p.requires_grad for c in (pipe.unet, pipe.vae, pipe.text_encoder) for p in c.parameters())
     again = load_baseline(name)
     assert all(torch.equal(a, b) for a, b in zip(pipe.unet.state_dict().values(), again.unet.state_dict().values()))
 

@@ -98,6 +98,8 @@ def test_an_upcast_vae_gets_its_dtype_back(i2g):
         latents = torch.randn(2, 4, 4, 4)
         images = decode_latents(vae, latents)
         assert images.dtype == torch.float32 and vae.dtype == torch.float16  # decoded in float32, cast back after
+        i2g("Bake a cake", steps=STEPS[:2], num_inference_steps=1, output_type="np")
+        assert vae.dtype == torch.float16  # a long-lived pipeline (the app keeps one) does not keep an fp32 VAE
         vae.register_to_config(force_upcast=False)  # an fp16-safe VAE (sdxl-vae-fp16-fix) is not upcast
         with decoding_precision(vae) as dtype:
             assert dtype == torch.float16
@@ -180,6 +182,59 @@ def test_decode_memory_does_not_grow_with_the_number_of_steps():
     assert whole > 2 * one_at_a_time
 
 
+_ANIMATE_RSS_WORKER = textwrap.dedent('''
+    import ctypes, json
+    from pathlib import Path
+    import numpy as np
+    import torch
+    torch.set_num_threads(1)
+    from PIL import Image
+    from showme_i2g.showme.pipeline import ShowMePipeline
+
+    def status(field):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+
+    pipe = ShowMePipeline.from_preset("tiny", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    marks = {}
+
+    def at_decode(done, total):
+        if done == 0:  # sampling is over: from here on only decoding allocates
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed memory back to the system, so the peak shows as growth
+            Path("/proc/self/clear_refs").write_text("5")
+            marks["before"] = status("VmRSS")
+
+    def decode_growth(frames):
+        run = lambda: pipe.animate(photo, "cut the onion", seed=0, num_frames=frames, num_inference_steps=1,
+                                   decode_chunk_size=1, callback_on_decode=at_decode)
+        run()  # warm-up: the allocator's first touch of every size
+        run()
+        return status("VmHWM") - marks["before"]
+
+    result = {"inference": decode_growth(16)}
+    # what this guards against: decoding under autograd with trainable weights keeps every frame's activations
+    ShowMePipeline._decode = ShowMePipeline._decode.__wrapped__
+    pipe.model.requires_grad_(True)
+    result["autograd_2"], result["autograd_16"] = decode_growth(2), decode_growth(16)
+    print(json.dumps(result))
+''')
+
+
+def test_animate_memory_grows_by_about_one_decoded_frame_not_sixteen():
+    """Decoding a 16-frame clip (frame by frame) raises the resident set by less than three frames' working memory.
+    A frame's working memory is measured in the same process as what one more frame costs when decoding keeps an
+    autograd graph (the failure this guards against: every frame's activations kept until the clip is freed). In
+    repeated runs: 10-12 MiB for the 16-frame clip, about 11 MiB per frame, 180 MiB for 16 frames under autograd."""
+    out = subprocess.run([sys.executable, "-c", _ANIMATE_RSS_WORKER], capture_output=True, text=True, check=True)
+    growth = json.loads(out.stdout.strip().splitlines()[-1])
+    per_frame = (growth["autograd_16"] - growth["autograd_2"]) / 14
+    assert per_frame > 2 * 2**20  # the measurement sees a frame's activations at all
+    assert growth["inference"] < 3 * per_frame
+
+
 # ------------------------------------------------------------------------------------------------ ShowMe batch
 def test_animate_many_equals_separate_animate_calls(showme):
     photos = [_photo(1), _photo(2), _photo(3)]
@@ -247,19 +302,170 @@ def test_animate_many_checks_every_photo_before_sampling(showme, monkeypatch):
     assert sampled == []
 
 
-def test_modes_switched_with_graphs_on_give_the_eager_outputs(showme):
-    """Edit, video, edit again with graph replay allowed equal the same calls with it off (on a CPU both run
-    eagerly; on a GPU benchmarks/gpu_real_size.py compares the captured graphs with eager calls)."""
+class _RecordedGraph:
+    """A CPU stand-in for :class:`~showme_i2g.cuda_graphs.GraphedCall`: the same static input and output buffers,
+    the function run again at each replay, so the cache's keys, reuse and buffer handling can be tested here."""
+
+    def __init__(self, function, example_inputs) -> None:
+        self.function = function
+        self.static_inputs = [t.detach().clone() for t in example_inputs]
+        self.static_output = function(*self.static_inputs).clone()
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        for static, tensor in zip(self.static_inputs, inputs, strict=True):
+            static.copy_(tensor)
+        self.static_output.copy_(self.function(*self.static_inputs))
+        return self.static_output  # overwritten by the next replay, as a real graph's output is
+
+
+def _forced_graphs(capture: type = _RecordedGraph, max_graphs: int = 2) -> StepGraphs:
+    """A graph cache that treats CPU tensors as CUDA ones and captures with ``capture``."""
+
+    class Forced(StepGraphs):
+        graphed_call = capture
+
+        @staticmethod
+        def _on_cuda(inputs) -> bool:
+            return True
+
+    return Forced(max_graphs=max_graphs)
+
+
+def _scaled(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return x * t
+
+
+def test_one_graph_per_key_serves_every_step_and_each_result_is_the_callers_own():
+    graphs = _forced_graphs()
+    x, t = torch.ones(2, 3), torch.full((2, 1), 2.0)
+    with torch.inference_mode():
+        results = [graphs.run("video", _scaled, x + i, t) for i in range(4)]
+        assert graphs.captures == 1 and len(graphs) == 1
+        # a later replay overwrites the graph's buffer, not what an earlier step returned (PNDM keeps past outputs)
+        assert all(torch.equal(result, (x + i) * t) for i, result in enumerate(results))
+        graphs.run("image", _scaled, x, t)  # another mode
+        graphs.run("video", _scaled, x[:1], t[:1])  # another shape
+        assert graphs.captures == 3 and len(graphs) == 2  # the least recently used (video at batch 2) was dropped
+        graphs.run("video", _scaled, x, t)
+        assert graphs.captures == 4
+        graphs.begin_run(False)  # cuda_graphs=False
+        assert torch.equal(graphs.run("new", _scaled, x, t), x * t) and graphs.captures == 4
+    graphs.begin_run(True)
+    graphs.run("new", _scaled, x, t)  # autograd on (training): eager
+    assert graphs.captures == 4
+
+
+def test_a_capture_out_of_memory_runs_that_key_eagerly_until_the_next_run():
+    attempts = []
+
+    class NoRoom:
+        def __init__(self, function, inputs) -> None:
+            attempts.append(1)
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    graphs = _forced_graphs(NoRoom)
+    x, t = torch.ones(2, 3), torch.full((2, 1), 3.0)
+    with torch.inference_mode():
+        assert all(torch.equal(graphs.run("video", _scaled, x, t), x * t) for _ in range(5))
+        assert len(attempts) == 1  # not a failed capture (and its warm-up forwards) at every step
+        graphs.begin_run(True)  # the next sampling run may have the memory
+        graphs.run("video", _scaled, x, t)
+        assert len(attempts) == 2 and graphs.replaying
+
+
+def test_a_capture_that_fails_otherwise_turns_graphs_off_for_good(caplog):
+    attempts = []
+
+    class Uncapturable:
+        def __init__(self, function, inputs) -> None:
+            attempts.append(1)
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+    graphs = _forced_graphs(Uncapturable)
+    x, t = torch.ones(2, 3), torch.full((2, 1), 3.0)
+    with torch.inference_mode(), caplog.at_level("WARNING"):
+        for _ in range(3):
+            graphs.begin_run(True)  # the pipelines start every run with their switch: it does not undo a failure
+            assert torch.equal(graphs.run("video", _scaled, x, t), x * t)
+    assert len(attempts) == 1 and not graphs.replaying and "not permitted" in graphs.failure
+    assert sum("capture failed" in record.message for record in caplog.records) == 1
+
+
+def test_the_adapters_key_changes_with_every_way_of_changing_what_the_adapters_do():
+    """A capture bakes in the adapters' Python state: scales, active adapters, disabled or merged."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    net = inject_adapter_in_model(LoraConfig(r=2, target_modules=["0"]), torch.nn.Sequential(torch.nn.Linear(4, 4)))
+    layer = net[0]
+    keys = [StepGraphs.adapters_key(net)]
+    layer.set_scale("default", 0.5)  # what diffusers' set_adapters(weights=...) does
+    keys.append(StepGraphs.adapters_key(net))
+    layer.enable_adapters(False)  # disable_lora
+    keys.append(StepGraphs.adapters_key(net))
+    layer.enable_adapters(True)
+    layer.merge()  # fuse_lora
+    keys.append(StepGraphs.adapters_key(net))
+    assert len(set(keys)) == 4
+    layer.unmerge()
+    assert StepGraphs.adapters_key(net) == keys[1]
+    assert StepGraphs.adapters_key(torch.nn.Linear(2, 2)) == ()
+
+
+def test_modes_switched_with_graph_replay_give_the_eager_outputs(showme):
+    """Edit, video, edit again through the graph cache (a CPU stand-in for capture and replay) equal the same
+    calls run eagerly; the cache holds one graph per mode, reused, and fused adapters get their own."""
+    kept = showme._step_graphs
     outputs = {}
-    for graphs in (True, False):
-        showme.cuda_graphs = graphs
-        first = np.asarray(showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2).image)
-        clip = _frames(showme.animate(_photo(4), "cut the onion", seed=5, num_frames=4, num_inference_steps=2))
-        again = np.asarray(showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2).image)
-        assert np.array_equal(first, again)
-        outputs[graphs] = (first, clip)
-    showme.cuda_graphs = True
-    assert np.array_equal(outputs[True][0], outputs[False][0]) and np.array_equal(outputs[True][1], outputs[False][1])
+    try:
+        for replay in (True, False):
+            showme._step_graphs = _forced_graphs()
+            showme.cuda_graphs = replay
+            first = np.asarray(showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2).image)
+            clip = _frames(showme.animate(_photo(4), "cut the onion", seed=5, num_frames=4, num_inference_steps=2))
+            again = np.asarray(showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2).image)
+            assert np.array_equal(first, again)
+            outputs[replay] = (first, clip, showme._step_graphs.captures)
+        assert outputs[True][2] == 2 and outputs[False][2] == 0  # edit and video captured once each
+        assert np.array_equal(outputs[True][0], outputs[False][0]) and np.array_equal(outputs[True][1],
+                                                                                      outputs[False][1])
+        showme.cuda_graphs, showme.fuse_adapters = True, True
+        showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2)
+        assert showme._step_graphs.captures == 1  # folded weights never replay an unfolded graph
+    finally:
+        showme._step_graphs, showme.cuda_graphs, showme.fuse_adapters = kept, True, False
+
+
+def test_an_i2g_lora_changed_through_diffusers_gets_a_new_graph():
+    """``disable_lora`` and ``set_adapters(weights=...)`` change no weight's address, only what the LoRA layers
+    do, so the graph key must see them; each call's pixels equal an eager call's."""
+    from peft import LoraConfig
+
+    pipe = IllustrationPipeline.from_preset("tiny", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    pipe.unet.add_adapter(LoraConfig(r=4, target_modules=["to_q", "to_v"]), adapter_name="mine")
+    with torch.no_grad():
+        for name, parameter in pipe.unet.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.5, generator=torch.Generator().manual_seed(0))
+    pipe._step_graphs = _forced_graphs(max_graphs=3)
+
+    def draw() -> tuple[np.ndarray, np.ndarray]:
+        kwargs = dict(steps=STEPS[:2], seed=3, num_inference_steps=2, output_type="np")
+        pipe.cuda_graphs = True
+        replayed = pipe("Bake a cake", **kwargs).images
+        pipe.cuda_graphs = False
+        eager = pipe("Bake a cake", **kwargs).images
+        return replayed, eager
+
+    drawn = [draw()]
+    pipe.unet.disable_adapters()
+    drawn.append(draw())
+    pipe.unet.enable_adapters()
+    pipe.unet.set_adapters(["mine"], weights=[0.5])
+    drawn.append(draw())
+    assert pipe._step_graphs.captures == 3
+    assert all(np.array_equal(replayed, eager) for replayed, eager in drawn)
+    assert not np.array_equal(drawn[0][1], drawn[1][1]) and not np.array_equal(drawn[0][1], drawn[2][1])
 
 
 def test_animate_many_retries_a_chunk_that_runs_out_of_memory_at_half_the_size(showme, monkeypatch):

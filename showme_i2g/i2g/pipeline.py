@@ -34,7 +34,7 @@ from ..errors import InvalidInputError, WeightsNotFoundError
 from ..presets import IllustrationPreset, get_illustration_preset
 from ..text.clauses import ClauseSplitter
 from ..text.step_lines import DEFAULT_PLANNED_STEPS, MAX_PLANNED_STEPS
-from ..weights import load_preset_weights, weights_location
+from ..weights import freeze, load_preset_weights, weights_location
 from . import inputs
 from .anchors import REFERENCE, Window, check_anchor_options, plan_chain
 from .attention import neighbour_attention_enabled
@@ -132,10 +132,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
 
     def freeze(self) -> IllustrationPipeline:
         """No weight of an inference pipeline requires grad (training makes its own LoRA parameters trainable)."""
-        for component in self.components.values():
-            if isinstance(component, torch.nn.Module):
-                component.requires_grad_(False)
-        return self
+        return freeze(self)
 
     def load_trained_lora(self, path: str | PathLike, scale: float = 1.0) -> IllustrationPipeline:
         """Load a trained I2G LoRA (file or run folder) at ``scale``; run metadata names its file from then on."""
@@ -145,7 +142,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         scale = float(scale)
         load_i2g_lora(self, path, scale=scale)
         self.lora_file, self.lora_scale = str(lora_file(path)), scale
-        return self
+        return self.freeze()  # the loaded LoRA is for inference; training makes its own parameters trainable
 
     @classmethod
     def _load_real_preset(
@@ -216,14 +213,14 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             return_dict=False,
         )[0]
 
-    def _cuda_graphs_for_this_call(self) -> StepGraphs:
-        """The graph cache, switched off where weights move between calls (model CPU offload hooks)."""
+    def _begin_graphed_run(self) -> StepGraphs:
+        """The graph cache at the start of a call, switched off where weights move between calls (model CPU
+        offload hooks); the windows of one call share it."""
         if self._step_graphs is None:
             # a windowed run with a global anchor has three layouts (first, middle and last windows)
             self._step_graphs = StepGraphs(max_graphs=3)
         offloaded = bool(getattr(self, "_all_hooks", None)) or hasattr(self.unet, "_hf_hook")
-        self._step_graphs.enabled = self.cuda_graphs and not offloaded
-        return self._step_graphs
+        return self._step_graphs.begin_run(self.cuda_graphs and not offloaded)
 
     # ------------------------------------------------------------------ the call
     def check_illustration_inputs(
@@ -246,6 +243,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
         return self.prepare_latents(num_steps, channels, height, width, dtype, self._execution_device, generator,
                                     latents)
 
+    @torch.inference_mode()
     def decode(self, latents: torch.Tensor, output_type: str, chunk_size: int | None = DEFAULT_DECODE_CHUNK,
                callback_on_decode: ProgressCallback | None = None):
         """Latents -> images, ``chunk_size`` images per VAE call (see :mod:`.vae`: float32 where SDXL's VAE needs
@@ -274,6 +272,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             reference, _ = fit_photo(load_photo(reference_image), (height, width), "crop")
         return kept, reference
 
+    @torch.inference_mode()
     def encode_anchor_images(self, images: Sequence[PIL.Image.Image], dtype: torch.dtype) -> torch.Tensor:
         """PIL images -> the scaled latents an anchor is noised from (VAE posterior mode)."""
         pixels = self.image_processor.preprocess(list(images))  # (k, 3, H, W) in [-1, 1]
@@ -310,9 +309,9 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             x0 = torch.cat([anchor_x0[window.items[j]] for j in anchored]).to(latents.dtype)
             noise = torch.stack([anchor_noise[rows[j]] for j in anchored]).to(latents.dtype)
         m = len(window.items)
-        graphs = self._cuda_graphs_for_this_call()
+        graphs = self._step_graphs or self._begin_graphed_run()
         graph_key = ("i2g", m, window.layout.key(), encoder_mask is not None, StepGraphs.weights_key(self.unet),
-                     self.lora_scale)
+                     StepGraphs.adapters_key(self.unet))
         conditioning = (encoder_states, pooled, time_ids) + (() if encoder_mask is None else (encoder_mask,))
         layout = None if window.layout.is_plain else window.layout
         weight = window.layout.links[0] if window.layout.links else 1.0
@@ -495,6 +494,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
                 encoded = self.encode_anchor_images([image for _, image in known], dtype)
                 anchor_x0 = {item: encoded[j:j + 1] for j, (item, _) in enumerate(known)}
 
+        self._begin_graphed_run()
         total = len(plan.windows) * len(timesteps)
         done = 0
         drawn_latents: dict[int, torch.Tensor] = {}

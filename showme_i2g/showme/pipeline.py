@@ -439,9 +439,8 @@ class ShowMePipeline:
         concat = concat.repeat(batch // count, 1, 1, 1, 1).to(model.dtype)
         frame_stride = torch.full((batch,), fs, device=device, dtype=torch.long)
         timesteps = torch.empty((batch,), device=device, dtype=torch.long)
-        mode_key = (self._mode_key(), StepGraphs.weights_key(model))
-        graphs = self._step_graphs
-        graphs.enabled = self.cuda_graphs and not self.cpu_offload  # offload moves weights: no fixed addresses
+        mode_key = (self._mode_key(), StepGraphs.weights_key(model), StepGraphs.adapters_key(model))
+        graphs = self._step_graphs.begin_run(self.cuda_graphs and not self.cpu_offload)  # offload moves weights
         total = len(schedule.timesteps)
         noise_source = generators if count > 1 else generators[0]
         steps_done = 0
@@ -578,7 +577,7 @@ class ShowMePipeline:
             "output_size": output_size,
             "device": str(self.device),
             "dtype": str(self.model.dtype).replace("torch.", ""),
-            "cuda_graphs": self._step_graphs.enabled and self.device.type == "cuda",
+            "cuda_graphs": self._step_graphs.replaying and self.device.type == "cuda",
             "fused_adapters": self.fuse_adapters and not self.cpu_offload,
             "batch_size": batch_size,
             "seconds": round(time.perf_counter() - started, 3),
