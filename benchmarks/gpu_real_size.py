@@ -141,6 +141,13 @@ def timed(
     return statistics.median(times), peak, result
 
 
+def ran_out_of_memory(exc: BaseException) -> bool:
+    """Out of memory, or cuDNN finding no algorithm within the memory a cap leaves (it says so differently)."""
+    signs = ("out of memory", "unable to find an engine")
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and any(sign in str(exc) for sign in signs))
+
+
 def reserved_peak(device: torch.device) -> float:
     """GiB the caching allocator held at most since :func:`timed` reset the statistics. A replayed CUDA graph keeps
     its activations in its own pool, reserved but not allocated, so this is the footprint of a graphed call."""
@@ -553,9 +560,8 @@ def largest_batch(device, run_at: Callable[[int], None], peak_at_1: float, limit
             run_at(batch)
             sync(device)
             return True, torch.cuda.max_memory_allocated() / GIB, time.perf_counter() - start
-        except RuntimeError as exc:  # out of memory, or cuDNN finding no algorithm within what memory is left
-            if not isinstance(exc, torch.OutOfMemoryError) and not any(
-                    sign in str(exc) for sign in ("out of memory", "unable to find an engine")):
+        except RuntimeError as exc:
+            if not ran_out_of_memory(exc):
                 raise
             return False, float("nan"), time.perf_counter() - start
 
@@ -764,16 +770,22 @@ def section_space(args, device, table: Table, sdxl: IllustrationPipeline, showme
         "animate 7 steps": lambda: showme.animate_many([image] * 7, RECIPE, seeds=list(range(7)), num_frames=frames,
                                                         num_inference_steps=steps),
     }
-    for name, job in jobs.items():
-        try:
-            s, gib, _ = timed(device, job, warmup=0)
-            table.add("Space", f"{name} under {SPACE_LIMIT_GIB:.0f} GiB",
-                      f"ok, {s:.2f} s, peak {gib:.1f} GiB allocated, {reserved_peak(device):.1f} GiB reserved", "",
-                      f"fits {SPACE_LIMIT_GIB:.0f} GiB")
-        except torch.OutOfMemoryError:
-            table.add("Space", f"{name} under {SPACE_LIMIT_GIB:.0f} GiB", "out of memory", "", "fits")
-    if device.type == "cuda":
-        torch.cuda.set_per_process_memory_fraction(1.0, torch.cuda.current_device())
+    try:
+        for name, job in jobs.items():
+            what = f"{name} under {SPACE_LIMIT_GIB:.0f} GiB"
+            try:
+                s, gib, _ = timed(device, job, warmup=0)
+                table.add("Space", what,
+                          f"ok, {s:.2f} s, peak {gib:.1f} GiB allocated, {reserved_peak(device):.1f} GiB reserved",
+                          "", f"fits {SPACE_LIMIT_GIB:.0f} GiB")
+            except RuntimeError as exc:  # reported, and the other jobs still run
+                if not ran_out_of_memory(exc):
+                    traceback.print_exc()
+                table.add("Space", what, "out of memory" if ran_out_of_memory(exc) else
+                          f"failed: {type(exc).__name__}: {str(exc)[:100]}", "", "fits")
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_per_process_memory_fraction(1.0, torch.cuda.current_device())
 
 
 def main() -> None:

@@ -270,3 +270,26 @@ def test_the_early_check_refuses_as_the_pipeline_does(tmp_path, settings):
     with pytest.raises(InvalidInputError) as late:
         pipe.animate(Image.open(_photo(tmp_path)), instruction, **settings)
     assert str(early.value) == str(late.value)
+
+
+def test_no_cuda_graphs_reaches_both_pipelines(tmp_path, monkeypatch):
+    from showme_i2g.i2g.pipeline import IllustrationPipeline
+    from showme_i2g.showme.pipeline import ShowMePipeline
+
+    built = []
+    for cls in (IllustrationPipeline, ShowMePipeline):
+        real = cls.from_preset.__func__
+
+        def recording(klass, *args, _real=real, **kwargs):
+            built.append(_real(klass, *args, **kwargs))
+            return built[-1]
+
+        monkeypatch.setattr(cls, "from_preset", classmethod(recording))
+    common = ["--preset", "tiny", "--device", "cpu", "--seed", "1", "--no-cuda-graphs"]
+    (tmp_path / "tea.txt").write_text("Boil water.\nPour it.\n")
+    assert main(["illustrate", *common, "--goal", "Make tea", "--steps-file", str(tmp_path / "tea.txt"),
+                 "--inference-steps", "1", "--out", str(tmp_path / "i")]) == 0
+    assert main(["edit", *common, "--image", str(_photo(tmp_path)), "--instruction", "cut the onion",
+                 "--inference-steps", "1", "--out", str(tmp_path / "e")]) == 0
+    assert [type(p) for p in built] == [IllustrationPipeline, ShowMePipeline]
+    assert not built[0].cuda_graphs and not built[1].cuda_graphs and not built[1]._step_graphs.enabled
