@@ -309,7 +309,7 @@ class IllustrationPipeline(StableDiffusionXLPipeline):
             x0 = torch.cat([anchor_x0[window.items[j]] for j in anchored]).to(latents.dtype)
             noise = torch.stack([anchor_noise[rows[j]] for j in anchored]).to(latents.dtype)
         m = len(window.items)
-        graphs = self._step_graphs or self._begin_graphed_run()
+        graphs = self._step_graphs if self._step_graphs is not None else self._begin_graphed_run()
         graph_key = ("i2g", m, window.layout.key(), encoder_mask is not None, StepGraphs.weights_key(self.unet),
                      StepGraphs.adapters_key(self.unet))
         conditioning = (encoder_states, pooled, time_ids) + (() if encoder_mask is None else (encoder_mask,))

@@ -693,9 +693,10 @@ class ShowMePipeline:
         runs out of GPU memory is retried at half the size. Item i uses ``seeds[i]`` (random where None) and gets
         the clip that ``animate(images[i], instructions[i], seed=seeds[i], ...)`` gives: every random number it
         needs comes from its own generator in the same order, so the clips differ only by the rounding of batched
-        matrix products (1 level of 255 at most in float32 on the CPU, 6 in fp16 on an H200). Every photo and instruction is checked before the
-        first chunk is sampled. ``progress_callback(done, total)`` counts DDIM steps over all chunks;
-        ``callback_on_step_end`` sees each chunk's steps (its tensors hold the chunk's items).
+        matrix products (1 level of 255 at most in float32 on the CPU, 6 in fp16 on an H200). Every photo and
+        instruction is checked before the first chunk is sampled. ``progress_callback(done, total)`` counts DDIM
+        steps over all chunks; ``callback_on_step_end`` sees each chunk's steps (its tensors hold the chunk's
+        items).
         ``callback_on_decode(done, total)`` counts the autoencoder calls of all the clips, in order (as in
         :meth:`animate`, each clip needs as many), so raising from it stops before the remaining clips (or frames)
         are decoded. After an :attr:`interrupt` the clips sampled so far are returned (the current chunk's after
