@@ -133,17 +133,21 @@ def test_a_bad_chunk_size_is_refused(i2g):
         decode_latents(i2g.vae, torch.randn(1, 4, 4, 4), chunk_size=0)
 
 
-_RSS_WORKER = textwrap.dedent('''
-    import json, sys
+_PROC_STATUS = textwrap.dedent('''
     from pathlib import Path
     import torch
     torch.set_num_threads(1)
-    from showme_i2g.i2g.pipeline import IllustrationPipeline
 
     def status(field):
+        """A memory figure of this process in bytes (VmRSS: resident now; VmHWM: the peak since clear_refs)."""
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
+''')
+
+_RSS_WORKER = _PROC_STATUS + textwrap.dedent('''
+    import json, sys
+    from showme_i2g.i2g.pipeline import IllustrationPipeline
 
     def growth(run):
         run()  # warm-up: the allocator's first touch of every size
@@ -182,19 +186,11 @@ def test_decode_memory_does_not_grow_with_the_number_of_steps():
     assert whole > 2 * one_at_a_time
 
 
-_ANIMATE_RSS_WORKER = textwrap.dedent('''
+_ANIMATE_RSS_WORKER = _PROC_STATUS + textwrap.dedent('''
     import ctypes, json
-    from pathlib import Path
     import numpy as np
-    import torch
-    torch.set_num_threads(1)
     from PIL import Image
     from showme_i2g.showme.pipeline import ShowMePipeline
-
-    def status(field):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
 
     pipe = ShowMePipeline.from_preset("tiny", device="cpu")
     pipe.set_progress_bar_config(disable=True)
