@@ -33,6 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from showme_i2g.cuda_graphs import ran_out_of_memory  # noqa: E402
 from showme_i2g.devices import best_device  # noqa: E402
 from showme_i2g.i2g import attention  # noqa: E402
 from showme_i2g.i2g.attention import neighbour_attention_enabled  # noqa: E402
@@ -139,13 +140,6 @@ def timed(
         times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated() / GIB if device.type == "cuda" else float("nan")
     return statistics.median(times), peak, result
-
-
-def ran_out_of_memory(exc: BaseException) -> bool:
-    """Out of memory, or cuDNN finding no algorithm within the memory a cap leaves (it says so differently)."""
-    signs = ("out of memory", "unable to find an engine")
-    return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and any(sign in str(exc) for sign in signs))
 
 
 def reserved_peak(device: torch.device) -> float:
@@ -467,8 +461,8 @@ def section_recipe(args, device, table: Table, pipe: IllustrationPipeline) -> No
         table.add("I2G recipe", f"7 steps, {pipe.preset.num_inference_steps} steps, {label}, decode one at a time",
                   s, "s", "< 3 s", "before: 1.55–2.5 s (H200)")
         table.add("I2G recipe", f"peak memory, {label}", gib, "GiB", "fits 22 GiB", "before: 34.8 GiB")
-    table.add("I2G recipe", "CUDA graphs captured", pipe._step_graphs.captures if pipe._step_graphs else 0, "",
-              "1 on a GPU")
+    captures = pipe._step_graphs.captures if pipe._step_graphs is not None else 0
+    table.add("I2G recipe", "CUDA graphs captured", captures, "", "1 on a GPU")
     pipe.cuda_graphs = False
     s, gib, whole = timed(device, lambda: pipe(goal, RECIPE, seed=0, decode_chunk_size=None))
     table.add("I2G recipe", "7 steps, whole-batch decode (before)", s, "s")
@@ -778,7 +772,7 @@ def section_space(args, device, table: Table, sdxl: IllustrationPipeline, showme
                 table.add("Space", what,
                           f"ok, {s:.2f} s, peak {gib:.1f} GiB allocated, {reserved_peak(device):.1f} GiB reserved",
                           "", f"fits {SPACE_LIMIT_GIB:.0f} GiB")
-            except RuntimeError as exc:  # reported, and the other jobs still run
+            except Exception as exc:  # noqa: BLE001 - reported, and the other jobs still run
                 if not ran_out_of_memory(exc):
                     traceback.print_exc()
                 table.add("Space", what, "out of memory" if ran_out_of_memory(exc) else

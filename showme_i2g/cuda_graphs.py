@@ -27,6 +27,14 @@ logger = logging.getLogger(__name__)
 StepFunction = Callable[..., torch.Tensor]
 
 
+def ran_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means the GPU ran out of memory: PyTorch's ``OutOfMemoryError``, or a library saying so
+    in its own words (cuBLAS "out of memory", cuDNN finding no algorithm within the memory a cap leaves)."""
+    signs = ("out of memory", "unable to find an engine")
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and any(sign in str(exc) for sign in signs))
+
+
 class GraphedCall:
     """One captured call of ``function`` on static copies of ``example_inputs`` (all CUDA tensors).
 
@@ -66,7 +74,8 @@ class StepGraphs:
     :param max_graphs: captures kept; each holds a memory pool as large as one step's activations.
     """
 
-    graphed_call: Callable[[StepFunction, Sequence[torch.Tensor]], Callable[..., torch.Tensor]] = GraphedCall
+    graphed_call: Callable[[StepFunction, Sequence[torch.Tensor]], Callable[..., torch.Tensor]] = staticmethod(
+        GraphedCall)
     """What captures a call (tests put a recording stand-in here)."""
 
     def __init__(self, enabled: bool = True, max_graphs: int = 2) -> None:
@@ -76,6 +85,7 @@ class StepGraphs:
         self._graphs: OrderedDict[Hashable, Callable[..., torch.Tensor]] = OrderedDict()
         self._no_room: set[Hashable] = set()  # keys whose capture ran out of memory in this sampling run
         self.captures = 0  # how many graphs were captured so far (benchmarks report it)
+        self.replays = 0  # how many steps were replayed from a graph (run metadata says whether a run did)
 
     def begin_run(self, enabled: bool) -> StepGraphs:
         """Start a sampling run with graphs ``enabled`` or not. Keys that ran out of memory in an earlier run may
@@ -113,19 +123,20 @@ class StepGraphs:
                 self._graphs.popitem(last=False)
             try:
                 graph = self.graphed_call(function, inputs)
-            except torch.OutOfMemoryError:
-                # a capture holds a second set of activations in its own pool: free every pool, and run this key
-                # eagerly for the rest of the run rather than paying a failed capture at every step
-                self.clear()
-                self._no_room.add(full_key)
-                return function(*inputs)
-            except RuntimeError as exc:  # an op that cannot be captured: say why, and stay eager from now on
+            except RuntimeError as exc:
+                self.clear()  # free every pool: a capture holds a second set of activations
+                if ran_out_of_memory(exc):
+                    # run this key eagerly for the rest of the run rather than paying a failed capture every step
+                    self._no_room.add(full_key)
+                    return function(*inputs)
+                output = function(*inputs)  # an error of the step itself (bad inputs) propagates from here
                 logger.warning("CUDA graph capture failed (%s); denoising steps run eagerly from now on.", exc)
-                self.failure = str(exc)
-                return function(*inputs)
+                self.failure = str(exc)  # the step runs, but not under capture: stay eager
+                return output
             self._graphs[full_key] = graph
             self.captures += 1
         self._graphs.move_to_end(full_key)
+        self.replays += 1
         return graph(*inputs).clone()
 
     @staticmethod

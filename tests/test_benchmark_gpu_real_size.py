@@ -80,16 +80,6 @@ def test_batch_search_when_two_do_not_fit(bench):
     assert bench.search_largest_batch(trial, 50.0, 80.0, budget_s=60.0) == (1, 2, 1, False)
 
 
-def test_running_out_of_memory_is_told_from_other_failures(bench):
-    import torch
-
-    assert bench.ran_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    assert bench.ran_out_of_memory(RuntimeError("cuDNN Frontend error: [cudnn_frontend] Error: No execution plans "
-                                                "support the graph. unable to find an engine to execute this"))
-    assert not bench.ran_out_of_memory(RuntimeError("Expected all tensors to be on the same device"))
-    assert not bench.ran_out_of_memory(ValueError("out of memory"))
-
-
 def test_help_names_every_section():
     result = subprocess.run([sys.executable, str(SCRIPT), "--help"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)

@@ -378,13 +378,50 @@ def test_a_capture_that_fails_otherwise_turns_graphs_off_for_good(caplog):
             raise RuntimeError("operation not permitted when stream is capturing")
 
     graphs = _forced_graphs(Uncapturable)
+    graphs._graphs["edit"] = _RecordedGraph(_scaled, [torch.ones(1), torch.ones(1)])  # a graph captured before
     x, t = torch.ones(2, 3), torch.full((2, 1), 3.0)
     with torch.inference_mode(), caplog.at_level("WARNING"):
         for _ in range(3):
             graphs.begin_run(True)  # the pipelines start every run with their switch: it does not undo a failure
             assert torch.equal(graphs.run("video", _scaled, x, t), x * t)
     assert len(attempts) == 1 and not graphs.replaying and "not permitted" in graphs.failure
+    assert len(graphs) == 0  # graphs that will never replay again give their memory back
     assert sum("capture failed" in record.message for record in caplog.records) == 1
+
+
+def test_a_step_that_fails_by_itself_raises_and_leaves_graphs_on():
+    """A bad input (e.g. a callback's tensor of the wrong shape) fails the capture's warm-up and the eager step
+    alike: that is the caller's error, not a reason to give up graphs for the pipeline's life."""
+
+    def broken(x, t):
+        raise RuntimeError("The size of tensor a (3) must match the size of tensor b (4)")
+
+    graphs = _forced_graphs()
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="must match"):
+        graphs.run("video", broken, torch.ones(2, 3), torch.ones(2, 1))
+    assert graphs.replaying and graphs.failure is None
+
+
+def test_a_library_out_of_memory_error_is_treated_as_out_of_memory():
+    from showme_i2g.cuda_graphs import ran_out_of_memory
+
+    attempts = []
+
+    class NoEngine:
+        def __init__(self, function, inputs) -> None:
+            attempts.append(1)
+            raise RuntimeError("cuDNN error: unable to find an engine to execute this computation")
+
+    graphs = _forced_graphs(NoEngine)
+    x, t = torch.ones(2, 3), torch.full((2, 1), 3.0)
+    with torch.inference_mode():
+        for _ in range(3):
+            graphs.run("video", _scaled, x, t)
+    assert len(attempts) == 1 and graphs.replaying  # eager for this run, not off for good
+    assert ran_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert ran_out_of_memory(RuntimeError("CUBLAS_STATUS_ALLOC_FAILED: out of memory"))
+    assert not ran_out_of_memory(RuntimeError("Expected all tensors to be on the same device"))
+    assert not ran_out_of_memory(ValueError("out of memory"))
 
 
 def test_the_adapters_key_changes_with_every_way_of_changing_what_the_adapters_do():
@@ -417,18 +454,44 @@ def test_modes_switched_with_graph_replay_give_the_eager_outputs(showme):
             showme._step_graphs = _forced_graphs()
             showme.cuda_graphs = replay
             first = np.asarray(showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2).image)
-            clip = _frames(showme.animate(_photo(4), "cut the onion", seed=5, num_frames=4, num_inference_steps=2))
+            video = showme.animate(_photo(4), "cut the onion", seed=5, num_frames=4, num_inference_steps=2)
+            clip = _frames(video)
             again = np.asarray(showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2).image)
             assert np.array_equal(first, again)
-            outputs[replay] = (first, clip, showme._step_graphs.captures)
+            outputs[replay] = (first, clip, showme._step_graphs.captures, video.metadata["cuda_graphs"])
         assert outputs[True][2] == 2 and outputs[False][2] == 0  # edit and video captured once each
+        assert outputs[True][3] is True and outputs[False][3] is False  # the run record says whether it replayed
         assert np.array_equal(outputs[True][0], outputs[False][0]) and np.array_equal(outputs[True][1],
                                                                                       outputs[False][1])
-        showme.cuda_graphs, showme.fuse_adapters = True, True
+        showme._step_graphs, showme.cuda_graphs = _forced_graphs(), True
         showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2)
-        assert showme._step_graphs.captures == 1  # folded weights never replay an unfolded graph
+        showme.fuse_adapters = True
+        showme.edit(_photo(4), "cut the onion", seed=5, num_inference_steps=2)
+        assert showme._step_graphs.captures == 2  # folded weights never replay the unfolded graph
     finally:
         showme._step_graphs, showme.cuda_graphs, showme.fuse_adapters = kept, True, False
+
+
+def test_a_recipe_animation_is_one_graph_run_and_each_call_its_own(showme):
+    """A capture that ran out of memory is not tried again by the later chunks of the same ``animate_many``
+    (each try costs two warm-up forwards), but the next call may have the memory and tries again."""
+    attempts = []
+
+    class NoRoom:
+        def __init__(self, function, inputs) -> None:
+            attempts.append(1)
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    kept = showme._step_graphs
+    showme._step_graphs = _forced_graphs(NoRoom)
+    try:
+        clips = showme.animate_many([_photo(1), _photo(2), _photo(3)], ["a", "b", "c"], seeds=[1, 2, 3],
+                                    batch_size=1, num_frames=2, num_inference_steps=2)
+        assert len(attempts) == 1 and not any(c.metadata["cuda_graphs"] for c in clips)
+        showme.animate(_photo(1), "a", seed=1, num_frames=2, num_inference_steps=2)
+        assert len(attempts) == 2
+    finally:
+        showme._step_graphs = kept
 
 
 def test_an_i2g_lora_changed_through_diffusers_gets_a_new_graph():

@@ -149,6 +149,7 @@ class ShowMePipeline:
         self.cuda_graphs = cuda_graphs
         self.fuse_adapters = fuse_adapters
         self._step_graphs = StepGraphs(enabled=cuda_graphs)
+        self._last_sampling_replayed = False  # whether the last sampling run replayed a graph (run metadata)
         self.adapter_files: dict[str, str] = {}  # trained adapter files loaded by from_preset, named in run metadata
         if not adapters.has_adapters(model):
             adapters.add_showme_adapters(model)
@@ -440,7 +441,9 @@ class ShowMePipeline:
         frame_stride = torch.full((batch,), fs, device=device, dtype=torch.long)
         timesteps = torch.empty((batch,), device=device, dtype=torch.long)
         mode_key = (self._mode_key(), StepGraphs.weights_key(model), StepGraphs.adapters_key(model))
-        graphs = self._step_graphs.begin_run(self.cuda_graphs and not self.cpu_offload)  # offload moves weights
+        graphs = self._step_graphs
+        graphs.enabled = self._graphs_allowed
+        replays_before = graphs.replays
         total = len(schedule.timesteps)
         noise_source = generators if count > 1 else generators[0]
         steps_done = 0
@@ -470,7 +473,13 @@ class ShowMePipeline:
                     progress_callback(i + 1, total)
                 if self.interrupt:
                     break
+        self._last_sampling_replayed = graphs.replays > replays_before
         return latents, steps_done
+
+    @property
+    def _graphs_allowed(self) -> bool:
+        """CUDA graphs are on (:attr:`cuda_graphs`) and the weights stay put (offload moves them)."""
+        return self.cuda_graphs and not self.cpu_offload
 
     def _mode_key(self) -> str:
         """What, besides the inputs' shapes, decides the UNet's computation: the temporal bypass and the adapters."""
@@ -507,12 +516,15 @@ class ShowMePipeline:
              seeds: list, generators: list | None, num_inference_steps, guidance_scale, eta, fs, progress_callback,
              decode_chunk_size, output_type: str = "pil", callback_on_step_end: StepEndCallback | None = None,
              callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-             callback_on_decode: ProgressCallback | None = None) -> list[tuple[object, dict]]:
+             callback_on_decode: ProgressCallback | None = None, new_graph_run: bool = True,
+             ) -> list[tuple[object, dict]]:
         """Check everything, sample the items as one batch, decode each item alone: [(frames, metadata)].
 
         ``frames`` is in ``output_type`` and always a video's form (a list, or a leading frame axis); ``edit`` and
         ``animate`` take the form they return from it. ``callback_on_decode(done, total)`` counts the autoencoder
-        calls of all the items (each item needs as many).
+        calls of all the items (each item needs as many). ``new_graph_run``: this call starts a run of the CUDA
+        graph cache (a key whose capture ran out of memory may try again); ``animate_many``'s later chunks continue
+        the first one's run.
         """
         started = time.perf_counter()
         self._check_output_type(output_type)
@@ -527,6 +539,8 @@ class ShowMePipeline:
             seeds = [random.randrange(2**31) if seed is None else seed for seed in seeds]
             generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         pixels = torch.cat([p[0] for p in prepared])
+        if new_graph_run:
+            self._step_graphs.begin_run(self._graphs_allowed)
         try:
             fusing = self.fuse_adapters and not self.cpu_offload  # offloaded weights would be folded on the CPU
             with adapters.mode(self.model, mode), (adapters.fused(self.model) if fusing else nullcontext()):
@@ -577,7 +591,7 @@ class ShowMePipeline:
             "output_size": output_size,
             "device": str(self.device),
             "dtype": str(self.model.dtype).replace("torch.", ""),
-            "cuda_graphs": self._step_graphs.replaying and self.device.type == "cuda",
+            "cuda_graphs": self._last_sampling_replayed,  # some step of this run replayed a graph
             "fused_adapters": self.fuse_adapters and not self.cpu_offload,
             "batch_size": batch_size,
             "seconds": round(time.perf_counter() - started, 3),
@@ -741,6 +755,7 @@ class ShowMePipeline:
                     "video", [images[i] for i in chunk], [instructions[i] for i in chunk], num_frames, conditioning,
                     fit, [seeds[i] for i in chunk], None, num_inference_steps, guidance_scale, eta, fs, report,
                     decode_chunk_size, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, decoded,
+                    new_graph_run=not outputs,
                 )
             except torch.OutOfMemoryError:
                 if batch_size == 1:
