@@ -80,6 +80,27 @@ def test_batch_search_when_two_do_not_fit(bench):
     assert bench.search_largest_batch(trial, 50.0, 80.0, budget_s=60.0) == (1, 2, 1, False)
 
 
+@pytest.mark.parametrize("num_steps", [2, 3, 5])
+@pytest.mark.parametrize("weight", [0.3, 2.0])
+def test_the_feature_biased_candidate_equals_the_masked_kernel(bench, num_steps, weight):
+    """The candidate the attention section times for weights other than 1 computes what neighbour attention
+    computes (forward and gradients), so the two timings compare the same thing."""
+    import torch
+
+    from showme_i2g.i2g.attention import masked_neighbour_attention
+
+    gen = torch.Generator().manual_seed(num_steps)
+    q, k, v = (torch.randn(2 * num_steps, 2, 5, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    out = bench.feature_biased_neighbour_attention(q, k, v, num_steps, weight)
+    reference = masked_neighbour_attention(q, k, v, num_steps, weight)
+    torch.testing.assert_close(out, reference, rtol=1e-12, atol=1e-12)
+    grad = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    for mine, expected in zip(torch.autograd.grad(out, (q, k, v), grad),
+                              torch.autograd.grad(reference, (q, k, v), grad)):
+        torch.testing.assert_close(mine, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_help_names_every_section():
     result = subprocess.run([sys.executable, str(SCRIPT), "--help"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)

@@ -45,17 +45,18 @@ def _neighbour_slices(x: torch.Tensor, num_steps: int) -> torch.Tensor:
 
 def _neighbour_bias(num_steps: int, groups: int, length: int, weight: float, like: torch.Tensor) -> torch.Tensor:
     """Additive logit bias of shape (B, 1, 1, 3L): 0 on the own slice, log(w) on neighbours, -inf where none."""
-    log_w = math.log(weight)
+    log_w = torch.full((num_steps,), math.log(weight), dtype=like.dtype, device=like.device)  # not via float32
+    missing = torch.full_like(log_w, -math.inf)
     step = torch.arange(num_steps, device=like.device)
     per_slice = torch.stack(
         [
-            torch.where(step > 0, log_w, -math.inf),  # previous step exists
-            torch.zeros(num_steps, device=like.device),
-            torch.where(step < num_steps - 1, log_w, -math.inf),  # next step exists
+            torch.where(step > 0, log_w, missing),  # previous step exists
+            torch.zeros_like(log_w),
+            torch.where(step < num_steps - 1, log_w, missing),  # next step exists
         ],
         dim=1,
     )  # (n, 3)
-    bias = per_slice.repeat_interleave(length, dim=1).to(like.dtype)  # (n, 3L)
+    bias = per_slice.repeat_interleave(length, dim=1)  # (n, 3L)
     return bias.repeat(groups, 1).view(groups * num_steps, 1, 1, 3 * length)
 
 
