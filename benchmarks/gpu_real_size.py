@@ -412,7 +412,7 @@ def feature_biased_neighbour_attention(query, key, value, num_steps: int, weight
     b, h, length, d = key.shape
     groups, n = b // num_steps, num_steps
     scale = 1 / math.sqrt(d)
-    width = -(-(d + 1) // 8) * 8
+    width = -(-max(d + 1, value.shape[-1]) // 8) * 8  # values may be wider than keys, as SDPA allows
     neighbour = math.log(weight) / scale
 
     def widen(x: torch.Tensor, feature: float) -> torch.Tensor:

@@ -9,9 +9,10 @@ into the static buffers and replays the recorded kernels, with no Python in betw
 shape and dtype), so a pipeline that alternates edits and videos captures each once. Where graphs cannot run (no
 CUDA, or turned off) it calls the function eagerly through the same interface, which is what the CPU tests
 exercise. Captured graphs hold their own memory pool; the cache keeps the ``max_graphs`` most recently used (2:
-an edit and a video). A capture that runs out of memory frees every pool, and that key's steps run eagerly for the
-rest of the sampling run (:meth:`StepGraphs.begin_run` lets the next run try again); a capture that fails otherwise
-(an operation that cannot be captured) turns graphs off for good, with one warning.
+an edit and a video). A capture that runs out of memory (:func:`ran_out_of_memory`) frees every pool, and that
+key's steps run eagerly for the rest of the run (a pipeline's public call: :meth:`StepGraphs.begin_run` lets the
+next call try again). A capture that fails otherwise while the step itself runs eagerly (an operation that cannot
+be captured) turns graphs off for good, with one warning; a step that fails eagerly too raises, graphs untouched.
 """
 
 from __future__ import annotations
@@ -27,12 +28,25 @@ logger = logging.getLogger(__name__)
 StepFunction = Callable[..., torch.Tensor]
 
 
+_OUT_OF_MEMORY_SIGNS = (
+    "out of memory",  # the CUDA runtime's own words
+    "ALLOC_FAILED",  # CUBLAS_STATUS_ALLOC_FAILED, CUDNN_STATUS_ALLOC_FAILED
+    "unable to find an engine",  # cuDNN's frontend, when no algorithm fits the memory a cap leaves
+)
+
+
 def ran_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` means the GPU ran out of memory: PyTorch's ``OutOfMemoryError``, or a library saying so
-    in its own words (cuBLAS "out of memory", cuDNN finding no algorithm within the memory a cap leaves)."""
-    signs = ("out of memory", "unable to find an engine")
-    return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and any(sign in str(exc) for sign in signs))
+    """Whether ``exc`` means the GPU ran out of memory: PyTorch's ``OutOfMemoryError``, or a library saying so in
+    its own words. Its causes count too: an error inside a capture can surface as a later one (ending the capture
+    raises about the "previous error"), with the out-of-memory error as its context."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, torch.OutOfMemoryError) or (
+                isinstance(exc, RuntimeError) and any(sign in str(exc) for sign in _OUT_OF_MEMORY_SIGNS)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class GraphedCall:
@@ -70,7 +84,8 @@ class StepGraphs:
     computation for the same key: the key names everything that changes it besides the inputs (the adapter mode,
     the number of steps of a recipe, a weight, :meth:`weights_key` and :meth:`adapters_key` of the network).
 
-    :param enabled: the caller's switch (``cuda_graphs=False`` in the pipelines); :meth:`begin_run` sets it.
+    :param enabled: the caller's switch (``cuda_graphs=False`` in the pipelines); :meth:`begin_run` sets it,
+        and so may a caller between runs.
     :param max_graphs: captures kept; each holds a memory pool as large as one step's activations.
     """
 
@@ -83,13 +98,14 @@ class StepGraphs:
         self.max_graphs = max_graphs
         self.failure: str | None = None  # why capture cannot work for this network: eager for good
         self._graphs: OrderedDict[Hashable, Callable[..., torch.Tensor]] = OrderedDict()
-        self._no_room: set[Hashable] = set()  # keys whose capture ran out of memory in this sampling run
+        self._no_room: set[Hashable] = set()  # keys whose capture ran out of memory in this run
         self.captures = 0  # how many graphs were captured so far (benchmarks report it)
         self.replays = 0  # how many steps were replayed from a graph (run metadata says whether a run did)
 
     def begin_run(self, enabled: bool) -> StepGraphs:
-        """Start a sampling run with graphs ``enabled`` or not. Keys that ran out of memory in an earlier run may
-        be captured again (memory may have been freed since); a capture failure other than memory stays final."""
+        """Start a run (a pipeline's public call) with graphs ``enabled`` or not. Keys that ran out of memory in an
+        earlier run may be captured again (memory may have been freed since); a capture failure other than memory
+        stays final."""
         self.enabled = enabled
         self._no_room.clear()
         return self
@@ -124,20 +140,28 @@ class StepGraphs:
             try:
                 graph = self.graphed_call(function, inputs)
             except RuntimeError as exc:
-                self.clear()  # free every pool: a capture holds a second set of activations
-                if ran_out_of_memory(exc):
-                    # run this key eagerly for the rest of the run rather than paying a failed capture every step
-                    self._no_room.add(full_key)
-                    return function(*inputs)
-                output = function(*inputs)  # an error of the step itself (bad inputs) propagates from here
-                logger.warning("CUDA graph capture failed (%s); denoising steps run eagerly from now on.", exc)
-                self.failure = str(exc)  # the step runs, but not under capture: stay eager
-                return output
+                # only noted here: inside the except block the traceback keeps the failed attempt's activations
+                # and graph pool alive, and the eager step must not run on top of them
+                no_room, failure = ran_out_of_memory(exc), str(exc)
+            if graph is None:
+                return self._eager_after_failed_capture(full_key, function, inputs, no_room, failure)
             self._graphs[full_key] = graph
             self.captures += 1
         self._graphs.move_to_end(full_key)
         self.replays += 1
         return graph(*inputs).clone()
+
+    def _eager_after_failed_capture(self, full_key: Hashable, function: StepFunction,
+                                    inputs: Sequence[torch.Tensor], no_room: bool, failure: str) -> torch.Tensor:
+        if no_room:  # free every pool (a capture holds a second set of activations), and stay eager for the run
+            self.clear()
+            self._no_room.add(full_key)
+            return function(*inputs)
+        output = function(*inputs)  # a step that fails by itself (bad inputs) raises here: graphs stay as they are
+        logger.warning("CUDA graph capture failed (%s); denoising steps run eagerly from now on.", failure)
+        self.failure = failure  # the step runs, but not under capture: graphs are off, and their pools freed
+        self.clear()
+        return output
 
     @staticmethod
     def weights_key(module: torch.nn.Module) -> tuple:

@@ -81,8 +81,8 @@ def test_batch_search_when_two_do_not_fit(bench):
 
 
 @pytest.mark.parametrize("num_steps", [2, 3, 5])
-@pytest.mark.parametrize("weight", [0.3, 2.0])
-def test_the_feature_biased_candidate_equals_the_masked_kernel(bench, num_steps, weight):
+@pytest.mark.parametrize("weight, value_dim", [(0.3, 8), (2.0, 8), (0.3, 24)])
+def test_the_feature_biased_candidate_equals_the_masked_kernel(bench, num_steps, weight, value_dim):
     """The candidate the attention section times for weights other than 1 computes what neighbour attention
     computes (forward and gradients), so the two timings compare the same thing."""
     import torch
@@ -90,8 +90,8 @@ def test_the_feature_biased_candidate_equals_the_masked_kernel(bench, num_steps,
     from showme_i2g.i2g.attention import masked_neighbour_attention
 
     gen = torch.Generator().manual_seed(num_steps)
-    q, k, v = (torch.randn(2 * num_steps, 2, 5, 8, generator=gen, dtype=torch.float64, requires_grad=True)
-               for _ in range(3))
+    q, k, v = (torch.randn(2 * num_steps, 2, 5, dim, generator=gen, dtype=torch.float64, requires_grad=True)
+               for dim in (8, 8, value_dim))
     out = bench.feature_biased_neighbour_attention(q, k, v, num_steps, weight)
     reference = masked_neighbour_attention(q, k, v, num_steps, weight)
     torch.testing.assert_close(out, reference, rtol=1e-12, atol=1e-12)

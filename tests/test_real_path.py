@@ -397,9 +397,34 @@ def test_a_step_that_fails_by_itself_raises_and_leaves_graphs_on():
         raise RuntimeError("The size of tensor a (3) must match the size of tensor b (4)")
 
     graphs = _forced_graphs()
+    graphs._graphs["edit"] = _RecordedGraph(_scaled, [torch.ones(1), torch.ones(1)])  # a graph captured before
     with torch.inference_mode(), pytest.raises(RuntimeError, match="must match"):
         graphs.run("video", broken, torch.ones(2, 3), torch.ones(2, 1))
-    assert graphs.replaying and graphs.failure is None
+    assert graphs.replaying and graphs.failure is None and len(graphs) == 1
+
+
+@pytest.mark.parametrize("error, message", [(torch.OutOfMemoryError, "CUDA out of memory (simulated)"),
+                                            (RuntimeError, "operation not permitted when stream is capturing")])
+def test_the_eager_step_after_a_failed_capture_runs_without_the_attempts_memory(error, message):
+    """Near a memory cap the eager step only fits once the failed attempt's activations are gone; an exception's
+    traceback keeps them alive for as long as its except block runs."""
+    import weakref
+
+    attempts = []
+
+    class Hungry:
+        def __init__(self, function, inputs) -> None:
+            activations = torch.ones(1000)
+            attempts.append(weakref.ref(activations))
+            raise error(message)  # a fresh exception, as a failed capture raises: its traceback holds this frame
+
+    def step(x, t):
+        assert attempts[-1]() is None  # the attempt's activations were freed before this step ran
+        return x * t
+
+    with torch.inference_mode():
+        assert torch.equal(_forced_graphs(Hungry).run("video", step, torch.ones(2, 3), torch.ones(2, 1)),
+                           torch.ones(2, 3))
 
 
 def test_a_library_out_of_memory_error_is_treated_as_out_of_memory():
@@ -419,7 +444,15 @@ def test_a_library_out_of_memory_error_is_treated_as_out_of_memory():
             graphs.run("video", _scaled, x, t)
     assert len(attempts) == 1 and graphs.replaying  # eager for this run, not off for good
     assert ran_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    assert ran_out_of_memory(RuntimeError("CUBLAS_STATUS_ALLOC_FAILED: out of memory"))
+    assert ran_out_of_memory(RuntimeError(
+        "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"))  # TORCH_CUDABLAS_CHECK's words
+    try:  # ending a capture after an error inside it raises anew; the out-of-memory error is its context
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+        except torch.OutOfMemoryError:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture")  # noqa: B904
+    except RuntimeError as later:
+        assert ran_out_of_memory(later)
     assert not ran_out_of_memory(RuntimeError("Expected all tensors to be on the same device"))
     assert not ran_out_of_memory(ValueError("out of memory"))
 
@@ -540,6 +573,24 @@ def test_animate_many_retries_a_chunk_that_runs_out_of_memory_at_half_the_size(s
     clips = showme.animate_many([_photo(1), _photo(2), _photo(3)], ["a", "b", "c"], seeds=[1, 2, 3], batch_size=3,
                                 num_frames=2, num_inference_steps=2)
     assert chunks == [3, 1, 1, 1] and [c.metadata["seed"] for c in clips] == [1, 2, 3]
+
+
+def test_animate_many_halves_on_a_library_out_of_memory_error_and_raises_any_other(showme, monkeypatch):
+    real, chunks = showme._run, []
+    error = {"kind": RuntimeError("cuDNN error: unable to find an engine to execute this computation")}
+
+    def tight(mode, images, *args, **kwargs):
+        chunks.append(len(images))
+        if len(images) > 1:
+            raise error["kind"]
+        return real(mode, images, *args, **kwargs)
+
+    monkeypatch.setattr(showme, "_run", tight)
+    kwargs = dict(seeds=[1, 2], batch_size=2, num_frames=2, num_inference_steps=1)
+    assert len(showme.animate_many([_photo(1), _photo(2)], ["a", "b"], **kwargs)) == 2 and chunks == [2, 1, 1]
+    error["kind"] = RuntimeError("Expected all tensors to be on the same device")
+    with pytest.raises(RuntimeError, match="same device"):
+        showme.animate_many([_photo(1), _photo(2)], ["a", "b"], **kwargs)
 
 
 def test_a_preset_can_name_an_fp16_safe_vae(monkeypatch):

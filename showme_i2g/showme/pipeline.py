@@ -29,7 +29,7 @@ from diffusers.utils.accelerate_utils import apply_forward_hook
 from tqdm.auto import tqdm
 
 from .. import __version__, versions
-from ..cuda_graphs import StepGraphs
+from ..cuda_graphs import StepGraphs, ran_out_of_memory
 from ..devices import best_device
 from ..dtypes import resolve_dtype
 from ..errors import InvalidInputError, WeightsNotFoundError
@@ -757,8 +757,8 @@ class ShowMePipeline:
                     decode_chunk_size, output_type, callback_on_step_end, callback_on_step_end_tensor_inputs, decoded,
                     new_graph_run=not outputs,
                 )
-            except torch.OutOfMemoryError:
-                if batch_size == 1:
+            except RuntimeError as exc:  # out of memory, in PyTorch's words or a library's
+                if batch_size == 1 or not ran_out_of_memory(exc):
                     raise
                 # Each clip depends only on its own photo, text and seed, so a smaller chunk gives the same clips.
                 batch_size = max(1, batch_size // 2)
