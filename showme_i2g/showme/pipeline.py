@@ -417,7 +417,8 @@ class ShowMePipeline:
         one batch, laid out [uncond x B, cond x B] under CFG, and item i draws all its random numbers (posterior
         sample, initial noise, DDIM noise) from generator i in the order a call for it alone would, so a batch
         equals separate calls. The latents stay float32 between steps (as the release's under autocast); only the
-        UNet runs in the model's dtype, replayed from a CUDA graph when :attr:`cuda_graphs` is on.
+        UNet runs in the model's dtype, replayed from a CUDA graph when :attr:`cuda_graphs` is on (as part of the
+        graph cache's current run: ``edit``, ``animate`` and ``animate_many`` each start one).
         ``callback_on_step_end(pipe, step, timestep, tensors)`` runs after each step with the tensors named in
         ``callback_on_step_end_tensor_inputs`` and may return replacements for them (diffusers' convention).
         """
