@@ -327,6 +327,18 @@ def _forced_graphs(capture: type = _RecordedGraph, max_graphs: int = 2) -> StepG
     return Forced(max_graphs=max_graphs)
 
 
+def _failing_capture(error: type[BaseException], message: str) -> tuple[type, list[int]]:
+    """A capture stand-in that raises a fresh ``error(message)``, and the list counting its attempts."""
+    attempts: list[int] = []
+
+    class Failing:
+        def __init__(self, function, inputs) -> None:
+            attempts.append(1)
+            raise error(message)
+
+    return Failing, attempts
+
+
 def _scaled(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return x * t
 
@@ -352,13 +364,7 @@ def test_one_graph_per_key_serves_every_step_and_each_result_is_the_callers_own(
 
 
 def test_a_capture_out_of_memory_runs_that_key_eagerly_until_the_next_run():
-    attempts = []
-
-    class NoRoom:
-        def __init__(self, function, inputs) -> None:
-            attempts.append(1)
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-
+    NoRoom, attempts = _failing_capture(torch.OutOfMemoryError, "CUDA out of memory (simulated)")
     graphs = _forced_graphs(NoRoom)
     x, t = torch.ones(2, 3), torch.full((2, 1), 3.0)
     with torch.inference_mode():
@@ -370,13 +376,7 @@ def test_a_capture_out_of_memory_runs_that_key_eagerly_until_the_next_run():
 
 
 def test_a_capture_that_fails_otherwise_turns_graphs_off_for_good(caplog):
-    attempts = []
-
-    class Uncapturable:
-        def __init__(self, function, inputs) -> None:
-            attempts.append(1)
-            raise RuntimeError("operation not permitted when stream is capturing")
-
+    Uncapturable, attempts = _failing_capture(RuntimeError, "operation not permitted when stream is capturing")
     graphs = _forced_graphs(Uncapturable)
     graphs._graphs["edit"] = _RecordedGraph(_scaled, [torch.ones(1), torch.ones(1)])  # a graph captured before
     x, t = torch.ones(2, 3), torch.full((2, 1), 3.0)
@@ -430,13 +430,7 @@ def test_the_eager_step_after_a_failed_capture_runs_without_the_attempts_memory(
 def test_a_library_out_of_memory_error_is_treated_as_out_of_memory():
     from showme_i2g.cuda_graphs import ran_out_of_memory
 
-    attempts = []
-
-    class NoEngine:
-        def __init__(self, function, inputs) -> None:
-            attempts.append(1)
-            raise RuntimeError("cuDNN error: unable to find an engine to execute this computation")
-
+    NoEngine, attempts = _failing_capture(RuntimeError, "cuDNN error: unable to find an engine to execute this")
     graphs = _forced_graphs(NoEngine)
     x, t = torch.ones(2, 3), torch.full((2, 1), 3.0)
     with torch.inference_mode():
@@ -508,13 +502,7 @@ def test_modes_switched_with_graph_replay_give_the_eager_outputs(showme):
 def test_a_recipe_animation_is_one_graph_run_and_each_call_its_own(showme):
     """A capture that ran out of memory is not tried again by the later chunks of the same ``animate_many``
     (each try costs two warm-up forwards), but the next call may have the memory and tries again."""
-    attempts = []
-
-    class NoRoom:
-        def __init__(self, function, inputs) -> None:
-            attempts.append(1)
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-
+    NoRoom, attempts = _failing_capture(torch.OutOfMemoryError, "CUDA out of memory (simulated)")
     kept = showme._step_graphs
     showme._step_graphs = _forced_graphs(NoRoom)
     try:
