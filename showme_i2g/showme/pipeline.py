@@ -127,9 +127,10 @@ class ShowMePipeline:
     every step eagerly). ``fuse_adapters=True`` folds the mode's LoRA adapters into the base weights for the
     duration of each call (:func:`~.adapters.fused`: no adapter branches to run or replay, outputs equal up to the
     rounding of the folded weights, the weights restored bit for bit after the call); it is off until a GPU
-    measurement shows its gain (``benchmarks/gpu_real_size.py``), and CPU offload turns it off. Every public call
-    runs under ``torch.inference_mode``: sampling never builds an autograd graph, and a pipeline's model is frozen
-    (training makes its own parameters trainable).
+    measurement shows its gain (``benchmarks/gpu_real_size.py``), and CPU offload turns it off. The model work of
+    every public call (encoding, sampling, decoding) runs under ``torch.inference_mode``: sampling never builds an
+    autograd graph, and a pipeline's model is frozen (training makes its own parameters trainable). Returned
+    latents are inference tensors.
     """
 
     _callback_tensor_inputs = ["latents", "context", "concat"]
